@@ -1,0 +1,3 @@
+//! osimager: build virtual-machine images from OSImager configuration.
+pub mod plan;
+pub mod secret;
