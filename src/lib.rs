@@ -1,3 +1,4 @@
 //! osimager: build virtual-machine images from OSImager configuration.
+pub mod engine;
 pub mod plan;
 pub mod secret;

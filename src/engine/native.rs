@@ -1,0 +1,1 @@
+//! Native engine (issue: native QEMU engine). Placeholder module until the pipeline lands.

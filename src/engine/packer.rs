@@ -1,0 +1,1 @@
+//! Packer engine (issue: Packer fallback engine). Placeholder module until it lands.
