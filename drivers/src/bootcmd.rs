@@ -1,6 +1,32 @@
-//! Packer's boot-command language → key events (contract; the parser lands with the drivers work).
+//! Packer's boot-command language → key events.
+//!
+//! Grammar (packer-plugin-sdk `bootcommand/boot_command.pigeon`), applied to the elements of the
+//! `boot_command` array joined with no separator:
+//! * `<wait>` (1 s), `<wait5>` (seconds), `<waitDURATION>` with a Go duration (`1m30s`, `250ms`);
+//! * `<name>` / `<nameOn>` / `<nameOff>` for the special keys (case-insensitive);
+//! * `<cOn>` / `<cOff>` hold / release a single character;
+//! * `{{ .Field }}` template fields (typed literally, character by character);
+//! * any other character is typed as itself.
+//!
+//! Differences from Packer, on purpose: Packer types an unknown `<token>` literally and only
+//! finds unknown template fields when typing starts; we reject both with their position so a
+//! build fails before any VM starts. A single character in angle brackets (`<x>`) is the key
+//! `x` (bundled specs write `<leftCtrlOn><x><leftCtrlOff>` meaning Ctrl+X; Packer would type
+//! `<`, `x`, `>`). Characters nothing can type (non-ASCII, control characters) are rejected.
+
+mod duration;
+mod error;
+mod parser;
+mod template;
+#[cfg(test)]
+mod tests;
 
 use std::time::Duration;
+
+pub use duration::{format_go_duration, parse_go_duration};
+pub use error::{BootCommandError, ErrorKind, TemplateError};
+pub use parser::{parse, parse_str, validate};
+pub use template::{render, Fields, BOOT_COMMAND_FIELDS};
 
 /// A key, named independently of any hypervisor's encoding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -13,10 +39,31 @@ pub enum Key {
 /// Non-printing keys of the boot-command language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Special {
-    Backspace, Delete, Enter, Esc, Tab, Spacebar, Insert, Home, End, PageUp, PageDown, Menu,
-    Up, Down, Left, Right,
+    Backspace,
+    Delete,
+    Enter,
+    Esc,
+    Tab,
+    Spacebar,
+    Insert,
+    Home,
+    End,
+    PageUp,
+    PageDown,
+    Menu,
+    Up,
+    Down,
+    Left,
+    Right,
     F(u8),
-    LeftAlt, RightAlt, LeftCtrl, RightCtrl, LeftShift, RightShift, LeftSuper, RightSuper,
+    LeftAlt,
+    RightAlt,
+    LeftCtrl,
+    RightCtrl,
+    LeftShift,
+    RightShift,
+    LeftSuper,
+    RightSuper,
 }
 
 /// One event of a parsed boot command.
@@ -30,4 +77,103 @@ pub enum KeyEvent {
     Up(Key),
     /// `<wait…>`: pause (flushes buffered keys).
     Wait(Duration),
+}
+
+impl Special {
+    /// The special key for a boot-command name (case-insensitive), e.g. `pageUp`, `f11`, `bs`.
+    /// Packer's macOS spellings map to the same physical keys: `leftCommand`/`rightCommand` →
+    /// Super (the Command key sits where PC keyboards have the Windows key), `leftOption`/
+    /// `rightOption` → Alt.
+    pub fn from_name(name: &str) -> Option<Special> {
+        use Special::*;
+        let n = name.to_ascii_lowercase();
+        Some(match n.as_str() {
+            "bs" => Backspace,
+            "del" => Delete,
+            "enter" | "return" => Enter,
+            "esc" => Esc,
+            "tab" => Tab,
+            "spacebar" => Spacebar,
+            "insert" => Insert,
+            "home" => Home,
+            "end" => End,
+            "pageup" => PageUp,
+            "pagedown" => PageDown,
+            "menu" => Menu,
+            "up" => Up,
+            "down" => Down,
+            "left" => Left,
+            "right" => Right,
+            "leftalt" | "leftoption" => LeftAlt,
+            "rightalt" | "rightoption" => RightAlt,
+            "leftctrl" => LeftCtrl,
+            "rightctrl" => RightCtrl,
+            "leftshift" => LeftShift,
+            "rightshift" => RightShift,
+            "leftsuper" | "leftcommand" => LeftSuper,
+            "rightsuper" | "rightcommand" => RightSuper,
+            _ => {
+                let num = n.strip_prefix('f')?;
+                if num.starts_with('0') {
+                    return None;
+                }
+                let k: u8 = num.parse().ok()?;
+                if (1..=12).contains(&k) {
+                    F(k)
+                } else {
+                    return None;
+                }
+            }
+        })
+    }
+
+    /// The canonical boot-command name (`<name>` parses back to this key).
+    pub fn name(self) -> String {
+        use Special::*;
+        match self {
+            Backspace => "bs",
+            Delete => "del",
+            Enter => "enter",
+            Esc => "esc",
+            Tab => "tab",
+            Spacebar => "spacebar",
+            Insert => "insert",
+            Home => "home",
+            End => "end",
+            PageUp => "pageUp",
+            PageDown => "pageDown",
+            Menu => "menu",
+            Up => "up",
+            Down => "down",
+            Left => "left",
+            Right => "right",
+            F(n) => return format!("f{n}"),
+            LeftAlt => "leftAlt",
+            RightAlt => "rightAlt",
+            LeftCtrl => "leftCtrl",
+            RightCtrl => "rightCtrl",
+            LeftShift => "leftShift",
+            RightShift => "rightShift",
+            LeftSuper => "leftSuper",
+            RightSuper => "rightSuper",
+        }
+        .to_string()
+    }
+
+    /// Every special key, for tables and tests.
+    pub fn all() -> Vec<Special> {
+        use Special::*;
+        let mut v = vec![
+            Backspace, Delete, Enter, Esc, Tab, Spacebar, Insert, Home, End, PageUp, PageDown,
+            Menu, Up, Down, Left, Right, LeftAlt, RightAlt, LeftCtrl, RightCtrl, LeftShift,
+            RightShift, LeftSuper, RightSuper,
+        ];
+        v.extend((1..=12).map(F));
+        v
+    }
+}
+
+/// True for the characters a boot command can type: printable US-ASCII (space to `~`).
+pub fn is_typable(c: char) -> bool {
+    (' '..='~').contains(&c)
 }
