@@ -2,6 +2,7 @@
 //! language shared by all drivers, and the QEMU driver.
 pub mod bootcmd;
 pub mod driver;
+pub mod keys;
 
 pub use driver::{Driver, DriverResult};
 

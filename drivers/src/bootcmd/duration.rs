@@ -46,7 +46,9 @@ pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
         let int: u128 = if int_part.is_empty() {
             0
         } else {
-            int_part.parse().map_err(|_| "number too large".to_string())?
+            int_part
+                .parse()
+                .map_err(|_| "number too large".to_string())?
         };
         let mut v = int.checked_mul(nanos).ok_or("duration too large")?;
         if !frac_part.is_empty() {

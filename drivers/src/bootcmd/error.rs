@@ -55,7 +55,11 @@ impl fmt::Display for ErrorKind {
             ErrorKind::UnknownField { field, known } => write!(
                 f,
                 "unknown template field .{field}; known fields: {}",
-                known.iter().map(|k| format!(".{k}")).collect::<Vec<_>>().join(", ")
+                known
+                    .iter()
+                    .map(|k| format!(".{k}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             ErrorKind::UnsupportedTemplate(e) => write!(
                 f,

@@ -137,7 +137,9 @@ fn token(rest: &str) -> Result<Option<(KeyEvent, usize)>, ErrorKind> {
         return Ok(Some((KeyEvent::Tap(Key::Char(first)), len)));
     }
     let squeezed: String = cand.chars().filter(|c| !c.is_whitespace()).collect();
-    if squeezed.len() != cand.len() && !squeezed.is_empty() && matches!(named(&squeezed), Ok(Some(_)))
+    if squeezed.len() != cand.len()
+        && !squeezed.is_empty()
+        && matches!(named(&squeezed), Ok(Some(_)))
     {
         return Err(ErrorKind::BlanksInToken(cand.to_string()));
     }

@@ -114,7 +114,10 @@ fn waits() {
     }
     for bad in ["<wait5x>", "<wait1.5>", "<waits>", "<waiting>"] {
         let e = p(bad).unwrap_err();
-        assert!(matches!(e.kind, ErrorKind::BadDuration { .. }), "{bad}: {e}");
+        assert!(
+            matches!(e.kind, ErrorKind::BadDuration { .. }),
+            "{bad}: {e}"
+        );
     }
 }
 
@@ -127,7 +130,10 @@ fn concatenation_and_literals() {
     );
     // A token split across elements still parses: the array is joined first.
     let bc = vec!["<ent".to_string(), "er>".into()];
-    assert_eq!(parse(&bc, &Fields::new()).unwrap(), vec![sp(Special::Enter)]);
+    assert_eq!(
+        parse(&bc, &Fields::new()).unwrap(),
+        vec![sp(Special::Enter)]
+    );
     // `<` that does not start a token is typed.
     let typed: Vec<_> = "a<b <> <foo bar> x<".chars().map(tap).collect();
     assert_eq!(p("a<b <> <foo bar> x<").unwrap(), typed);
@@ -147,7 +153,10 @@ fn unknown_tokens_rejected_with_position() {
     assert_eq!(e.char_offset, 11);
     assert_eq!(e.byte_offset, 11);
     let msg = e.to_string();
-    assert!(msg.contains("boot_command[1]") && msg.contains("<enterr>"), "{msg}");
+    assert!(
+        msg.contains("boot_command[1]") && msg.contains("<enterr>"),
+        "{msg}"
+    );
     let e = p("<enter >").unwrap_err();
     assert!(matches!(e.kind, ErrorKind::BlanksInToken(_)), "{e}");
     // Empty elements do not confuse the element index.
@@ -170,7 +179,10 @@ fn templates() {
         .with("HTTPIP", "10.0.2.2")
         .with("HTTPPort", "8123")
         .with("Name", "vm1");
-    let got = parse_str("url=http://{{ .HTTPIP }}:{{.HTTPPort}}/{{  .Name  }}<enter>", &f);
+    let got = parse_str(
+        "url=http://{{ .HTTPIP }}:{{.HTTPPort}}/{{  .Name  }}<enter>",
+        &f,
+    );
     let mut want: Vec<_> = "url=http://10.0.2.2:8123/vm1".chars().map(tap).collect();
     want.push(sp(Special::Enter));
     assert_eq!(got.unwrap(), want);
@@ -193,7 +205,10 @@ fn templates() {
         ErrorKind::UnterminatedTemplate
     );
 
-    assert_eq!(render("-p {{.HTTPPort}} {{ .Name }}", &f).unwrap(), "-p 8123 vm1");
+    assert_eq!(
+        render("-p {{.HTTPPort}} {{ .Name }}", &f).unwrap(),
+        "-p 8123 vm1"
+    );
     let e = render("abc {{ .X }}", &f).unwrap_err();
     assert_eq!((e.byte_offset, e.char_offset), (4, 4));
 }
