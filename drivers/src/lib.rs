@@ -3,6 +3,7 @@
 pub mod bootcmd;
 pub mod driver;
 pub mod keys;
+pub mod qmp;
 
 pub use driver::{Driver, DriverResult};
 
