@@ -2,3 +2,5 @@
 pub mod engine;
 pub mod plan;
 pub mod secret;
+pub mod hooks;
+pub mod venv;

@@ -1,1 +1,0 @@
-//! Packer engine (issue: Packer fallback engine). Placeholder module until it lands.

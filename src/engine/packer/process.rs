@@ -1,0 +1,98 @@
+//! Running `packer build`: output passes through to ours (with registered secrets redacted) and
+//! is scanned for "unknown configuration key" so the failure can say what to do.
+
+use super::command::PackerEnv;
+use super::PackerError;
+use crate::secret::redact;
+use std::io::{Read, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+/// Exit code and the unknown keys Packer complained about.
+pub struct PackerRun {
+    pub code: i32,
+    pub unknown_keys: Vec<String>,
+}
+
+/// Copy `src` to `dst` chunk by chunk, cutting at line ends (`\n` or `\r`, so progress bars keep
+/// moving) so that a secret is never split across two redaction passes.
+fn pump(mut src: impl Read, mut dst: impl Write, seen: Arc<Mutex<String>>) {
+    let mut buf = [0u8; 8192];
+    let mut pending: Vec<u8> = Vec::new();
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        pending.extend_from_slice(&buf[..n]);
+        if let Some(cut) = pending.iter().rposition(|b| *b == b'\n' || *b == b'\r') {
+            let rest = pending.split_off(cut + 1);
+            emit(&pending, &mut dst, &seen);
+            pending = rest;
+        }
+    }
+    if !pending.is_empty() {
+        emit(&pending, &mut dst, &seen);
+    }
+}
+
+fn emit(bytes: &[u8], dst: &mut impl Write, seen: &Arc<Mutex<String>>) {
+    let text = String::from_utf8_lossy(bytes);
+    let shown = redact(&text);
+    let _ = dst.write_all(shown.as_bytes());
+    let _ = dst.flush();
+    if let Ok(mut s) = seen.lock() {
+        if s.len() < 1 << 20 {
+            s.push_str(&shown);
+        }
+    }
+}
+
+/// Run Packer in `cwd` with `env` on top of our environment.
+pub fn run_packer(
+    program: &Path,
+    args: &[String],
+    cwd: &Path,
+    env: &PackerEnv,
+) -> Result<PackerRun, PackerError> {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    env.apply(&mut cmd);
+    let mut child = cmd.spawn().map_err(|source| PackerError::Spawn {
+        program: program.display().to_string(),
+        source,
+    })?;
+    let seen = Arc::new(Mutex::new(String::new()));
+    let out = child.stdout.take().map(|o| {
+        let s = seen.clone();
+        std::thread::spawn(move || pump(o, std::io::stdout(), s))
+    });
+    let err = child.stderr.take().map(|e| {
+        let s = seen.clone();
+        std::thread::spawn(move || pump(e, std::io::stderr(), s))
+    });
+    let status = child.wait().map_err(|source| PackerError::Spawn {
+        program: program.display().to_string(),
+        source,
+    })?;
+    for t in [out, err].into_iter().flatten() {
+        let _ = t.join();
+    }
+    let code = match status.code() {
+        Some(c) => c,
+        None => {
+            use std::os::unix::process::ExitStatusExt;
+            128 + status.signal().unwrap_or(0)
+        }
+    };
+    let text = seen.lock().map(|s| s.clone()).unwrap_or_default();
+    Ok(PackerRun {
+        code,
+        unknown_keys: super::detect::unknown_keys_in_output(&text),
+    })
+}
