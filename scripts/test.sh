@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The test suite, exactly as CI runs it (.ci/run calls this script).
+#   scripts/test.sh            install what is missing, build the test OS media, run every test
+#                              including the real QEMU guest builds (OSIMAGER_E2E=1)
+#   OSIMAGER_E2E=0 scripts/test.sh   skip the slow guest builds (a few minutes instead of ~20)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup-deps.sh
+export OSIMAGER_TOOLS_VENV=${OSIMAGER_TOOLS_VENV:-/opt/osimager-venv}
+export PATH="$PATH:$OSIMAGER_TOOLS_VENV/bin"
+export OSIMAGER_ORACLE=${OSIMAGER_ORACLE:-$OSIMAGER_TOOLS_VENV}
+export OSIMAGER_E2E=${OSIMAGER_E2E:-1}
+
+if [ "$OSIMAGER_E2E" = "1" ]; then
+  echo "== test OS media (cached under \${OSIMAGER_TESTOS_CACHE:-~/.cache/osimager-testos}) =="
+  tests/testos/build-media.sh
+fi
+
+echo "== format and lints =="
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "== tests =="
+cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.log
