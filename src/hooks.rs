@@ -273,7 +273,10 @@ mod tests {
     #[test]
     fn scripts_from_string_or_list() {
         assert_eq!(hook_scripts(Some(&json!("a.py"))), vec!["a.py"]);
-        assert_eq!(hook_scripts(Some(&json!(["a.py", "", "b"]))), vec!["a.py", "b"]);
+        assert_eq!(
+            hook_scripts(Some(&json!(["a.py", "", "b"]))),
+            vec!["a.py", "b"]
+        );
         assert!(hook_scripts(None).is_empty());
     }
 
@@ -281,7 +284,8 @@ mod tests {
     fn changed_def_follows_into_builder() {
         let mut plan = BuildPlan::default();
         plan.defs.insert("iso_url".into(), json!("http://x/a.iso"));
-        plan.builder.insert("iso_url".into(), json!("http://x/a.iso"));
+        plan.builder
+            .insert("iso_url".into(), json!("http://x/a.iso"));
         plan.builder.insert("other".into(), json!("keep"));
         let mut defs = plan.defs.clone();
         defs.insert("iso_url".into(), json!("file:///tmp/b.iso"));

@@ -50,9 +50,15 @@ pub enum VenvError {
     #[error("ansible {version} not defined in ansible.json\n  Known versions: {known}")]
     UnknownVersion { version: String, known: String },
     #[error("no Python {requirement} found for ansible {version}\n  Install a compatible Python version and ensure it is in your PATH")]
-    NoPython { version: String, requirement: String },
+    NoPython {
+        version: String,
+        requirement: String,
+    },
     #[error("failed to create venv at {path}{}", .detail.as_deref().map(|d| format!(": {d}")).unwrap_or_default(), path = .path.display())]
-    CreateFailed { path: PathBuf, detail: Option<String> },
+    CreateFailed {
+        path: PathBuf,
+        detail: Option<String>,
+    },
     #[error("failed to install {what} into {path}", path = .path.display())]
     InstallFailed { what: String, path: PathBuf },
     #[error("cannot write output: {0}")]
@@ -210,7 +216,10 @@ pub fn create(ctx: &VenvContext, version: &str, out: &mut dyn Write) -> Result<(
         return Ok(());
     }
     let plan = ctx.create_plan(version)?;
-    let def = ctx.definitions()?.remove(version).expect("checked by create_plan");
+    let def = ctx
+        .definitions()?
+        .remove(version)
+        .expect("checked by create_plan");
     writeln!(
         out,
         "Creating venv for {} {version} (using {})...",
@@ -229,16 +238,27 @@ pub fn create(ctx: &VenvContext, version: &str, out: &mut dyn Write) -> Result<(
             .is_ok_and(|o| o.status.success())
         {
             writeln!(out, "Installing virtualenv for {py}...")?;
-            let install = vec![py.clone(), "-m".into(), "pip".into(), "install".into(), "virtualenv".into()];
+            let install = vec![
+                py.clone(),
+                "-m".into(),
+                "pip".into(),
+                "install".into(),
+                "virtualenv".into(),
+            ];
             if !run_cmd(&install) {
                 return Err(VenvError::CreateFailed {
                     path: plan.path,
-                    detail: Some(format!("virtualenv is required for {py} and could not be installed")),
+                    detail: Some(format!(
+                        "virtualenv is required for {py} and could not be installed"
+                    )),
                 });
             }
         }
     }
-    let (create_cmd, installs) = plan.commands.split_first().expect("plan has a create command");
+    let (create_cmd, installs) = plan
+        .commands
+        .split_first()
+        .expect("plan has a create command");
     if !run_cmd(create_cmd) {
         return Err(VenvError::CreateFailed {
             path: plan.path,

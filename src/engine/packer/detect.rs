@@ -29,9 +29,10 @@ impl PackerVersion {
     /// Parse the first line of `packer version` / `packer -v`: `Packer v1.6.6`, `1.10.0`,
     /// `Packer v1.9.4 (abcdef)`, `Packer v1.7.0-dev`.
     pub fn parse(text: &str) -> Option<PackerVersion> {
-        let word = text
-            .split_whitespace()
-            .find(|w| w.trim_start_matches('v').starts_with(|c: char| c.is_ascii_digit()))?;
+        let word = text.split_whitespace().find(|w| {
+            w.trim_start_matches('v')
+                .starts_with(|c: char| c.is_ascii_digit())
+        })?;
         let core = word.trim_start_matches('v');
         let core = core.split(['-', '+']).next()?;
         let mut parts = core.split('.').map(|p| p.parse::<u32>());

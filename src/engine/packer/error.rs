@@ -78,8 +78,10 @@ pub enum PackerError {
         source: std::io::Error,
     },
 
-    #[error("build does not have a communicator defined (builder key `communicator`); \
-             retrofit connects to the machine through it")]
+    #[error(
+        "build does not have a communicator defined (builder key `communicator`); \
+             retrofit connects to the machine through it"
+    )]
     NoCommunicator,
 
     #[error("packer build failed with exit code {code}{}", hint(.version, .unknown_keys))]

@@ -13,14 +13,16 @@ pub mod command;
 pub mod detect;
 pub mod dispatcher;
 mod error;
+pub mod glue;
 pub mod preflight;
 mod process;
 pub mod retrofit;
-pub mod template;
 pub mod tempdir;
+pub mod template;
 pub mod urls;
 
 pub use error::PackerError;
+pub use glue::{build, build_with, retrofit_with, PackerFlags};
 pub use tempdir::BuildTempDir;
 
 use crate::engine::BuildOptions;

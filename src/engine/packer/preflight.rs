@@ -115,7 +115,10 @@ pub fn check_required_files(
 
 /// Packer builds `cd_files` with xorriso, mkisofs, hdiutil or oscdimg (whichever it finds first).
 /// OSImager insisted on mkisofs; we accept what Packer accepts.
-pub fn check_cd_tool(builder_json: &str, path_var: Option<&std::ffi::OsStr>) -> Result<(), PackerError> {
+pub fn check_cd_tool(
+    builder_json: &str,
+    path_var: Option<&std::ffi::OsStr>,
+) -> Result<(), PackerError> {
     if !builder_json.contains("\"cd_files\"") {
         return Ok(());
     }

@@ -81,7 +81,8 @@ mod tests {
             ip: "192.0.2.10".into(),
             ..Default::default()
         };
-        plan.defs.insert("spec_name".into(), json!("debian-12-x86_64"));
+        plan.defs
+            .insert("spec_name".into(), json!("debian-12-x86_64"));
         plan.builder = serde_json::from_value(json!({
             "type": "qemu", "name": "x", "communicator": "ssh", "ssh_username": "root",
             "ssh_password": "pw", "iso_url": "http://h/x.iso", "boot_command": ["<enter>"]

@@ -37,7 +37,10 @@ impl BuildTempDir {
     }
 
     /// Take charge of an existing path (created if missing).
-    pub fn adopt(path: PathBuf, opts: &BuildOptions) -> Result<BuildTempDir, (PathBuf, std::io::Error)> {
+    pub fn adopt(
+        path: PathBuf,
+        opts: &BuildOptions,
+    ) -> Result<BuildTempDir, (PathBuf, std::io::Error)> {
         std::fs::create_dir_all(&path).map_err(|e| (path.clone(), e))?;
         Ok(BuildTempDir {
             path,

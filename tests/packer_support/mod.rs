@@ -1,0 +1,160 @@
+//! Shared helpers of the Packer engine tests: a hand-made plan, a context, fake Packer scripts.
+#![allow(dead_code)]
+
+use osimager::engine::packer::PackerContext;
+use osimager::plan::BuildPlan;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+/// A scratch area: data dir with a playbook, user dir, venv dir, temp dir path.
+pub struct Scratch {
+    pub root: tempfile::TempDir,
+}
+
+impl Scratch {
+    pub fn new() -> Scratch {
+        let root = tempfile::Builder::new()
+            .prefix("pk-test-")
+            .tempdir()
+            .unwrap();
+        let s = Scratch { root };
+        std::fs::create_dir_all(s.data()).unwrap();
+        std::fs::create_dir_all(s.user().join("files")).unwrap();
+        std::fs::write(s.data().join("config.yml"), "- hosts: all\n  tasks: []\n").unwrap();
+        std::fs::write(s.iso(), "not really an ISO").unwrap();
+        s
+    }
+    pub fn path(&self) -> &Path {
+        self.root.path()
+    }
+    pub fn data(&self) -> PathBuf {
+        self.path().join("data")
+    }
+    pub fn user(&self) -> PathBuf {
+        self.path().join("user")
+    }
+    pub fn venvs(&self) -> PathBuf {
+        self.path().join("venvs")
+    }
+    pub fn iso(&self) -> PathBuf {
+        self.path().join("testos.iso")
+    }
+    pub fn iso_url(&self) -> String {
+        format!("file://{}", self.iso().display())
+    }
+    pub fn temp(&self) -> PathBuf {
+        self.path().join("build-tmp")
+    }
+    pub fn ctx(&self) -> PackerContext {
+        PackerContext {
+            packer_cmd: "packer".into(),
+            venv_dir: self.venvs(),
+            user_dir: self.user(),
+            data_dirs: vec![self.data()],
+            ..Default::default()
+        }
+    }
+    /// A fake venv `<venvs>/<ver>` with a `bin/activate`.
+    pub fn fake_venv(&self, ver: &str) -> PathBuf {
+        let v = self.venvs().join(ver);
+        std::fs::create_dir_all(v.join("bin")).unwrap();
+        std::fs::write(v.join("bin/activate"), "# fake\n").unwrap();
+        v
+    }
+    /// An executable shell script.
+    pub fn script(&self, name: &str, body: &str) -> PathBuf {
+        use std::os::unix::fs::PermissionsExt;
+        let p = self.path().join(name);
+        std::fs::write(&p, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        p
+    }
+    /// A fake Packer that records argv, cwd and environment into `<root>/packer-called.txt`
+    /// and exits with `code`.
+    pub fn fake_packer(&self, code: i32) -> PathBuf {
+        let out = self.path().join("packer-called.txt");
+        self.script(
+            "fake-packer",
+            &format!(
+                "if [ \"$1\" = version ]; then echo 'Packer v1.6.6'; exit 0; fi\n\
+                 {{ echo \"ARGS=$*\"; echo \"CWD=$(pwd)\"; env; }} > '{}'\nexit {code}",
+                out.display()
+            ),
+        )
+    }
+    pub fn packer_called(&self) -> String {
+        std::fs::read_to_string(self.path().join("packer-called.txt")).unwrap_or_default()
+    }
+}
+
+/// A qemu plan Packer 1.6.6 accepts (an ISO that does not exist: only validate/prepare run).
+pub fn qemu_plan(s: &Scratch) -> BuildPlan {
+    let mut plan = BuildPlan {
+        target: "qemu/lab/testos-1-x86_64".into(),
+        platform: "qemu".into(),
+        location: "lab".into(),
+        spec: "testos-1-x86_64".into(),
+        name: "pkvm".into(),
+        fqdn: "pkvm.example.test".into(),
+        ip: String::new(),
+        data_dir: s.data(),
+        ..Default::default()
+    };
+    let obj = |v: Value| v.as_object().unwrap().clone();
+    plan.defs = obj(json!({
+        "spec_name": "testos-1-x86_64", "name": "pkvm",
+        "temp_dir": s.temp().display().to_string(), "tmpdir": s.temp().display().to_string(),
+        "iso_url": s.iso_url()
+    }));
+    plan.variables = obj(json!({
+        "platform-name": "qemu", "location-name": "lab", "spec-name": "testos-1-x86_64",
+        "spec-config": "tasks/spec.yml", "name": "pkvm", "fqdn": "pkvm.example.test"
+    }));
+    plan.builder = obj(json!({
+        "type": "qemu", "name": "testos-1-x86_64",
+        "iso_url": s.iso_url(), "iso_checksum": "none",
+        "output_directory": s.path().join("out").display().to_string(),
+        "vm_name": "pkvm", "disk_size": "1024M", "format": "qcow2", "accelerator": "tcg",
+        "headless": true, "memory": 256, "cpus": 1,
+        "http_directory": s.temp().display().to_string(),
+        "boot_wait": "1s", "boot_command": ["<enter><wait>", "linux ks=http://{{ .HTTPIP }}:{{ .HTTPPort }}/ks.cfg<enter>"],
+        "communicator": "ssh", "ssh_username": "root", "ssh_password": "secret-pw-123",
+        "ssh_timeout": "5m", "shutdown_command": "poweroff"
+    }));
+    plan.provisioners = vec![json!({
+        "type": "ansible",
+        "playbook_file": "config.yml",
+        "extra_arguments": ["--extra-vars",
+            "platform={{user `platform-name`}} location_name={{user `location-name`}} spec_name={{user `spec-name`}} spec_config={{user `spec-config`}} install_dir=\"/x\""]
+    })];
+    plan.evars = obj(json!({"RES_OPTIONS": "nameserver 10.0.2.3", "MY_VAR": "é-value"}));
+    plan
+}
+
+/// PATH with the oracle venv's bin (ansible-playbook for Packer's ansible provisioner).
+pub fn path_with_ansible() -> String {
+    format!(
+        "/opt/osimager-venv/bin:{}",
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+/// `packer validate TEMPLATE` in `dir`; (success, combined output).
+pub fn packer_validate(template: &Path, dir: &Path) -> (bool, String) {
+    let out = std::process::Command::new("packer")
+        .arg("validate")
+        .arg(template)
+        .current_dir(dir)
+        .env("PATH", path_with_ansible())
+        .env("CHECKPOINT_DISABLE", "1")
+        .output()
+        .expect("packer runs");
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
