@@ -1,8 +1,9 @@
 //! Hypervisor drivers for osimager: the [`Driver`](driver::Driver) trait, the boot-command
-//! language shared by all drivers, and the QEMU driver.
+//! language shared by all drivers, key encodings, the QMP client and the QEMU driver.
 pub mod bootcmd;
 pub mod driver;
 pub mod keys;
+pub mod qemu;
 pub mod qmp;
 
 pub use driver::{Driver, DriverResult};
@@ -18,4 +19,17 @@ pub enum DriverError {
         #[source]
         source: std::io::Error,
     },
+    /// An external tool (qemu-img, xorriso, QEMU) failed.
+    #[error("`{command}` failed ({status}): {stderr}")]
+    Command {
+        command: String,
+        status: String,
+        stderr: String,
+    },
+    #[error(transparent)]
+    Config(#[from] qemu::ConfigError),
+    #[error(transparent)]
+    BootCommand(#[from] bootcmd::BootCommandError),
+    #[error(transparent)]
+    Qmp(#[from] qmp::QmpError),
 }

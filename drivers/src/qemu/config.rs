@@ -1,0 +1,457 @@
+//! `QemuConfig`: the QEMU builder block (Packer vocabulary) read into typed settings.
+
+use super::value::{parse_size_mib, Builder};
+use crate::bootcmd::parse_go_duration;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A builder key with a value the QEMU driver cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("QEMU builder key {key:?}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
+/// What the engine knows that the builder block does not say.
+#[derive(Debug, Clone, Default)]
+pub struct QemuEnv {
+    /// The build's name: defaults `vm_name` to `packer-<name>` and `output_directory` to
+    /// `output-<name>`, as Packer does.
+    pub build_name: String,
+    /// Private work directory for the VM's disks, CD image and EFI variables (created if
+    /// missing; `destroy` removes what the driver put there).
+    pub work_dir: PathBuf,
+    /// Where the serial console log (`<vm_name>-serial.log`) and QEMU's stderr go.
+    pub log_dir: PathBuf,
+    /// The installer ISO (or, with `disk_image`, the base disk image), already downloaded.
+    pub iso_path: Option<PathBuf>,
+    /// `{{ .HTTPIP }}` / `{{ .HTTPPort }}` for `qemuargs`, when an HTTP server runs.
+    pub http: Option<(String, u16)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DiskFormat {
+    Qcow2,
+    Raw,
+}
+
+impl DiskFormat {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskFormat::Qcow2 => "qcow2",
+            DiskFormat::Raw => "raw",
+        }
+    }
+}
+
+/// `accelerator`: `Auto` (unset/`auto`) and `Kvm` are both confirmed by a probe at launch and
+/// fall back to TCG with a warning when KVM cannot really run a guest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accelerator {
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Firmware {
+    /// QEMU's default BIOS (SeaBIOS).
+    Bios,
+    /// `firmware: PATH`: `-bios PATH`.
+    BiosFile(PathBuf),
+    /// UEFI with pflash code (read-only) and a private copy of the variable store.
+    Efi { code: PathBuf, vars: PathBuf },
+}
+
+/// VNC display, only when the builder asks for one (keys are typed through QMP).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VncConfig {
+    pub bind_address: String,
+    pub port_min: u16,
+    pub port_max: u16,
+}
+
+/// SSH port forwarding from the host's loopback to the guest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SshForward {
+    pub guest_port: u16,
+    pub host_port_min: u16,
+    pub host_port_max: u16,
+}
+
+/// Default delay between key presses typed through QMP (see `typing_accuracy` in the
+/// tests: the fastest interval with zero dropped keys, with a safety margin).
+pub const DEFAULT_KEY_INTERVAL: Duration = Duration::from_millis(10);
+
+#[derive(Debug, Clone)]
+pub struct QemuConfig {
+    pub vm_name: String,
+    pub output_directory: PathBuf,
+    pub qemu_binary: String,
+    pub disk_size_mib: u64,
+    pub format: DiskFormat,
+    pub disk_interface: String,
+    pub disk_cache: String,
+    pub disk_discard: String,
+    pub disk_detect_zeroes: String,
+    pub disk_image: bool,
+    pub use_backing_file: bool,
+    pub skip_resize_disk: bool,
+    pub skip_compaction: bool,
+    pub disk_compression: bool,
+    pub disk_additional_size_mib: Vec<u64>,
+    pub accelerator: Accelerator,
+    pub cpus: u32,
+    pub sockets: Option<u32>,
+    pub cores: Option<u32>,
+    pub threads: Option<u32>,
+    pub cpu_model: Option<String>,
+    pub memory_mib: u64,
+    pub machine_type: String,
+    pub firmware: Firmware,
+    pub net_device: String,
+    pub qemuargs: Vec<Vec<String>>,
+    pub headless: bool,
+    pub display: Option<String>,
+    pub vnc: Option<VncConfig>,
+    pub boot_key_interval: Duration,
+    pub cd_files: Vec<PathBuf>,
+    pub cd_content: BTreeMap<String, String>,
+    pub cd_label: Option<String>,
+    pub ssh: Option<SshForward>,
+    pub env: QemuEnv,
+}
+
+pub const DISK_INTERFACES: &[&str] = &["virtio", "virtio-scsi", "scsi", "ide", "sata", "nvme"];
+const CACHES: &[&str] = &["writeback", "writethrough", "none", "unsafe", "directsync"];
+const DISCARDS: &[&str] = &["unmap", "ignore"];
+const DETECT_ZEROES: &[&str] = &["unmap", "on", "off"];
+const OVMF_CODE: &[&str] = &[
+    "/usr/share/OVMF/OVMF_CODE_4M.fd",
+    "/usr/share/OVMF/OVMF_CODE.fd",
+];
+const OVMF_VARS: &[&str] = &[
+    "/usr/share/OVMF/OVMF_VARS_4M.fd",
+    "/usr/share/OVMF/OVMF_VARS.fd",
+];
+
+fn cerr(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+fn port(b: &Builder, key: &str, default: u16) -> Result<u16, ConfigError> {
+    match b.u64(key)? {
+        None => Ok(default),
+        Some(p) if (1..=65535).contains(&p) => Ok(p as u16),
+        Some(p) => Err(cerr(key, format!("{p} is not a TCP port (1–65535)"))),
+    }
+}
+
+fn first_existing(key: &str, candidates: &[&str]) -> Result<PathBuf, ConfigError> {
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            cerr(
+                key,
+                format!(
+                    "no OVMF firmware found (looked for {}); install the Debian package `ovmf` \
+                     or set efi_firmware_code / efi_firmware_vars",
+                    candidates.join(", ")
+                ),
+            )
+        })
+}
+
+impl QemuConfig {
+    /// Read the QEMU builder block. Every error names the key and what it accepts.
+    pub fn from_builder(
+        builder: &Map<String, Value>,
+        env: QemuEnv,
+    ) -> Result<QemuConfig, ConfigError> {
+        let b = Builder(builder);
+        if let Some(t) = b.string("type")? {
+            if t != "qemu" {
+                return Err(cerr(
+                    "type",
+                    format!("{t:?} is not a QEMU builder (expected \"qemu\")"),
+                ));
+            }
+        }
+        let vm_name = b
+            .string("vm_name")?
+            .unwrap_or_else(|| format!("packer-{}", env.build_name));
+        if vm_name.contains('/') || vm_name.starts_with('.') {
+            return Err(cerr(
+                "vm_name",
+                format!("{vm_name:?} must be a plain file name"),
+            ));
+        }
+        let output_directory = PathBuf::from(
+            b.string("output_directory")?
+                .unwrap_or_else(|| format!("output-{}", env.build_name)),
+        );
+        let format = match b.choice("format", &["qcow2", "raw"])?.as_deref() {
+            Some("raw") => DiskFormat::Raw,
+            _ => DiskFormat::Qcow2,
+        };
+        let disk_size_mib = match b.value("disk_size") {
+            None => 40960,
+            Some(v) => parse_size_mib("disk_size", v)?,
+        };
+        let disk_additional_size_mib = match b.value("disk_additional_size") {
+            None => Vec::new(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| parse_size_mib("disk_additional_size", v))
+                .collect::<Result<_, _>>()?,
+            Some(v) => vec![parse_size_mib("disk_additional_size", v)?],
+        };
+        let disk_image = b.bool("disk_image")?.unwrap_or(false);
+        let use_backing_file = b.bool("use_backing_file")?.unwrap_or(false);
+        if use_backing_file && (!disk_image || format != DiskFormat::Qcow2) {
+            return Err(cerr(
+                "use_backing_file",
+                "needs disk_image: true and format: qcow2",
+            ));
+        }
+        let accelerator = match b
+            .choice("accelerator", &["auto", "kvm", "tcg", "none"])?
+            .as_deref()
+        {
+            Some("kvm") => Accelerator::Kvm,
+            Some("tcg") | Some("none") => Accelerator::Tcg,
+            _ => Accelerator::Auto,
+        };
+        let firmware = Self::firmware(&b)?;
+        let mut qemuargs = Vec::new();
+        if let Some(v) = b.value("qemuargs") {
+            let bad = || {
+                cerr(
+                    "qemuargs",
+                    "expected a list of lists of strings, e.g. [[\"-m\", \"1024M\"]]",
+                )
+            };
+            for entry in v.as_array().ok_or_else(bad)? {
+                let args: Vec<String> = entry
+                    .as_array()
+                    .ok_or_else(bad)?
+                    .iter()
+                    .map(|a| match a {
+                        Value::String(s) => Ok(s.clone()),
+                        Value::Number(n) => Ok(n.to_string()),
+                        _ => Err(bad()),
+                    })
+                    .collect::<Result<_, _>>()?;
+                if args.is_empty() || !args[0].starts_with('-') {
+                    return Err(cerr(
+                        "qemuargs",
+                        format!("entry {args:?} must start with a flag such as \"-netdev\""),
+                    ));
+                }
+                qemuargs.push(args);
+            }
+        }
+        let vnc = if ["vnc_bind_address", "vnc_port_min", "vnc_port_max"]
+            .iter()
+            .any(|k| b.value(k).is_some())
+        {
+            let v = VncConfig {
+                bind_address: b
+                    .string("vnc_bind_address")?
+                    .unwrap_or_else(|| "127.0.0.1".into()),
+                port_min: port(&b, "vnc_port_min", 5900)?,
+                port_max: port(&b, "vnc_port_max", 6000)?,
+            };
+            if v.port_min < 5900 || v.port_max < v.port_min {
+                return Err(cerr(
+                    "vnc_port_min",
+                    format!(
+                        "need 5900 ≤ vnc_port_min ≤ vnc_port_max, got {}–{}",
+                        v.port_min, v.port_max
+                    ),
+                ));
+            }
+            Some(v)
+        } else {
+            None
+        };
+        let boot_key_interval = match b.string("boot_key_interval")? {
+            None => DEFAULT_KEY_INTERVAL,
+            Some(s) => parse_go_duration(&s).map_err(|e| {
+                cerr(
+                    "boot_key_interval",
+                    format!("{s:?} is not a duration ({e}); write e.g. \"10ms\" or \"100ms\""),
+                )
+            })?,
+        };
+        let mut cd_content = BTreeMap::new();
+        if let Some(v) = b.value("cd_content") {
+            let m = v
+                .as_object()
+                .ok_or_else(|| cerr("cd_content", "expected a map of path → file content"))?;
+            for (k, v) in m {
+                let text = v.as_str().ok_or_else(|| {
+                    cerr(
+                        "cd_content",
+                        format!("the content of {k:?} must be a string"),
+                    )
+                })?;
+                cd_content.insert(k.clone(), text.to_string());
+            }
+        }
+        let communicator = b.choice("communicator", &["ssh", "none", "winrm"])?;
+        let ssh = if communicator.as_deref() == Some("none") {
+            None
+        } else {
+            let guest_default = if communicator.as_deref() == Some("winrm") {
+                5985
+            } else {
+                22
+            };
+            let s = SshForward {
+                guest_port: port(
+                    &b,
+                    if communicator.as_deref() == Some("winrm") {
+                        "winrm_port"
+                    } else {
+                        "ssh_port"
+                    },
+                    guest_default,
+                )?,
+                host_port_min: port(&b, "host_port_min", 2222)?,
+                host_port_max: port(&b, "host_port_max", 4444)?,
+            };
+            if s.host_port_max < s.host_port_min {
+                return Err(cerr(
+                    "host_port_min",
+                    format!(
+                        "host_port_min {} is above host_port_max {}",
+                        s.host_port_min, s.host_port_max
+                    ),
+                ));
+            }
+            Some(s)
+        };
+        let cpus = b.u32("cpus")?.unwrap_or(1).max(1);
+        Ok(QemuConfig {
+            vm_name,
+            output_directory,
+            qemu_binary: b
+                .string("qemu_binary")?
+                .unwrap_or_else(|| "qemu-system-x86_64".into()),
+            disk_size_mib,
+            format,
+            disk_interface: b
+                .choice("disk_interface", DISK_INTERFACES)?
+                .unwrap_or_else(|| "virtio".into()),
+            disk_cache: b
+                .choice("disk_cache", CACHES)?
+                .unwrap_or_else(|| "writeback".into()),
+            disk_discard: b
+                .choice("disk_discard", DISCARDS)?
+                .unwrap_or_else(|| "ignore".into()),
+            disk_detect_zeroes: b
+                .choice("disk_detect_zeroes", DETECT_ZEROES)?
+                .unwrap_or_else(|| "off".into()),
+            disk_image,
+            use_backing_file,
+            skip_resize_disk: b.bool("skip_resize_disk")?.unwrap_or(false),
+            skip_compaction: b.bool("skip_compaction")?.unwrap_or(false),
+            disk_compression: b.bool("disk_compression")?.unwrap_or(false),
+            disk_additional_size_mib,
+            accelerator,
+            cpus,
+            sockets: b.u32("sockets")?.filter(|v| *v > 0),
+            cores: b.u32("cores")?.filter(|v| *v > 0),
+            threads: b.u32("threads")?.filter(|v| *v > 0),
+            cpu_model: b.string("cpu_model")?,
+            memory_mib: b.u64("memory")?.unwrap_or(512),
+            machine_type: b.string("machine_type")?.unwrap_or_else(|| "pc".into()),
+            firmware,
+            net_device: b
+                .string("net_device")?
+                .unwrap_or_else(|| "virtio-net".into()),
+            qemuargs,
+            headless: b.bool("headless")?.unwrap_or(false),
+            display: b.string("display")?,
+            vnc,
+            boot_key_interval,
+            cd_files: b
+                .string_list("cd_files")?
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            cd_content,
+            cd_label: b.string("cd_label")?,
+            ssh,
+            env,
+        })
+    }
+
+    fn firmware(b: &Builder) -> Result<Firmware, ConfigError> {
+        let efi_boot = b.bool("efi_boot")?.unwrap_or(false);
+        let fw = b.string("firmware")?;
+        let wants_efi = efi_boot
+            || matches!(
+                fw.as_deref().map(str::to_ascii_lowercase).as_deref(),
+                Some("efi" | "uefi")
+            );
+        if wants_efi {
+            let code = match b.string("efi_firmware_code")? {
+                Some(p) => PathBuf::from(p),
+                None => first_existing("efi_firmware_code", OVMF_CODE)?,
+            };
+            let vars = match b.string("efi_firmware_vars")? {
+                Some(p) => PathBuf::from(p),
+                None => first_existing("efi_firmware_vars", OVMF_VARS)?,
+            };
+            for (key, p) in [("efi_firmware_code", &code), ("efi_firmware_vars", &vars)] {
+                if !p.is_file() {
+                    return Err(cerr(key, format!("{} does not exist", p.display())));
+                }
+            }
+            return Ok(Firmware::Efi { code, vars });
+        }
+        match fw {
+            None => Ok(Firmware::Bios),
+            Some(f) if f.eq_ignore_ascii_case("bios") => Ok(Firmware::Bios),
+            Some(f) => {
+                let p = PathBuf::from(&f);
+                if p.is_file() {
+                    Ok(Firmware::BiosFile(p))
+                } else {
+                    Err(cerr(
+                        "firmware",
+                        format!("{f:?} is neither a firmware file nor one of \"bios\", \"efi\""),
+                    ))
+                }
+            }
+        }
+    }
+
+    /// The disk file the VM writes while it is built.
+    pub fn work_disk(&self) -> PathBuf {
+        self.env
+            .work_dir
+            .join(format!("{}.{}", self.vm_name, self.format.as_str()))
+    }
+
+    /// The disk file `export` writes: `output_directory/vm_name` (Packer's name; no extension).
+    pub fn output_disk(&self, out_dir: &Path) -> PathBuf {
+        out_dir.join(&self.vm_name)
+    }
+
+    pub fn serial_log(&self) -> PathBuf {
+        self.env
+            .log_dir
+            .join(format!("{}-serial.log", self.vm_name))
+    }
+}

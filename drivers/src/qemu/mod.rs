@@ -1,0 +1,496 @@
+//! The QEMU driver: disks with qemu-img, the VM as a child process, control over QMP.
+
+mod accel;
+mod args;
+mod config;
+mod media;
+mod typing;
+mod value;
+
+pub use accel::{kvm_usable, KvmCheck};
+pub use config::{
+    Accelerator, ConfigError, DiskFormat, Firmware, QemuConfig, QemuEnv, SshForward, VncConfig,
+    DEFAULT_KEY_INTERVAL, DISK_INTERFACES,
+};
+
+use crate::bootcmd::KeyEvent;
+use crate::qmp::{Qmp, QmpError};
+use crate::{Driver, DriverError, DriverResult};
+use args::{build_argv, LaunchPlan};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+/// How many times `start` retries when the SSH forwarding port was taken (see `start`).
+const PORT_ATTEMPTS: usize = 8;
+const QMP_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One QEMU virtual machine. Create with [`QemuDriver::new`], then use it through [`Driver`].
+pub struct QemuDriver {
+    cfg: QemuConfig,
+    argv: Vec<String>,
+    child: Option<Child>,
+    exit_status: Option<ExitStatus>,
+    qmp: Option<Arc<Qmp>>,
+    runtime_dir: Option<tempfile::TempDir>,
+    disks: Vec<PathBuf>,
+    /// Files and directories `create` made; `destroy` removes them.
+    work_files: Vec<PathBuf>,
+    created_work_dir: bool,
+    cd_image: Option<PathBuf>,
+    efi_vars: Option<PathBuf>,
+    ssh_port: Option<u16>,
+    vnc_port: Option<u16>,
+    accel: Option<&'static str>,
+    shutdown_event: Arc<Mutex<Option<Value>>>,
+    warnings: Vec<String>,
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> DriverError {
+    move |source| DriverError::Io { context, source }
+}
+
+impl QemuDriver {
+    pub fn new(cfg: QemuConfig) -> Self {
+        QemuDriver {
+            cfg,
+            argv: Vec::new(),
+            child: None,
+            exit_status: None,
+            qmp: None,
+            runtime_dir: None,
+            disks: Vec::new(),
+            work_files: Vec::new(),
+            created_work_dir: false,
+            cd_image: None,
+            efi_vars: None,
+            ssh_port: None,
+            vnc_port: None,
+            accel: None,
+            shutdown_event: Arc::new(Mutex::new(None)),
+            warnings: Vec::new(),
+        }
+    }
+
+    pub fn config(&self) -> &QemuConfig {
+        &self.cfg
+    }
+
+    /// The argv of the running (last launched) QEMU, program first. It holds no secrets.
+    pub fn argv(&self) -> &[String] {
+        &self.argv
+    }
+
+    /// The QMP connection while QEMU runs.
+    pub fn qmp(&self) -> Option<&Qmp> {
+        self.qmp.as_deref()
+    }
+
+    /// `kvm` or `tcg` once started.
+    pub fn accelerator_used(&self) -> Option<&'static str> {
+        self.accel
+    }
+
+    /// The TCP port of QEMU's VNC server, when the builder asked for VNC.
+    pub fn vnc_port(&self) -> Option<u16> {
+        self.vnc_port
+    }
+
+    /// The serial console log.
+    pub fn serial_log(&self) -> PathBuf {
+        self.cfg.serial_log()
+    }
+
+    /// QEMU's own stderr log.
+    pub fn qemu_log(&self) -> PathBuf {
+        self.cfg
+            .env
+            .log_dir
+            .join(format!("{}-qemu.log", self.cfg.vm_name))
+    }
+
+    /// The work disks (main disk first).
+    pub fn disks(&self) -> &[PathBuf] {
+        &self.disks
+    }
+
+    /// Warnings to show the user (e.g. the fall-back from KVM to TCG).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// The data of the guest's SHUTDOWN event, once seen.
+    pub fn shutdown_event(&self) -> Option<Value> {
+        self.shutdown_event.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Has QEMU exited (polls without blocking)?
+    pub fn is_stopped(&mut self) -> bool {
+        if self.exit_status.is_some() {
+            return true;
+        }
+        match self.child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(Some(st))) => {
+                self.exit_status = Some(st);
+                true
+            }
+            Some(_) => false,
+            None => true,
+        }
+    }
+
+    fn live_qmp(&self) -> DriverResult<Arc<Qmp>> {
+        self.qmp.clone().ok_or_else(|| {
+            DriverError::Msg(format!(
+                "QEMU VM {} is not running (start it first)",
+                self.cfg.vm_name
+            ))
+        })
+    }
+
+    async fn resolve_accel(&mut self) -> &'static str {
+        if self.cfg.accelerator == Accelerator::Tcg {
+            return "tcg";
+        }
+        let check = kvm_usable(&self.cfg.qemu_binary).await;
+        if check.usable {
+            "kvm"
+        } else {
+            let w = format!(
+                "KVM is not usable ({}); using the TCG accelerator (slower)",
+                check.reason
+            );
+            tracing::warn!("{w}");
+            self.warnings.push(w);
+            "tcg"
+        }
+    }
+
+    /// Launch QEMU once. `Ok(None)` means "the SSH port was taken: try another".
+    async fn launch(&mut self, plan: &LaunchPlan) -> DriverResult<Option<(Child, Qmp)>> {
+        let argv = build_argv(&self.cfg, plan)?;
+        let log_path = self.qemu_log();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&log_path)
+            .map_err(io(format!("creating {}", log_path.display())))?;
+        tracing::info!("starting QEMU: {}", argv.join(" "));
+        let mut child = Command::new(&argv[0])
+            .args(&argv[1..])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(io(format!(
+                "starting {} (is QEMU installed? Debian package qemu-system-x86)",
+                argv[0]
+            )))?;
+        self.argv = argv;
+        let connected = tokio::select! {
+            r = Qmp::connect_retry(&plan.qmp_socket, QMP_CONNECT_TIMEOUT) => Some(r),
+            _ = child.wait() => None,
+        };
+        match connected {
+            Some(Ok(qmp)) => return Ok(Some((child, qmp))),
+            Some(Err(QmpError::Closed(_))) | None => {}
+            Some(Err(e)) => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                return Err(e.into());
+            }
+        }
+        // QEMU went away during start-up: find out why.
+        let status = match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
+            Ok(Ok(st)) => st.to_string(),
+            _ => {
+                let _ = child.start_kill();
+                let _ = child.wait().await;
+                "killed after closing its monitor".into()
+            }
+        };
+        let stderr = std::fs::read_to_string(&log_path).unwrap_or_default();
+        if plan.ssh_host_port.is_some() && stderr.to_ascii_lowercase().contains("host forwarding") {
+            tracing::info!(
+                "SSH forwarding port {:?} was taken; retrying with another",
+                plan.ssh_host_port
+            );
+            return Ok(None);
+        }
+        Err(DriverError::Command {
+            command: self.argv.join(" "),
+            status,
+            stderr: stderr.trim().to_string(),
+        })
+    }
+
+    fn watch_events(&self, qmp: &Qmp) {
+        let mut rx = qmp.subscribe();
+        let slot = self.shutdown_event.clone();
+        tokio::spawn(async move {
+            loop {
+                match rx.recv().await {
+                    Ok(ev) if ev.name == "SHUTDOWN" => {
+                        tracing::info!("guest shut down: {}", ev.data);
+                        if let Ok(mut s) = slot.lock() {
+                            *s = Some(ev.data);
+                        }
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
+                }
+            }
+        });
+    }
+
+    async fn query_vnc_port(qmp: &Qmp) -> Option<u16> {
+        let v = qmp.execute("query-vnc", None).await.ok()?;
+        v.get("service")?.as_str()?.parse().ok()
+    }
+}
+
+/// A pseudo-random start in the port range so parallel builds rarely pick the same port.
+fn port_seed() -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ (u64::from(std::process::id()) << 17)
+}
+
+/// A port in `min..=max` that is free right now (bind test on 127.0.0.1), skipping `avoid`.
+fn pick_port(min: u16, max: u16, seed: u64, avoid: &[u16]) -> Option<u16> {
+    let span = u64::from(max - min) + 1;
+    let start = seed % span;
+    (0..span.min(512))
+        .map(|k| min + ((start + k * 7919) % span) as u16)
+        .find(|p| !avoid.contains(p) && std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
+}
+
+impl Driver for QemuDriver {
+    async fn create(&mut self) -> DriverResult<()> {
+        let wd = self.cfg.env.work_dir.clone();
+        if !wd.exists() {
+            std::fs::create_dir_all(&wd)
+                .map_err(io(format!("creating the work directory {}", wd.display())))?;
+            self.created_work_dir = true;
+        }
+        let ld = self.cfg.env.log_dir.clone();
+        std::fs::create_dir_all(&ld)
+            .map_err(io(format!("creating the log directory {}", ld.display())))?;
+        let disks = media::create_disks(&self.cfg).await;
+        // Record what exists even on failure so destroy() cleans it.
+        let main = self.cfg.work_disk();
+        if main.exists() {
+            self.work_files.push(main);
+        }
+        self.disks = disks?;
+        self.work_files.extend(self.disks.iter().skip(1).cloned());
+        if let Some((iso, staging)) = media::make_cd(&self.cfg).await? {
+            self.work_files.push(staging);
+            self.work_files.push(iso.clone());
+            self.cd_image = Some(iso);
+        }
+        if let Firmware::Efi { vars, .. } = &self.cfg.firmware {
+            let copy = wd.join(format!("{}-efivars.fd", self.cfg.vm_name));
+            std::fs::copy(vars, &copy).map_err(io(format!(
+                "copying the EFI variable store {}",
+                vars.display()
+            )))?;
+            self.work_files.push(copy.clone());
+            self.efi_vars = Some(copy);
+        }
+        Ok(())
+    }
+
+    /// Start QEMU. The SSH forwarding port is race-proof without holding a socket we cannot
+    /// hand to QEMU: we pick a port that is free now (random start in the range, so parallel
+    /// builds rarely collide), let QEMU bind it itself, and if QEMU exits reporting that the
+    /// host forwarding could not be set up (someone took the port in between), we start it
+    /// again with another port. Once QEMU runs, the port is held by QEMU for the VM's life.
+    async fn start(&mut self) -> DriverResult<()> {
+        if self.disks.is_empty() {
+            return Err(DriverError::Msg(
+                "QEMU driver: call create() before start()".into(),
+            ));
+        }
+        if self.child.is_some() && !self.is_stopped() {
+            return Err(DriverError::Msg(format!(
+                "QEMU VM {} is already running",
+                self.cfg.vm_name
+            )));
+        }
+        let accel = self.resolve_accel().await;
+        let rt = tempfile::Builder::new()
+            .prefix("osimager-qemu-")
+            .tempdir()
+            .map_err(io("creating a private directory for the QMP socket".into()))?;
+        let mut tried = Vec::new();
+        let seed = port_seed();
+        for attempt in 0..PORT_ATTEMPTS {
+            let ssh_host_port = match &self.cfg.ssh {
+                None => None,
+                Some(s) => Some(
+                    pick_port(s.host_port_min, s.host_port_max, seed.wrapping_add(attempt as u64 * 104729), &tried)
+                        .ok_or_else(|| DriverError::Msg(format!(
+                            "no free TCP port on 127.0.0.1 in host_port_min..host_port_max ({}–{}); widen the range",
+                            s.host_port_min, s.host_port_max
+                        )))?,
+                ),
+            };
+            let plan = LaunchPlan {
+                accel,
+                qmp_socket: rt.path().join(format!("qmp-{attempt}.sock")),
+                ssh_host_port,
+                disks: self.disks.clone(),
+                cd_image: self.cd_image.clone(),
+                efi_vars: self.efi_vars.clone(),
+                have_display: std::env::var_os("DISPLAY").is_some()
+                    || std::env::var_os("WAYLAND_DISPLAY").is_some(),
+            };
+            if let Some((child, qmp)) = self.launch(&plan).await? {
+                self.watch_events(&qmp);
+                if self.cfg.vnc.is_some() {
+                    self.vnc_port = Self::query_vnc_port(&qmp).await;
+                }
+                self.child = Some(child);
+                self.exit_status = None;
+                self.qmp = Some(Arc::new(qmp));
+                self.ssh_port = ssh_host_port;
+                self.accel = Some(accel);
+                self.runtime_dir = Some(rt);
+                return Ok(());
+            }
+            tried.extend(ssh_host_port);
+        }
+        Err(DriverError::Msg(format!(
+            "QEMU could not set up SSH port forwarding after {PORT_ATTEMPTS} attempts (ports tried: {tried:?}); see {}",
+            self.qemu_log().display()
+        )))
+    }
+
+    async fn send_keys(&mut self, events: &[KeyEvent]) -> DriverResult<()> {
+        let qmp = self.live_qmp()?;
+        typing::type_events(&qmp, events, self.cfg.boot_key_interval).await
+    }
+
+    async fn screenshot(&mut self, path: &Path) -> DriverResult<()> {
+        let qmp = self.live_qmp()?;
+        let abs = std::path::absolute(path).map_err(io(format!("resolving {}", path.display())))?;
+        qmp.execute(
+            "screendump",
+            Some(json!({"filename": abs.display().to_string(), "format": "png"})),
+        )
+        .await?;
+        Ok(())
+    }
+
+    fn ssh_endpoint(&self) -> (String, u16) {
+        ("127.0.0.1".to_string(), self.ssh_port.unwrap_or(0))
+    }
+
+    async fn request_shutdown(&mut self) -> DriverResult<()> {
+        self.live_qmp()?.execute("system_powerdown", None).await?;
+        Ok(())
+    }
+
+    async fn wait_stopped(&mut self, timeout: Duration) -> DriverResult<bool> {
+        if self.is_stopped() {
+            return Ok(true);
+        }
+        let Some(child) = self.child.as_mut() else {
+            return Ok(true);
+        };
+        match tokio::time::timeout(timeout, child.wait()).await {
+            Ok(Ok(st)) => {
+                self.exit_status = Some(st);
+                Ok(true)
+            }
+            Ok(Err(e)) => Err(io("waiting for QEMU to exit".into())(e)),
+            Err(_) => Ok(false),
+        }
+    }
+
+    async fn force_stop(&mut self) -> DriverResult<()> {
+        if self.is_stopped() {
+            return Ok(());
+        }
+        if let Some(qmp) = self.qmp.clone() {
+            let _ = tokio::time::timeout(Duration::from_secs(3), qmp.execute("quit", None)).await;
+        }
+        if !self.wait_stopped(Duration::from_secs(5)).await? {
+            if let Some(child) = self.child.as_mut() {
+                tracing::warn!("QEMU did not quit; killing it");
+                let _ = child.start_kill();
+                let st = child
+                    .wait()
+                    .await
+                    .map_err(io("waiting for the killed QEMU".into()))?;
+                self.exit_status = Some(st);
+            }
+        }
+        Ok(())
+    }
+
+    async fn export(&mut self, out_dir: &Path) -> DriverResult<Vec<PathBuf>> {
+        if !self.is_stopped() {
+            return Err(DriverError::Msg(format!(
+                "QEMU VM {} is still running; shut it down (wait_stopped / force_stop) before export",
+                self.cfg.vm_name
+            )));
+        }
+        if self.disks.is_empty() {
+            return Err(DriverError::Msg(
+                "QEMU driver: nothing to export (create() was not run)".into(),
+            ));
+        }
+        media::export_disks(&self.cfg, &self.disks, out_dir).await
+    }
+
+    async fn destroy(&mut self) -> DriverResult<()> {
+        let stop = self.force_stop().await;
+        self.qmp = None;
+        self.child = None;
+        self.runtime_dir = None;
+        let mut failures = Vec::new();
+        for f in self.work_files.drain(..).rev() {
+            let r = if f.is_dir() {
+                std::fs::remove_dir_all(&f)
+            } else {
+                std::fs::remove_file(&f)
+            };
+            if let Err(e) = r {
+                if e.kind() != std::io::ErrorKind::NotFound {
+                    failures.push(format!("{}: {e}", f.display()));
+                }
+            }
+        }
+        self.disks.clear();
+        if self.created_work_dir {
+            // Only if empty: the engine may keep its own files there.
+            let _ = std::fs::remove_dir(&self.cfg.env.work_dir);
+            self.created_work_dir = false;
+        }
+        stop?;
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(DriverError::Msg(format!(
+                "could not remove work files: {}",
+                failures.join("; ")
+            )))
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod config_tests;
+#[cfg(test)]
+#[path = "launch_tests.rs"]
+mod launch_tests;
