@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -107,6 +108,26 @@ def wait_serial(path, needle, timeout, proc, start=0):
             raise RuntimeError(f"QEMU exited early (status {proc.returncode})")
         time.sleep(0.5)
     raise TimeoutError(f"'{needle}' not seen on the serial console within {timeout}s")
+
+
+def timestamp_serial(path, out_path, t0, stop):
+    """Copy the serial log to out_path, each line prefixed with seconds since t0."""
+    pos, buf = 0, b""
+    with open(out_path, "w") as out:
+        while not stop.is_set():
+            try:
+                with open(path, "rb") as f:
+                    f.seek(pos)
+                    data = f.read()
+            except FileNotFoundError:
+                data = b""
+            pos += len(data)
+            buf += data
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                out.write(f"{time.time() - t0:7.1f} {line.decode(errors='replace').rstrip()}\n")
+            out.flush()
+            time.sleep(0.2)
 
 
 def ssh_banner(port):
@@ -200,6 +221,9 @@ def main():
     qemu = subprocess.Popen(qemu_cmd, stdout=open(os.path.join(work, "qemu.log"), "w"),
                             stderr=subprocess.STDOUT)
     ok = False
+    stop = threading.Event()
+    threading.Thread(target=timestamp_serial, daemon=True,
+                     args=(serial, os.path.join(work, "serial-timed.log"), t0, stop)).start()
     try:
         print(f"smoke: work dir {work}; http :{http_port} ssh :{ssh_port}", flush=True)
         qmp = Qmp(qmp_path, time.time() + 10)
@@ -238,6 +262,7 @@ def main():
         except OSError:
             pass
     finally:
+        stop.set()
         for p in (qemu, http):
             if p.poll() is None:
                 p.kill()
