@@ -8,24 +8,35 @@ use std::path::{Path, PathBuf};
 
 /// A scratch area: data dir with a playbook, user dir, venv dir, temp dir path.
 pub struct Scratch {
-    pub root: tempfile::TempDir,
+    root: PathBuf,
+    _guard: Option<tempfile::TempDir>,
 }
 
 impl Scratch {
     pub fn new() -> Scratch {
-        let root = tempfile::Builder::new()
+        let guard = tempfile::Builder::new()
             .prefix("pk-test-")
             .tempdir()
             .unwrap();
-        let s = Scratch { root };
+        let s = Scratch {
+            root: guard.path().to_path_buf(),
+            _guard: Some(guard),
+        };
         std::fs::create_dir_all(s.data()).unwrap();
         std::fs::create_dir_all(s.user().join("files")).unwrap();
         std::fs::write(s.data().join("config.yml"), "- hosts: all\n  tasks: []\n").unwrap();
         std::fs::write(s.iso(), "not really an ISO").unwrap();
         s
     }
+    /// A scratch made by another process (not removed by this one).
+    pub fn open(root: &Path) -> Scratch {
+        Scratch {
+            root: root.to_path_buf(),
+            _guard: None,
+        }
+    }
     pub fn path(&self) -> &Path {
-        self.root.path()
+        &self.root
     }
     pub fn data(&self) -> PathBuf {
         self.path().join("data")
