@@ -79,9 +79,16 @@ impl Qmp {
             .map_err(|_| {
                 QmpError::Timeout(Duration::from_secs(30), "waiting for the greeting".into())
             })?
-            .map_err(|e| QmpError::Io {
-                context: "reading the greeting".into(),
-                source: e,
+            .map_err(|e| match e.kind() {
+                std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::BrokenPipe
+                | std::io::ErrorKind::UnexpectedEof => {
+                    QmpError::Closed("reading the greeting".into())
+                }
+                _ => QmpError::Io {
+                    context: "reading the greeting".into(),
+                    source: e,
+                },
             })?
             .ok_or_else(|| QmpError::Closed("reading the greeting".into()))?;
         let greeting: Value = serde_json::from_str(&greeting_line)

@@ -29,7 +29,10 @@ fn plan() -> LaunchPlan {
 }
 
 fn pairs(argv: &[String], flag: &str) -> Vec<String> {
-    argv.windows(2).filter(|w| w[0] == flag).map(|w| w[1].clone()).collect()
+    argv.windows(2)
+        .filter(|w| w[0] == flag)
+        .map(|w| w[1].clone())
+        .collect()
 }
 
 #[test]
@@ -46,7 +49,10 @@ fn defaults_follow_packer() {
     assert_eq!(c.net_device, "virtio-net");
     assert_eq!(c.boot_key_interval, DEFAULT_KEY_INTERVAL);
     let ssh = c.ssh.as_ref().unwrap();
-    assert_eq!((ssh.guest_port, ssh.host_port_min, ssh.host_port_max), (22, 2222, 4444));
+    assert_eq!(
+        (ssh.guest_port, ssh.host_port_min, ssh.host_port_max),
+        (22, 2222, 4444)
+    );
     assert!(c.vnc.is_none());
 }
 
@@ -65,7 +71,10 @@ fn osimager_style_values() {
     assert_eq!((c.disk_size_mib, c.format), (20480, DiskFormat::Raw));
     assert_eq!(c.firmware, Firmware::Bios);
     assert_eq!(c.accelerator, Accelerator::Tcg);
-    assert_eq!(c.cd_files, vec![PathBuf::from("/t/user-data"), PathBuf::from("/t/meta-data")]);
+    assert_eq!(
+        c.cd_files,
+        vec![PathBuf::from("/t/user-data"), PathBuf::from("/t/meta-data")]
+    );
     assert_eq!(c.cd_label.as_deref(), Some("cidata"));
     assert!(c.headless);
     assert_eq!(c.boot_key_interval, Duration::from_millis(25));
@@ -86,7 +95,11 @@ fn disk_sizes() {
         (json!("512M"), 512),
         (json!("2048K"), 2),
     ] {
-        assert_eq!(cfg(json!({ "disk_size": v })).unwrap().disk_size_mib, mib, "{v}");
+        assert_eq!(
+            cfg(json!({ "disk_size": v })).unwrap().disk_size_mib,
+            mib,
+            "{v}"
+        );
     }
     let e = cfg(json!({"disk_size": "ten"})).unwrap_err();
     assert_eq!(e.key, "disk_size");
@@ -129,8 +142,12 @@ fn efi_uses_ovmf() {
     p.efi_vars = Some("/w/vars.fd".into());
     let argv = build_argv(&c, &p).unwrap();
     let drives = pairs(&argv, "-drive");
-    assert!(drives.iter().any(|d| d.contains("if=pflash,unit=0") && d.contains("readonly=on")));
-    assert!(drives.iter().any(|d| d == "if=pflash,unit=1,format=raw,file=/w/vars.fd"));
+    assert!(drives
+        .iter()
+        .any(|d| d.contains("if=pflash,unit=0") && d.contains("readonly=on")));
+    assert!(drives
+        .iter()
+        .any(|d| d == "if=pflash,unit=1,format=raw,file=/w/vars.fd"));
     assert_eq!(cfg(json!({"efi_boot": true})).unwrap().firmware, c.firmware);
 }
 
@@ -156,10 +173,16 @@ fn default_command_line() {
     assert_eq!(pairs(&argv, "-boot"), vec!["once=d"]);
     assert_eq!(pairs(&argv, "-display"), vec!["none"]);
     assert_eq!(pairs(&argv, "-serial"), vec!["file:/l/vm-serial.log"]);
-    assert_eq!(pairs(&argv, "-qmp"), vec!["unix:/run/q.sock,server=on,wait=off"]);
+    assert_eq!(
+        pairs(&argv, "-qmp"),
+        vec!["unix:/run/q.sock,server=on,wait=off"]
+    );
     // `host` is a KVM-only model: under TCG it becomes `max`.
     let c = cfg(json!({"cpu_model": "host"})).unwrap();
-    assert_eq!(pairs(&build_argv(&c, &plan()).unwrap(), "-cpu"), vec!["max"]);
+    assert_eq!(
+        pairs(&build_argv(&c, &plan()).unwrap(), "-cpu"),
+        vec!["max"]
+    );
     let mut p = plan();
     p.accel = "kvm";
     assert_eq!(pairs(&build_argv(&c, &p).unwrap(), "-cpu"), vec!["host"]);
@@ -188,7 +211,10 @@ fn qemuargs_override_like_packer() {
     );
     assert_eq!(pairs(&argv, "-m"), vec!["1024M"]);
     // Packer #6804: the network device is kept when -device is overridden.
-    assert_eq!(pairs(&argv, "-device"), vec!["virtio-rng-pci", "virtio-net,netdev=user.0"]);
+    assert_eq!(
+        pairs(&argv, "-device"),
+        vec!["virtio-rng-pci", "virtio-net,netdev=user.0"]
+    );
     assert!(argv.contains(&"-no-reboot".to_string()));
     assert_eq!(
         pairs(&argv, "-smbios"),
@@ -197,7 +223,10 @@ fn qemuargs_override_like_packer() {
     assert_eq!(argv.iter().filter(|a| *a == "-m").count(), 1);
     let c = cfg(json!({"qemuargs": [["-name", "{{ .Nope }}"]]})).unwrap();
     let e = build_argv(&c, &plan()).unwrap_err().to_string();
-    assert!(e.contains("qemuargs") && e.contains(".Nope") && e.contains(".SSHHostPort"), "{e}");
+    assert!(
+        e.contains("qemuargs") && e.contains(".Nope") && e.contains(".SSHHostPort"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -209,7 +238,10 @@ fn disk_interfaces() {
     ] {
         let c = cfg(json!({ "disk_interface": iface })).unwrap();
         let argv = build_argv(&c, &plan()).unwrap();
-        assert!(pairs(&argv, "-device").contains(&dev.to_string()), "{iface}: {argv:?}");
+        assert!(
+            pairs(&argv, "-device").contains(&dev.to_string()),
+            "{iface}: {argv:?}"
+        );
         assert!(pairs(&argv, "-drive")[0].contains("if=none,id=drive0"));
     }
     let c = cfg(json!({ "disk_interface": "ide" })).unwrap();

@@ -196,21 +196,20 @@ impl QemuDriver {
             r = Qmp::connect_retry(&plan.qmp_socket, QMP_CONNECT_TIMEOUT) => Some(r),
             _ = child.wait() => None,
         };
-        match connected {
+        let qmp_error = match connected {
             Some(Ok(qmp)) => return Ok(Some((child, qmp))),
-            Some(Err(QmpError::Closed(_))) | None => {}
-            Some(Err(e)) => {
-                let _ = child.start_kill();
-                let _ = child.wait().await;
-                return Err(e.into());
-            }
-        }
-        // QEMU went away during start-up: find out why.
+            Some(Err(e)) => Some(e),
+            None => None,
+        };
+        // No monitor: either QEMU is exiting (find out why from its stderr) or it hangs.
         let status = match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
             Ok(Ok(st)) => st.to_string(),
             _ => {
                 let _ = child.start_kill();
                 let _ = child.wait().await;
+                if let Some(e) = qmp_error.filter(|e| !matches!(e, QmpError::Closed(_))) {
+                    return Err(e.into());
+                }
                 "killed after closing its monitor".into()
             }
         };

@@ -1,11 +1,12 @@
 //! Typing key events through QMP.
 //!
-//! A tap is one `send-key` (a chord: Shift with the key when the character needs it) whose
-//! `hold-time` is half the key interval: QEMU queues the press, waits `hold-time`, queues the
-//! release. We then wait the whole interval before the next key, so QEMU's input queue (which
-//! drops events beyond 50 pending) never fills. Holds (`<xOn>`/`<xOff>`) use
-//! `input-send-event` with explicit down/up events. Typed keys are never logged (they may be
-//! passwords).
+//! Every key goes through `input-send-event` with explicit down and up events: a press
+//! (with Shift when the character needs it), a pause of half the key interval, the release,
+//! then the rest of the interval. `send-key` is not used because QEMU queues its timed
+//! releases separately from `input-send-event`, so mixing the two (taps and `<xOn>` holds)
+//! reorders keys; and pressing and releasing in one message can lose keys on devices that
+//! report key state (USB HID) rather than a byte queue (PS/2). Typed keys are never logged
+//! (they may be passwords).
 
 use crate::bootcmd::{Key, KeyEvent};
 use crate::keys::qcode;
@@ -16,60 +17,54 @@ use std::time::Duration;
 
 fn qkey(key: Key) -> DriverResult<(Value, bool)> {
     let q = qcode(key).ok_or_else(|| {
-        DriverError::Msg(format!("key {key:?} has no QEMU key code (only printable US-ASCII and the special keys can be typed)"))
+        DriverError::Msg(format!(
+            "key {key:?} has no QEMU key code (only printable US-ASCII and the special keys can be typed)"
+        ))
     })?;
     Ok((json!({"type": "qcode", "data": q.name}), q.shift))
 }
 
-fn shift() -> Value {
-    json!({"type": "qcode", "data": "shift"})
+fn key_events(key: Key, down: bool) -> DriverResult<Value> {
+    let (q, needs_shift) = qkey(key)?;
+    let ev = |k: Value| json!({"type": "key", "data": {"down": down, "key": k}});
+    let shift = json!({"type": "qcode", "data": "shift"});
+    let mut evs = Vec::new();
+    if down {
+        if needs_shift {
+            evs.push(ev(shift.clone()));
+        }
+        evs.push(ev(q));
+    } else {
+        evs.push(ev(q));
+        if needs_shift {
+            evs.push(ev(shift));
+        }
+    }
+    Ok(json!({ "events": evs }))
 }
 
-fn input_event(key: Value, down: bool) -> Value {
-    json!({"type": "key", "data": {"down": down, "key": key}})
-}
-
-/// Type `events`, pausing `interval` after each key.
+/// Type `events`: each key press/release is followed by pauses adding up to `interval`.
 pub(crate) async fn type_events(
     qmp: &Qmp,
     events: &[KeyEvent],
     interval: Duration,
 ) -> DriverResult<()> {
-    let hold_ms = (interval.as_millis() / 2).clamp(1, 1000) as u64;
+    let hold = interval / 2;
     tracing::debug!("typing {} key events (interval {interval:?})", events.len());
     for ev in events {
         match ev {
             KeyEvent::Wait(d) => tokio::time::sleep(*d).await,
             KeyEvent::Tap(k) => {
-                let (q, needs_shift) = qkey(*k)?;
-                let keys = if needs_shift {
-                    vec![shift(), q]
-                } else {
-                    vec![q]
-                };
-                qmp.execute(
-                    "send-key",
-                    Some(json!({"keys": keys, "hold-time": hold_ms})),
-                )
-                .await?;
-                tokio::time::sleep(interval).await;
+                qmp.execute("input-send-event", Some(key_events(*k, true)?))
+                    .await?;
+                tokio::time::sleep(hold).await;
+                qmp.execute("input-send-event", Some(key_events(*k, false)?))
+                    .await?;
+                tokio::time::sleep(interval - hold).await;
             }
             KeyEvent::Down(k) | KeyEvent::Up(k) => {
                 let down = matches!(ev, KeyEvent::Down(_));
-                let (q, needs_shift) = qkey(*k)?;
-                let mut evs = Vec::new();
-                if down {
-                    if needs_shift {
-                        evs.push(input_event(shift(), true));
-                    }
-                    evs.push(input_event(q, true));
-                } else {
-                    evs.push(input_event(q, false));
-                    if needs_shift {
-                        evs.push(input_event(shift(), false));
-                    }
-                }
-                qmp.execute("input-send-event", Some(json!({"events": evs})))
+                qmp.execute("input-send-event", Some(key_events(*k, down)?))
                     .await?;
                 tokio::time::sleep(interval).await;
             }
