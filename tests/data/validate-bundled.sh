@@ -1,0 +1,141 @@
+#!/bin/sh
+# Validate the bundled data tree (platforms/ specs/ files/ tasks/ at the repository root) with the
+# original OSImager, osimager 1.11.1, as oracle.
+#
+#   tests/data/validate-bundled.sh [--only REGEX] [--no-packer]
+#
+# Environment: OSIMAGER_VENV (default /opt/osimager-venv: a venv with osimager==1.11.1),
+# PACKER (default packer; Packer 1.6.6 is what the CI machines have), KEEP=1 keeps the scratch dir.
+#
+# The oracle only reads its bundled data from <package>/data, so this script copies the oracle's
+# Python modules into a scratch package whose data/ is a symlink to this repository. User-level
+# configuration comes from a scratch XDG_CONFIG_HOME holding a location that every platform
+# accepts, config.json with credential_source=config, and a secrets file with dummy values, so
+# neither Vault nor the network is needed (IPs are always passed, so no DNS lookup happens).
+#
+# Steps: 1. `mkosimage --list` lists every target (and `--list-platforms` every platform);
+#        2. for every target x platform the spec allows, with DHCP and with a static IP:
+#           the template resolves and the answer files generate cleanly (validate_bundled.py);
+#        3. `packer validate` on the qemu templates of a few targets (skipped with --no-packer or
+#           when packer is missing). Exit status is non-zero if any step fails.
+set -eu
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+venv=${OSIMAGER_VENV:-/opt/osimager-venv}
+packer=${PACKER:-packer}
+only='.*'
+use_packer=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --only) only=$2; shift 2 ;;
+        --no-packer) use_packer=0; shift ;;
+        *) echo "usage: $0 [--only REGEX] [--no-packer]" >&2; exit 2 ;;
+    esac
+done
+
+pkg=$(ls -d "$venv"/lib/python3*/site-packages/osimager 2>/dev/null | head -n1)
+if [ -z "$pkg" ] || [ ! -f "$pkg/core.py" ]; then
+    echo "error: osimager 1.11.1 not found under $venv (set OSIMAGER_VENV)" >&2
+    exit 2
+fi
+
+scratch=$(mktemp -d "${TMPDIR:-/tmp}/osimager-validate.XXXXXX")
+cleanup() { if [ "${KEEP:-0}" = 1 ]; then echo "kept $scratch"; else rm -rf "$scratch"; fi; }
+trap cleanup EXIT INT TERM
+
+mkdir -p "$scratch/pkg/osimager" "$scratch/cfg/osimager/locations" "$scratch/home" "$scratch/out"
+cp "$pkg"/*.py "$scratch/pkg/osimager/"
+ln -s "$root" "$scratch/pkg/osimager/data"
+
+cat > "$scratch/cfg/osimager/config.json" <<EOF
+{"credential_source": "config", "iso_path": "$scratch/iso", "packer_cache_dir": "$scratch/cache"}
+EOF
+# A location with every def the bundled platforms and specs read (see docs/DATA.md).
+cat > "$scratch/cfg/osimager/locations/lab.json" <<EOF
+{
+  "defs": {
+    "domain": "lab.example",
+    "cidr": "10.9.8.0/24",
+    "dns": {"servers": ["127.0.0.1"], "search": ["lab.example", "example"]},
+    "ntp": {"servers": ["127.0.0.1"]},
+    "vms_path": "$scratch/vms",
+    "qemu_accelerator": "tcg",
+    "vsphere_datacenter": "dc1", "vsphere_cluster": "cluster1", "vsphere_datastore": "ds1",
+    "vsphere_network": "VM Network",
+    "proxmox_node": "pve1",
+    "xen_sr": "Local storage",
+    "aws_region": "eu-west-1",
+    "azure_location": "westeurope", "azure_resource_group": "rg-images",
+    "gcp_zone": "europe-west1-b"
+  }
+}
+EOF
+cat > "$scratch/cfg/osimager/secrets" <<'EOF'
+images/linux username=builder password=Dummy-linux-1
+images/windows username=Administrator password=Dummy-Win-1
+vsphere/lab server=vcenter.lab.example username=svc-packer password=Dummy-vs-1
+proxmox/lab url=https://pve1.lab.example:8006/api2/json username=packer@pve!osimager token=Dummy-pve-1
+xenserver/lab server=xen1.lab.example username=root password=Dummy-xen-1
+aws/lab access_key=AKIADUMMY secret_key=Dummy-aws-1
+azure/lab client_id=00000000-0000-0000-0000-000000000001 client_secret=Dummy-az-1 tenant_id=00000000-0000-0000-0000-000000000002 subscription_id=00000000-0000-0000-0000-000000000003
+gcp/lab project_id=dummy-project credentials_json={"type":"service_account"}
+EOF
+
+export HOME="$scratch/home" XDG_CONFIG_HOME="$scratch/cfg" XDG_DATA_HOME="$scratch/data"
+export XDG_CACHE_HOME="$scratch/cache" PYTHONPATH="$scratch/pkg" PATH="$venv/bin:$PATH"
+py="$venv/bin/python3"
+mk() { (cd "$scratch" && "$py" -c 'import sys; from osimager.cli import main_mkosimage; sys.exit(main_mkosimage())' "$@"); }
+
+status=0
+
+echo "== mkosimage --list-platforms"
+mk --list-platforms > "$scratch/platforms.txt"
+for p in qemu virtualbox vmware vsphere proxmox hyperv xenserver aws azure gcp none; do
+    grep -q "^  $p " "$scratch/platforms.txt" || { echo "FAIL: platform $p not listed"; status=1; }
+done
+echo "== mkosimage --list"
+mk --list > "$scratch/list.txt"
+targets=$(grep -c '^  ' "$scratch/list.txt" || true)
+echo "$targets targets"
+for t in debian-12.12-x86_64 debian-13.2-x86_64 ubuntu-22.04-x86_64 ubuntu-24.04-x86_64 \
+         rhel-8.10-x86_64 rhel-9.6-x86_64 rhel-10.0-x86_64 rocky-9.6-x86_64 alma-10.0-x86_64 \
+         fedora-43-x86_64 opensuse-15.6-x86_64 opensuse-16.0-x86_64 sles-15.7-x86_64 \
+         sles-16.0-x86_64 windows-server-2022-x86_64 windows-server-2025-x86_64; do
+    grep -q "^  $t\$" "$scratch/list.txt" || { echo "FAIL: target $t not listed"; status=1; }
+done
+
+echo "== every target x platform (mkosimage -u equivalent + generated files)"
+"$py" "$here/validate_bundled.py" lab "$scratch/out" --only "$only" || status=1
+
+if [ "$use_packer" = 1 ] && command -v "$packer" >/dev/null 2>&1; then
+    echo "== $packer validate on qemu templates"
+    for t in debian-12.12-x86_64 ubuntu-24.04-x86_64 rocky-9.6-x86_64 fedora-43-x86_64 \
+             opensuse-15.6-x86_64 windows-server-2022-x86_64; do
+        echo "$t" | grep -Eq "$only" || continue
+        tmpl="$scratch/out/qemu_lab_${t}dhcp.json"
+        [ -f "$tmpl" ] || { echo "FAIL: no template for $t"; status=1; continue; }
+        # Keep packer off the network: validate fetches a file: checksum, so use "none" and a
+        # local ISO path; the http_directory must exist.
+        "$py" - "$tmpl" "$scratch" <<'EOF'
+import json, sys
+path, scratch = sys.argv[1], sys.argv[2]
+t = json.load(open(path))
+b = t["builders"][0]
+b["http_directory"] = scratch
+b["iso_checksum"] = "none"
+b["iso_url"] = scratch + "/iso/" + b["iso_url"].rsplit("/", 1)[-1]
+json.dump(t, open(path, "w"), indent=2)
+EOF
+        if out=$(cd "$root" && "$packer" validate "$tmpl" 2>&1); then
+            echo "ok   packer validate qemu/$t"
+        else
+            echo "FAIL packer validate qemu/$t:"; echo "$out" | sed 's/^/    /'; status=1
+        fi
+    done
+else
+    echo "== packer validate skipped"
+fi
+
+if [ "$status" = 0 ]; then echo "validate-bundled: OK"; else echo "validate-bundled: FAILED"; fi
+exit "$status"
