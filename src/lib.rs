@@ -4,3 +4,5 @@ pub mod plan;
 pub mod secret;
 pub mod hooks;
 pub mod venv;
+pub mod comm;
+pub mod provision;

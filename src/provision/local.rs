@@ -1,0 +1,86 @@
+//! Running local commands (ansible-playbook, ansible-galaxy, shell-local) with streamed,
+//! redacted output.
+
+use super::ProvisionContext;
+use crate::secret::redact;
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Command;
+
+/// The PATH local commands see: the venv's bin first, then `ctx.env["PATH"]` or our own PATH.
+pub(crate) fn search_path(ctx: &ProvisionContext) -> OsString {
+    let base = ctx
+        .env
+        .get("PATH")
+        .map(OsString::from)
+        .or_else(|| std::env::var_os("PATH"))
+        .unwrap_or_default();
+    match &ctx.venv_bin {
+        Some(bin) => {
+            let mut dirs = vec![bin.clone()];
+            dirs.extend(std::env::split_paths(&base));
+            std::env::join_paths(dirs).unwrap_or(base)
+        }
+        None => base,
+    }
+}
+
+/// Find `program` the way a shell would with `path`. Names containing `/` are taken as paths
+/// (relative to `cwd`).
+pub(crate) fn which(program: &str, path: &OsString, cwd: &Path) -> Option<PathBuf> {
+    if program.contains('/') {
+        let p = cwd.join(program);
+        return p.is_file().then_some(p);
+    }
+    std::env::split_paths(path).map(|d| d.join(program)).find(|p| is_executable(p))
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+}
+
+/// A command with the build environment applied: `ctx.env`, PATH (venv first), cwd `work_dir`.
+pub(crate) fn command(program: &Path, ctx: &ProvisionContext) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.current_dir(&ctx.work_dir);
+    for (k, v) in &ctx.env {
+        cmd.env(k, v);
+    }
+    cmd.env("PATH", search_path(ctx));
+    cmd
+}
+
+/// Run `cmd`, forwarding its stdout/stderr lines (redacted) to the context's output.
+pub(crate) async fn run(mut cmd: Command, ctx: &ProvisionContext, prefix: &str) -> std::io::Result<ExitStatus> {
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+    let mut child = cmd.spawn()?;
+    let out = child.stdout.take();
+    let err = child.stderr.take();
+    tokio::join!(forward(out, ctx, prefix), forward(err, ctx, prefix));
+    child.wait().await
+}
+
+async fn forward<R: AsyncRead + Unpin>(r: Option<R>, ctx: &ProvisionContext, prefix: &str) {
+    let Some(r) = r else { return };
+    let mut lines = BufReader::new(r).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        ctx.output(prefix, &redact(&line));
+    }
+}
+
+/// Render a command line for messages (redacted, shell-quoted where needed).
+pub(crate) fn display_cmd(program: &Path, args: &[String]) -> String {
+    let mut s = program.display().to_string();
+    for a in args {
+        s.push(' ');
+        if a.is_empty() || a.contains(|c: char| c.is_whitespace() || "'\"$`\\".contains(c)) {
+            s.push_str(&crate::comm::shell_quote(a));
+        } else {
+            s.push_str(a);
+        }
+    }
+    redact(&s)
+}
