@@ -1,0 +1,247 @@
+//! SSH communicator against a real OpenSSH server (see tests/ssh_common).
+
+mod ssh_common;
+
+use osimager::comm::{wait_ready, CommError, ExitStatus, SshConfig, WaitStage};
+use osimager::secret::Secret;
+use ssh_common::{free_port, prepare, Sshd};
+use std::time::{Duration, Instant};
+
+fn key_cfg(files: &ssh_common::SshdFiles) -> SshConfig {
+    SshConfig {
+        username: "root".into(),
+        private_key_file: Some(files.client_key.clone()),
+        timeout: Duration::from_secs(30),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn detects_sshd_started_after_polling_began() {
+    let files = prepare(false);
+    let port = free_port();
+    let mut cfg = key_cfg(&files);
+    cfg.known_hosts_file = Some(files.dir.path().join("known_hosts"));
+    let waiter = {
+        let cfg = cfg.clone();
+        tokio::spawn(async move {
+            let s = wait_ready("127.0.0.1", port, &cfg).await;
+            (s, Instant::now())
+        })
+    };
+    // The port is closed for a while: the waiter must keep polling, not fail.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!waiter.is_finished());
+    let mut sshd = Sshd::start(&files, port, None);
+    sshd.wait_listening();
+    let (session, ready_at) = waiter.await.unwrap();
+    let session = session.expect("SSH should become ready");
+    let listening = sshd.listening_at.lock().unwrap().unwrap();
+    eprintln!(
+        "SSH-ready detection latency after sshd listened: {:?} (includes key exchange and authentication)",
+        ready_at.saturating_duration_since(listening)
+    );
+    assert!(session.host_key_fingerprint().starts_with("SHA256:"));
+    let recorded = std::fs::read_to_string(files.dir.path().join("known_hosts")).unwrap();
+    let host_pub = std::fs::read_to_string(files.dir.path().join("host_key.pub")).unwrap();
+    let host_pub: Vec<&str> = host_pub.split_whitespace().take(2).collect();
+    assert!(
+        recorded.starts_with(&format!(
+            "[127.0.0.1]:{port} {} {}",
+            host_pub[0], host_pub[1]
+        )),
+        "{recorded}"
+    );
+    let (st, out, _) = session.exec_capture("echo ready").await.unwrap();
+    assert_eq!((st, out.as_str()), (ExitStatus::Code(0), "ready\n"));
+}
+
+#[tokio::test]
+async fn closed_port_times_out_with_clear_error() {
+    let port = free_port();
+    let cfg = SshConfig {
+        username: "root".into(),
+        password: Some(Secret::new("unused-pw-1")),
+        timeout: Duration::from_millis(600),
+        ..Default::default()
+    };
+    let err = wait_ready("127.0.0.1", port, &cfg).await.unwrap_err();
+    match &err {
+        CommError::Timeout {
+            stage, last_error, ..
+        } => {
+            assert_eq!(*stage, WaitStage::NeverConnected);
+            assert!(last_error.contains("refused"), "{last_error}");
+        }
+        other => panic!("expected a timeout, got {other}"),
+    }
+    assert!(err.to_string().contains(&format!("127.0.0.1:{port}")));
+}
+
+#[tokio::test]
+async fn port_that_closes_before_banner_is_not_ssh() {
+    // Like QEMU's hostfwd before the guest's sshd is up: TCP accepted, then closed.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in listener.incoming() {
+            drop(s);
+        }
+    });
+    let cfg = SshConfig {
+        username: "root".into(),
+        password: Some(Secret::new("unused-pw-2")),
+        timeout: Duration::from_millis(800),
+        ..Default::default()
+    };
+    match wait_ready("127.0.0.1", port, &cfg).await.unwrap_err() {
+        CommError::Timeout { stage, .. } => assert_eq!(stage, WaitStage::NoBanner),
+        other => panic!("expected a timeout, got {other}"),
+    }
+}
+
+#[tokio::test]
+async fn wrong_password_is_an_authentication_error() {
+    let files = prepare(true);
+    let port = free_port();
+    let mut sshd = Sshd::start(&files, port, Some("right-password-42"));
+    sshd.wait_listening();
+    let cfg = SshConfig {
+        username: "root".into(),
+        password: Some(Secret::new("wrong-password-17")),
+        timeout: Duration::from_secs(60),
+        handshake_attempts: 2,
+        auth_retry_delay: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let t = Instant::now();
+    let err = wait_ready("127.0.0.1", port, &cfg).await.unwrap_err();
+    assert!(t.elapsed() < cfg.timeout);
+    let text = err.to_string();
+    assert!(
+        matches!(err, CommError::AuthRejected { attempts: 2, .. }),
+        "{text}"
+    );
+    assert!(
+        text.contains("password") && text.contains("ssh_password"),
+        "{text}"
+    );
+    assert!(!text.contains("wrong-password-17"));
+
+    // The right password logs in.
+    let ok = SshConfig {
+        password: Some(Secret::new("right-password-42")),
+        ..cfg
+    };
+    let s = wait_ready("127.0.0.1", port, &ok).await.unwrap();
+    let (st, out, _) = s.exec_capture("id -un").await.unwrap();
+    assert_eq!((st, out.trim()), (ExitStatus::Code(0), "root"));
+}
+
+#[tokio::test]
+async fn exec_reports_exit_codes_output_and_signals() {
+    let files = prepare(false);
+    let port = free_port();
+    let mut sshd = Sshd::start(&files, port, None);
+    sshd.wait_listening();
+    let s = wait_ready("127.0.0.1", port, &key_cfg(&files))
+        .await
+        .unwrap();
+
+    assert_eq!(s.exec("exit 3").await.unwrap(), ExitStatus::Code(3));
+    let (st, out, err) = s
+        .exec_capture("echo out1; echo err1 >&2; printf 'no-newline'")
+        .await
+        .unwrap();
+    assert_eq!(st, ExitStatus::Code(0));
+    assert_eq!(out, "out1\nno-newline\n");
+    assert_eq!(err, "err1\n");
+    // Large output arrives complete and in order.
+    let (_, out, _) = s.exec_capture("seq 1 20000").await.unwrap();
+    assert_eq!(out.lines().count(), 20000);
+    assert_eq!(out.lines().last(), Some("20000"));
+    // Secrets are redacted in output lines.
+    let _pw = Secret::new("very-secret-value-99");
+    let (_, out, _) = s
+        .exec_capture("echo token=very-secret-value-99")
+        .await
+        .unwrap();
+    assert_eq!(out, "token=***\n");
+    assert!(matches!(
+        s.exec("kill -KILL $$").await.unwrap(),
+        ExitStatus::Signal(_)
+    ));
+    // The session stays usable after all that.
+    assert!(s.exec("true").await.unwrap().success());
+}
+
+#[tokio::test]
+async fn upload_and_download_files() {
+    let files = prepare(false);
+    let port = free_port();
+    let mut sshd = Sshd::start(&files, port, None);
+    sshd.wait_listening();
+    let s = wait_ready("127.0.0.1", port, &key_cfg(&files))
+        .await
+        .unwrap();
+    let guest = tempfile::tempdir().unwrap();
+
+    // A 3 MiB binary file with its mode preserved (the "guest" is this machine).
+    let local = files.dir.path().join("blob.bin");
+    let data: Vec<u8> = (0..3 * 1024 * 1024u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(&local, &data).unwrap();
+    std::fs::set_permissions(&local, std::os::unix::fs::PermissionsExt::from_mode(0o750)).unwrap();
+    let remote = guest.path().join("dir with space/blob.bin");
+    std::fs::create_dir_all(remote.parent().unwrap()).unwrap();
+    s.upload(&local, remote.to_str().unwrap()).await.unwrap();
+    assert_eq!(std::fs::read(&remote).unwrap(), data);
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&remote).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o750);
+    assert_eq!(s.download(remote.to_str().unwrap()).await.unwrap(), data);
+
+    s.upload_bytes(
+        b"it's\n",
+        &format!("{}/q'uote", guest.path().display()),
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        std::fs::read_to_string(guest.path().join("q'uote")).unwrap(),
+        "it's\n"
+    );
+
+    let err = s
+        .upload_bytes(b"x", "/nonexistent-dir/x", None)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("/nonexistent-dir/x"), "{err}");
+}
+
+#[tokio::test]
+async fn shutdown_treats_a_dropped_connection_as_success() {
+    let files = prepare(false);
+    let port = free_port();
+    let mut sshd = Sshd::start(&files, port, None);
+    sshd.wait_listening();
+    let s = wait_ready("127.0.0.1", port, &key_cfg(&files))
+        .await
+        .unwrap();
+    // Kill this connection's sshd session process: the channel ends without an exit status,
+    // as when a guest powers off under us.
+    let st = s.shutdown("kill -KILL $PPID; sleep 5").await.unwrap();
+    assert_eq!(st, ExitStatus::Code(0));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(s.is_closed());
+
+    let s2 = wait_ready("127.0.0.1", port, &key_cfg(&files))
+        .await
+        .unwrap();
+    assert_eq!(
+        s2.exec("kill -KILL $PPID; sleep 5").await.unwrap(),
+        ExitStatus::Disconnected
+    );
+}
