@@ -1,0 +1,272 @@
+//! Provisioners against a real OpenSSH server and real ansible-playbook (see tests/ssh_common).
+//! The "guest" is this machine, reached over SSH on 127.0.0.1.
+
+mod ssh_common;
+
+use osimager::comm::SshConfig;
+use osimager::provision::{run_all, ProvisionContext, ProvisionError};
+use osimager::secret::Secret;
+use serde_json::json;
+use ssh_common::{ansible_playbook, free_port, prepare, Sshd, SshdFiles};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+struct Fixture {
+    files: SshdFiles,
+    _sshd: Sshd,
+    work: tempfile::TempDir,
+    guest: tempfile::TempDir,
+}
+
+fn fixture(password: Option<&str>) -> Fixture {
+    let files = prepare(password.is_some());
+    let port = free_port();
+    let mut sshd = Sshd::start(&files, port, password);
+    sshd.wait_listening();
+    Fixture {
+        files,
+        _sshd: sshd,
+        work: tempfile::tempdir().unwrap(),
+        guest: tempfile::tempdir().unwrap(),
+    }
+}
+
+fn context(f: &Fixture, password: Option<&str>) -> ProvisionContext {
+    let ssh = SshConfig {
+        username: "root".into(),
+        private_key_file: if password.is_some() {
+            None
+        } else {
+            Some(f.files.client_key.clone())
+        },
+        password: password.map(Secret::new),
+        timeout: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let mut ctx = ProvisionContext::new(
+        "127.0.0.1",
+        f._sshd.port,
+        ssh,
+        "testbuild",
+        "qemu",
+        f.work.path(),
+        f.work.path().join("tmp"),
+    );
+    ctx.ansible_playbook = Some(ansible_playbook());
+    // Keep test runs from leaving ssh ControlPersist masters behind.
+    ctx.env
+        .insert("ANSIBLE_SSH_ARGS".into(), "-o ControlMaster=no".into());
+    ctx
+}
+
+fn capture(ctx: &mut ProvisionContext) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let l = lines.clone();
+    ctx.on_output = Some(Arc::new(move |s: &str| {
+        l.lock().unwrap().push(s.to_string())
+    }));
+    lines
+}
+
+/// The "guest" is this machine, whose login shell may find a pyenv shim first (as OSImager specs
+/// do for real guests, pin the interpreter through the extra vars).
+const PY: &str = "ansible_python_interpreter=/usr/bin/python3";
+
+const PLAYBOOK: &str = "- hosts: all\n  gather_facts: false\n  tasks:\n    - copy:\n        dest: \"{{ out }}\"\n        content: \"{{ greeting }} {{ packer_build_name }} {{ packer_builder_type }} {{ platform }}\\n\"\n";
+
+#[tokio::test]
+async fn ansible_key_auth_writes_extra_var_into_guest_file() {
+    let f = fixture(None);
+    std::fs::write(f.work.path().join("site.yml"), PLAYBOOK).unwrap();
+    let out = f.guest.path().join("greeting.txt");
+    let mut ctx = context(&f, None);
+    ctx.user_vars
+        .insert("platform-name".into(), json!("qemu-test"));
+    let lines = capture(&mut ctx);
+    // The shape OSImager generates: extra_arguments with --extra-vars and {{user `…`}}.
+    let provisioners = [json!({
+        "type": "ansible",
+        "playbook_file": "site.yml",
+        "groups": ["testgroup"],
+        "extra_arguments": [
+            "--extra-vars",
+            format!("greeting=hello-from-extra-var out={} platform={{{{user `platform-name`}}}} unset={{{{user `ansible-opts`}}}} {PY}", out.display())
+        ]
+    })];
+    run_all(&provisioners, &ctx)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{:#?}", lines.lock().unwrap()));
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "hello-from-extra-var testbuild qemu qemu-test\n"
+    );
+    // Inventory removed afterwards.
+    let left: Vec<_> = std::fs::read_dir(f.work.path().join("tmp"))
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+async fn ansible_password_auth_keeps_password_out_of_argv_and_output() {
+    let pw = "ansible-test-pw-314";
+    let f = fixture(Some(pw));
+    std::fs::write(f.work.path().join("site.yml"), PLAYBOOK).unwrap();
+    let out = f.guest.path().join("pw.txt");
+    let mut ctx = context(&f, Some(pw));
+    let lines = capture(&mut ctx);
+    let provisioners = [json!({
+        "type": "ansible",
+        "playbook_file": "site.yml",
+        "extra_arguments": ["-e", format!("greeting=via-password out={} platform=p {PY}", out.display())],
+        "ansible_env_vars": ["ANSIBLE_STDOUT_CALLBACK=default"]
+    })];
+    run_all(&provisioners, &ctx)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{:#?}", lines.lock().unwrap()));
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "via-password testbuild qemu p\n"
+    );
+    let all = lines.lock().unwrap().join("\n");
+    assert!(!all.contains(pw));
+    assert!(
+        all.contains("PLAY RECAP"),
+        "ansible_env_vars not applied: {all}"
+    );
+    // The 0600 vars file holding the password is gone.
+    assert_eq!(
+        std::fs::read_dir(f.work.path().join("tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn ansible_failure_names_the_provisioner() {
+    let f = fixture(None);
+    std::fs::write(
+        f.work.path().join("fail.yml"),
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - fail: msg=boom\n",
+    )
+    .unwrap();
+    let ctx = context(&f, None);
+    let err = run_all(
+        &[json!({"type": "ansible", "playbook_file": "fail.yml", "extra_arguments": ["-e", PY]})],
+        &ctx,
+    )
+    .await
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("provisioners[0] (ansible)") && text.contains("ansible-playbook ended with"),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn shell_inline_script_env_and_execute_command() {
+    let f = fixture(None);
+    let g = f.guest.path().display().to_string();
+    std::fs::write(
+        f.work.path().join("s.sh"),
+        format!("#!/bin/sh\necho \"script $1 $PACKER_BUILDER_TYPE\" > {g}/script.txt\nexit 7\n"),
+    )
+    .unwrap();
+    let mut ctx = context(&f, None);
+    let lines = capture(&mut ctx);
+    let provisioners = [
+        json!({"type": "shell", "inline": [format!("echo \"$GREETING $PACKER_BUILD_NAME\" > {g}/inline.txt"), "echo visible-output"],
+               "environment_vars": ["GREETING=it's here"]}),
+        json!({"type": "shell", "script": "s.sh", "valid_exit_codes": [0, 7],
+               "execute_command": "chmod +x {{ .Path }}; {{ .Vars }} {{ .Path }} arg1"}),
+        json!({"type": "shell", "inline": "poweroff-is-not-run", "only": ["another-build"]}),
+        json!({"type": "shell-local", "inline": [format!("echo \"local $PACKER_BUILD_NAME $X\" > {g}/local.txt")], "environment_vars": ["X=1"]}),
+    ];
+    run_all(&provisioners, &ctx).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(f.guest.path().join("inline.txt")).unwrap(),
+        "it's here testbuild\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.guest.path().join("script.txt")).unwrap(),
+        "script arg1 qemu\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(f.guest.path().join("local.txt")).unwrap(),
+        "local testbuild 1\n"
+    );
+    assert!(lines
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|l| l.ends_with("visible-output")));
+
+    let err = run_all(&[json!({"type": "shell", "inline": ["exit 4"]})], &ctx)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("provisioners[0] (shell) failed")
+            && err.to_string().contains("exit status 4"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn file_provisioner_uploads_files_directories_and_content() {
+    let f = fixture(None);
+    let w = f.work.path();
+    std::fs::create_dir_all(w.join("tree/sub")).unwrap();
+    std::fs::write(w.join("tree/a.txt"), "A").unwrap();
+    std::fs::write(w.join("tree/sub/b.txt"), "B").unwrap();
+    std::fs::write(w.join("one.txt"), "one").unwrap();
+    let g = f.guest.path().display().to_string();
+    let ctx = context(&f, None);
+    let provisioners = [
+        json!({"type": "file", "source": "one.txt", "destination": format!("{g}/")}),
+        json!({"type": "file", "source": "tree", "destination": format!("{g}/x")}),
+        json!({"type": "file", "source": "tree/", "destination": format!("{g}/y")}),
+        json!({"type": "file", "content": "inline {{build_name}}", "destination": format!("{g}/c.txt")}),
+        json!({"type": "file", "source": format!("{g}/c.txt"), "destination": "back/", "direction": "download"}),
+    ];
+    run_all(&provisioners, &ctx).await.unwrap();
+    let read = |p: &str| std::fs::read_to_string(Path::new(&g).join(p)).unwrap();
+    assert_eq!(read("one.txt"), "one");
+    assert_eq!(read("x/tree/sub/b.txt"), "B");
+    assert_eq!(read("y/a.txt"), "A");
+    assert_eq!(read("c.txt"), "inline testbuild");
+    assert_eq!(
+        std::fs::read_to_string(w.join("back/c.txt")).unwrap(),
+        "inline testbuild"
+    );
+}
+
+#[tokio::test]
+async fn unknown_type_is_rejected_before_anything_runs() {
+    let f = fixture(None);
+    let marker = f.guest.path().join("ran");
+    let ctx = context(&f, None);
+    let provisioners = [
+        json!({"type": "shell", "inline": [format!("touch {}", marker.display())]}),
+        json!({"type": "powershell", "inline": ["Write-Host hi"]}),
+    ];
+    let err = run_all(&provisioners, &ctx).await.unwrap_err();
+    assert!(
+        matches!(&err, ProvisionError::UnknownType { index: 1, kind } if kind == "powershell"),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("\"powershell\"") && err.to_string().contains("provisioners[1]")
+    );
+    assert!(!marker.exists());
+
+    let err = run_all(
+        &[json!({"type": "shell", "inline": ["true"], "typo_key": 1})],
+        &ctx,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("typo_key"), "{err}");
+}
