@@ -38,7 +38,7 @@ fn packer_validate_accepts_generated_template() {
     let bytes = std::fs::read_to_string(&report.template).unwrap();
     assert_eq!(bytes, template::to_python_json(&plan.packer_template()));
     assert!(
-        bytes.contains("\"MY_VAR\"") == false,
+        !bytes.contains("\"MY_VAR\""),
         "evars are not template content"
     );
     let (ok, out) = packer_validate(&report.template, &s.data());

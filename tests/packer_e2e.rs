@@ -1,0 +1,80 @@
+//! End to end through real Packer 1.6.6: `osimager build --engine packer` of the hermetic test
+//! OS (tests/testos), from the bundled data plus the test location, under QEMU TCG with the guest
+//! network restricted to loopback. Slow (an OS install): runs only with OSIMAGER_E2E=1 and the
+//! media built (`tests/testos/build-media.sh`, cache in OSIMAGER_TESTOS_CACHE, default
+//! ~/.cache/osimager-testos).
+
+use osimager::config::{Config, ConfigOptions, ResolveRequest};
+use osimager::engine::packer::{build_with, PackerFlags};
+use osimager::engine::BuildOptions;
+use std::path::PathBuf;
+
+#[test]
+fn testos_builds_through_packer() {
+    if std::env::var_os("OSIMAGER_E2E").is_none() {
+        eprintln!("skipped: set OSIMAGER_E2E=1 (and build tests/testos media) to run");
+        return;
+    }
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let cache = std::env::var_os("OSIMAGER_TESTOS_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/osimager-testos")
+        });
+    assert!(
+        cache.join("current/testos.iso").is_file(),
+        "no test OS media in {}: run tests/testos/build-media.sh first",
+        cache.display()
+    );
+    let scratch = tempfile::Builder::new()
+        .prefix("pk-e2e-")
+        .tempdir()
+        .unwrap();
+    let s = scratch.path();
+    // One test in this binary: process-wide environment is fine.
+    std::env::set_var("OSIMAGER_TESTOS_CACHE", &cache);
+    std::env::set_var("XDG_CONFIG_HOME", repo.join("tests/testos/config"));
+    std::env::set_var("XDG_DATA_HOME", s.join("data"));
+    std::env::set_var("XDG_CACHE_HOME", s.join("cache"));
+    std::env::set_var("CHECKPOINT_DISABLE", "1");
+    // ansible-playbook for the default provisioner.
+    let path = format!(
+        "/opt/osimager-venv/bin:{}",
+        std::env::var("PATH").unwrap_or_default()
+    );
+    std::env::set_var("PATH", path);
+
+    let config = Config::load(&ConfigOptions {
+        data_dir: Some(repo.clone()),
+        ..Default::default()
+    })
+    .expect("config loads");
+    let temp = s.join("tmp");
+    let plan = config
+        .resolve(&ResolveRequest {
+            target: "qemu/hermetic/testos-1-x86_64".into(),
+            name: Some("pk-e2e".into()),
+            ip: Some(String::new()),
+            defines: vec![format!("vms_path={}", s.join("vms").display())],
+            temp_dir: temp.clone(),
+            ..Default::default()
+        })
+        .expect("testos resolves");
+    let opts = BuildOptions {
+        force: true,
+        temp_dir: None,
+        ..Default::default()
+    };
+    let report = build_with(&config, &plan, &opts, PackerFlags::default())
+        .unwrap_or_else(|e| panic!("packer build of testos failed: {e}"));
+    assert!(!report.dry_run);
+    let out = s.join("vms/qemu/pk-e2e");
+    let disk = out.join("pk-e2e");
+    assert!(
+        disk.is_file(),
+        "no disk image in {}: {:?}",
+        out.display(),
+        std::fs::read_dir(&out).map(|d| d.count())
+    );
+    assert!(!temp.exists(), "temp dir removed after the build");
+}

@@ -1,0 +1,256 @@
+//! The Packer engine against the ORIGINAL: for a sample of targets of osimager 1.11.1's bundled
+//! data, the template written, the command line, the environment and the working directory of
+//! `packer build` must equal what `mkosimage` produces. Both runs use the same scratch user
+//! config (a test location, credential_source=config, a fake Packer that records what it was
+//! given) and both read the oracle's bundled data. Paths of the two temp dirs and the random
+//! build_id are normalized; OSImager's `. activate &&` shell prefix is compared with the
+//! VIRTUAL_ENV/PATH we set ourselves.
+
+use osimager::config::{Config, ConfigOptions, ResolveRequest};
+use osimager::engine::packer::{build_with, PackerFlags};
+use osimager::engine::BuildOptions;
+use std::collections::BTreeMap;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const ORACLE: &str = "/opt/osimager-venv";
+const TARGETS: &[&str] = &[
+    "qemu/lab/debian-12.8-x86_64",
+    "qemu/lab/rocky-9.5-x86_64",
+    "qemu/lab/alpine-3.21-x86_64",
+    "qemu/lab/ubuntu-22.04-x86_64",
+    "virtualbox/lab/debian-12.8-x86_64",
+];
+
+fn oracle_data() -> PathBuf {
+    let lib = Path::new(ORACLE).join("lib");
+    let py = std::fs::read_dir(&lib)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.file_name().to_string_lossy().starts_with("python3"))
+        .expect("oracle venv has lib/python3.*");
+    py.path().join("site-packages/osimager/data")
+}
+
+fn write_exec(p: &Path, body: &str) {
+    std::fs::write(p, body).unwrap();
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// Scratch user config shared by both implementations.
+fn setup(s: &Path) {
+    let cfg = s.join("cfg/osimager");
+    std::fs::create_dir_all(cfg.join("locations")).unwrap();
+    std::fs::create_dir_all(s.join("bin")).unwrap();
+    std::fs::create_dir_all(s.join("home")).unwrap();
+    // The original insists on mkisofs for cd_files; xorriso emulates it under that name.
+    std::os::unix::fs::symlink("/usr/bin/xorriso", s.join("bin/mkisofs")).unwrap();
+    // Records argv, cwd and environment next to the template it is given.
+    write_exec(
+        &s.join("bin/fake-packer"),
+        "#!/bin/sh\n\
+         if [ \"$1\" = version ]; then echo 'Packer v1.6.6'; exit 0; fi\n\
+         for last in \"$@\"; do :; done\n\
+         out=\"$(dirname \"$last\")/packer-called\"\n\
+         { echo \"ARGS=$*\"; echo \"CWD=$(pwd)\"; } > \"$out.args\"\n\
+         env > \"$out.env\"\n",
+    );
+    std::fs::write(
+        cfg.join("config.json"),
+        format!(
+            r#"{{"credential_source": "config", "iso_path": "{0}/iso", "packer_cache_dir": "{0}/cache", "packer_cmd": "{0}/bin/fake-packer"}}"#,
+            s.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        cfg.join("locations/lab.json"),
+        format!(
+            r#"{{"defs": {{"domain": "lab.example", "cidr": "10.9.8.0/24",
+                "dns": {{"servers": ["127.0.0.1"], "search": ["lab.example"]}},
+                "ntp": {{"servers": ["127.0.0.1"]}}, "vms_path": "{}/vms"}}}}"#,
+            s.display()
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        cfg.join("secrets"),
+        "images/linux username=builder password=Dummy-linux-1\n",
+    )
+    .unwrap();
+    // Venvs the specs ask for, with an activate script shaped like the real one.
+    for v in ["2.16", "2.17", "2.18"] {
+        let dir = s.join("venvs").join(v);
+        std::fs::create_dir_all(dir.join("bin")).unwrap();
+        std::fs::write(
+            dir.join("bin/activate"),
+            format!(
+                "VIRTUAL_ENV={}\nexport VIRTUAL_ENV\nPATH=\"$VIRTUAL_ENV/bin:$PATH\"\nexport PATH\nunset PYTHONHOME\n",
+                dir.display()
+            ),
+        )
+        .unwrap();
+    }
+}
+
+fn env_map(text: &str) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::new();
+    for line in text.lines() {
+        if let Some((k, v)) = line.split_once('=') {
+            if k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') && !k.is_empty() {
+                m.insert(k.to_string(), v.to_string());
+            }
+        }
+    }
+    // Shell bookkeeping of OSImager's extra `sh -c` layer.
+    for k in ["_", "SHLVL", "OLDPWD", "PS1", "VIRTUAL_ENV_PROMPT"] {
+        m.remove(k);
+    }
+    // OSImager puts the venv's bin in PATH twice (evars PATH, then activate); once is enough.
+    if let Some(p) = m.get_mut("PATH") {
+        let mut parts: Vec<&str> = Vec::new();
+        for part in p.split(':') {
+            if parts.last() != Some(&part) {
+                parts.push(part);
+            }
+        }
+        *p = parts.join(":");
+    }
+    m
+}
+
+fn normalize(text: &str, temp: &Path) -> String {
+    let re = regex::Regex::new("packer-[0-9a-f]{12}").unwrap();
+    re.replace_all(
+        &text.replace(&temp.display().to_string(), "<TEMP>"),
+        "packer-<ID>",
+    )
+    .into_owned()
+}
+
+struct Run {
+    code: i32,
+    stdout: String,
+    template: String,
+    args: String,
+    env: BTreeMap<String, String>,
+}
+
+fn read_run(temp: &Path, name: &str, code: i32, stdout: String) -> Run {
+    let rd = |f: &str| std::fs::read_to_string(temp.join(f)).unwrap_or_default();
+    Run {
+        code,
+        stdout,
+        template: normalize(&rd(&format!("{name}.json")), temp),
+        args: normalize(&rd("packer-called.args"), temp),
+        env: env_map(&normalize(&rd("packer-called.env"), temp)),
+    }
+}
+
+fn oracle_run(s: &Path, target: &str, temp: &Path, dry: bool) -> Run {
+    let mut cmd = Command::new(Path::new(ORACLE).join("bin/mkosimage"));
+    if dry {
+        cmd.arg("-n");
+    }
+    let out = cmd
+        .args(["-k", "-m"])
+        .arg(temp)
+        .args([target, "vm1", "10.9.8.20"])
+        .output()
+        .unwrap();
+    let stdout = normalize(&String::from_utf8_lossy(&out.stdout), temp);
+    let _ = s;
+    read_run(temp, "vm1", out.status.code().unwrap_or(-1), stdout)
+}
+
+fn our_run(config: &Config, target: &str, temp: &Path, dry: bool) -> (Run, String) {
+    let req = ResolveRequest {
+        target: target.into(),
+        name: Some("vm1".into()),
+        ip: Some("10.9.8.20".into()),
+        temp_dir: temp.to_path_buf(),
+        ..Default::default()
+    };
+    let plan = config.resolve(&req).expect("our resolution succeeds");
+    let opts = BuildOptions {
+        keep: true,
+        temp_dir: Some(temp.to_path_buf()),
+        dry_run: dry,
+        ..Default::default()
+    };
+    let report = build_with(config, &plan, &opts, PackerFlags::default()).expect("our build");
+    let command = normalize(&report.command, temp);
+    (read_run(temp, "vm1", 0, String::new()), command)
+}
+
+#[test]
+fn packer_runs_match_mkosimage() {
+    let scratch = tempfile::Builder::new()
+        .prefix("pk-oracle-")
+        .tempdir()
+        .unwrap();
+    let s = scratch.path();
+    setup(s);
+    // One test function: the environment below is process-wide.
+    let path = format!(
+        "{}/bin:{}",
+        s.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    std::env::set_var("PATH", &path);
+    std::env::set_var("HOME", s.join("home"));
+    std::env::set_var("XDG_CONFIG_HOME", s.join("cfg"));
+    std::env::set_var("XDG_DATA_HOME", s.join("data"));
+    std::env::set_var("XDG_CACHE_HOME", s.join("cache"));
+    std::env::set_var("OSIMAGER_VENV_DIR", s.join("venvs"));
+    std::env::set_var("CHECKPOINT_DISABLE", "1");
+    std::env::remove_var("VIRTUAL_ENV");
+
+    let config = Config::load(&ConfigOptions {
+        data_dir: Some(oracle_data()),
+        ..Default::default()
+    })
+    .expect("config loads");
+
+    for (i, target) in TARGETS.iter().enumerate() {
+        // Dry run: the printed command.
+        let ot = s.join(format!("o-dry-{i}"));
+        let ut = s.join(format!("u-dry-{i}"));
+        let o = oracle_run(s, target, &ot, true);
+        assert_eq!(o.code, 0, "{target}: oracle -n failed:\n{}", o.stdout);
+        let (u, command) = our_run(&config, target, &ut, true);
+        let printed = o.stdout.lines().last().unwrap_or("").to_string();
+        let venv = s.join("venvs/2.18");
+        let expected = printed
+            .strip_prefix(&format!(". {}/bin/activate && ", venv.display()))
+            .or_else(|| {
+                printed
+                    .split_once("/bin/activate && ")
+                    .map(|(_, rest)| rest)
+            })
+            .unwrap_or(&printed)
+            .replacen("packer ", &format!("{}/bin/fake-packer ", s.display()), 1);
+        assert_eq!(command, expected, "{target}: -n command line");
+        assert_eq!(u.template, o.template, "{target}: template written by -n");
+
+        // Real run with the recording Packer: argv, cwd, environment, template.
+        let ot = s.join(format!("o-run-{i}"));
+        let ut = s.join(format!("u-run-{i}"));
+        let o = oracle_run(s, target, &ot, false);
+        assert_eq!(o.code, 0, "{target}: oracle run failed:\n{}", o.stdout);
+        let (u, _) = our_run(&config, target, &ut, false);
+        assert!(
+            !o.args.is_empty() && !u.args.is_empty(),
+            "{target}: packer not called"
+        );
+        assert_eq!(u.args, o.args, "{target}: argv and cwd");
+        assert_eq!(u.template, o.template, "{target}: template");
+        let mut ours = u.env.clone();
+        // CHECKPOINT_DISABLE is set by the test for both; nothing else may differ.
+        ours.remove("CHECKPOINT_DISABLE");
+        let mut theirs = o.env.clone();
+        theirs.remove("CHECKPOINT_DISABLE");
+        assert_eq!(ours, theirs, "{target}: packer environment");
+    }
+}
