@@ -270,3 +270,80 @@ async fn unknown_type_is_rejected_before_anything_runs() {
     .unwrap_err();
     assert!(err.to_string().contains("typo_key"), "{err}");
 }
+
+#[tokio::test]
+async fn ansible_galaxy_file_installs_roles_before_the_playbook() {
+    let f = fixture(None);
+    let w = f.work.path();
+    // A role packed as a local tarball: `ansible-galaxy install -r` needs no network for it.
+    std::fs::create_dir_all(w.join("src/myrole/tasks")).unwrap();
+    std::fs::create_dir_all(w.join("src/myrole/meta")).unwrap();
+    std::fs::write(
+        w.join("src/myrole/tasks/main.yml"),
+        "- copy:\n    dest: \"{{ out }}\"\n    content: \"from-galaxy-role\\n\"\n",
+    )
+    .unwrap();
+    std::fs::write(w.join("src/myrole/meta/main.yml"), "galaxy_info:\n  author: t\n  description: t\n  license: MIT\n  min_ansible_version: '2.9'\n  platforms: []\ndependencies: []\n").unwrap();
+    let st = std::process::Command::new("tar")
+        .args(["czf", "myrole.tar.gz", "myrole"])
+        .current_dir(w.join("src"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    std::fs::write(
+        w.join("requirements.yml"),
+        format!("- src: {}/src/myrole.tar.gz\n  name: myrole\n", w.display()),
+    )
+    .unwrap();
+    std::fs::write(
+        w.join("site.yml"),
+        "- hosts: all\n  gather_facts: false\n  roles:\n    - myrole\n",
+    )
+    .unwrap();
+    let out = f.guest.path().join("role.txt");
+    let ctx = context(&f, None);
+    let provisioners = [json!({
+        "type": "ansible",
+        "playbook_file": "site.yml",
+        "galaxy_file": "requirements.yml",
+        "roles_path": "roles",
+        "ansible_env_vars": [format!("ANSIBLE_ROLES_PATH={}/roles", w.display())],
+        "extra_arguments": ["-e", format!("out={} {PY}", out.display())]
+    })];
+    run_all(&provisioners, &ctx).await.unwrap();
+    assert!(w.join("roles/myrole/tasks/main.yml").is_file());
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "from-galaxy-role\n");
+}
+
+#[tokio::test]
+async fn expect_disconnect_then_reconnect_for_the_next_provisioner() {
+    let f = fixture(None);
+    let g = f.guest.path().display().to_string();
+    let ctx = context(&f, None);
+    // Killing the session's sshd process looks like a reboot to the communicator.
+    let provisioners = [
+        json!({"type": "shell", "inline": ["kill -KILL $PPID; sleep 5"], "expect_disconnect": true}),
+        json!({"type": "shell", "inline": [format!("echo after > {g}/after.txt")]}),
+    ];
+    run_all(&provisioners, &ctx).await.unwrap();
+    assert_eq!(
+        std::fs::read_to_string(f.guest.path().join("after.txt")).unwrap(),
+        "after\n"
+    );
+
+    // Without expect_disconnect the same thing is an error that says what to add.
+    let err = run_all(
+        &provisioners[..1]
+            .iter()
+            .map(|p| {
+                let mut p = p.clone();
+                p.as_object_mut().unwrap().remove("expect_disconnect");
+                p
+            })
+            .collect::<Vec<_>>(),
+        &ctx,
+    )
+    .await
+    .unwrap_err();
+    assert!(err.to_string().contains("expect_disconnect"), "{err}");
+}

@@ -95,9 +95,48 @@ impl ProvisionContext {
         }
     }
 
+    /// A context for `plan`'s guest at `host:port`: communicator settings from the builder
+    /// block, build name = the builder's `name` (OSImager sets the spec name) or its type, the
+    /// spec's `evars` as environment, the Packer user variables, and the plan's data directory
+    /// as working directory (OSImager runs Packer and Ansible there).
+    pub fn from_plan(
+        plan: &crate::plan::BuildPlan,
+        host: impl Into<String>,
+        port: u16,
+        temp_dir: impl Into<PathBuf>,
+    ) -> Result<Self, CommError> {
+        let ssh = SshConfig::from_builder(&plan.builder)?;
+        let build_name = plan
+            .builder
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+            .unwrap_or(plan.builder_type())
+            .to_string();
+        let mut ctx = ProvisionContext::new(
+            host,
+            port,
+            ssh,
+            build_name,
+            plan.builder_type(),
+            plan.data_dir.clone(),
+            temp_dir,
+        );
+        ctx.env = plan
+            .evars
+            .iter()
+            .map(|(k, v)| (k.clone(), template::value_text(v)))
+            .collect();
+        ctx.user_vars = plan.variables.clone();
+        Ok(ctx)
+    }
+
     /// Reuse a session the engine already has (otherwise the first remote provisioner connects).
     pub fn with_session(self, session: Session) -> Self {
-        ProvisionContext { session: Mutex::new(Some(session)), ..self }
+        ProvisionContext {
+            session: Mutex::new(Some(session)),
+            ..self
+        }
     }
 
     /// Take the session back (e.g. for the shutdown command).
@@ -111,7 +150,9 @@ impl ProvisionContext {
         if guard.as_ref().is_none_or(Session::is_closed) {
             *guard = Some(wait_ready(&self.host, self.port, &self.ssh).await?);
         }
-        Ok(MutexGuard::map(guard, |s| s.as_mut().expect("session set above")))
+        Ok(MutexGuard::map(guard, |s| {
+            s.as_mut().expect("session set above")
+        }))
     }
 
     /// Forget the current session (the next remote provisioner reconnects).
@@ -154,7 +195,16 @@ impl ProvisionContext {
     }
 }
 
-const COMMON_KEYS: &[&str] = &["type", "name", "only", "except", "override", "pause_before", "timeout", "max_retries"];
+const COMMON_KEYS: &[&str] = &[
+    "type",
+    "name",
+    "only",
+    "except",
+    "override",
+    "pause_before",
+    "timeout",
+    "max_retries",
+];
 
 /// Run the provisioners in order. All entries are validated first; the first failure stops the
 /// run with an error naming the entry (`provisioners[i]`, its type) and what to do.
@@ -172,13 +222,21 @@ pub async fn run_all(provisioners: &[Value], ctx: &ProvisionContext) -> Result<(
 }
 
 /// Check one entry: type, keys, only/except/override, templates. `None` = skipped for this build.
-fn prepare(index: usize, raw: &Value, ctx: &ProvisionContext) -> Result<Option<Entry>, ProvisionError> {
+fn prepare(
+    index: usize,
+    raw: &Value,
+    ctx: &ProvisionContext,
+) -> Result<Option<Entry>, ProvisionError> {
     let obj = raw.as_object().ok_or_else(|| ProvisionError::Invalid {
         index,
         kind: String::new(),
         message: format!("expected an object, got {raw}"),
     })?;
-    let kind = obj.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+    let kind = obj
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_string();
     let keys: &[&str] = match kind.as_str() {
         "ansible" => ansible::KEYS,
         "shell" => shell::REMOTE_KEYS,
@@ -192,15 +250,23 @@ fn prepare(index: usize, raw: &Value, ctx: &ProvisionContext) -> Result<Option<E
         if !list.is_empty() {
             let listed = list.contains(&ctx.build_name);
             if (name == "only") != listed {
-                tracing::info!("provisioners[{index}] ({}) skipped for build {:?} ({name})", e.kind, ctx.build_name);
+                tracing::info!(
+                    "provisioners[{index}] ({}) skipped for build {:?} ({name})",
+                    e.kind,
+                    ctx.build_name
+                );
                 return Ok(None);
             }
         }
     }
     if let Some(ov) = obj.get("override") {
-        let ov = ov.as_object().ok_or_else(|| e.invalid("override must be an object keyed by build name"))?;
+        let ov = ov
+            .as_object()
+            .ok_or_else(|| e.invalid("override must be an object keyed by build name"))?;
         if let Some(mine) = ov.get(&ctx.build_name) {
-            let mine = mine.as_object().ok_or_else(|| e.invalid("override entries must be objects"))?;
+            let mine = mine
+                .as_object()
+                .ok_or_else(|| e.invalid("override entries must be objects"))?;
             for (k, v) in mine {
                 e.map.insert(k.clone(), v.clone());
             }
@@ -215,8 +281,12 @@ fn prepare(index: usize, raw: &Value, ctx: &ProvisionContext) -> Result<Option<E
             )));
         }
     }
-    let rendered = template::render_value(&Value::Object(e.map.clone()), &ctx.template_env(), &["execute_command"])
-        .map_err(|m| e.invalid(m))?;
+    let rendered = template::render_value(
+        &Value::Object(e.map.clone()),
+        &ctx.template_env(),
+        &["execute_command"],
+    )
+    .map_err(|m| e.invalid(m))?;
     if let Value::Object(m) = rendered {
         e.map = m;
     }
@@ -231,7 +301,12 @@ fn prepare(index: usize, raw: &Value, ctx: &ProvisionContext) -> Result<Option<E
 
 async fn run_one(e: &Entry, ctx: &ProvisionContext) -> Result<(), ProvisionError> {
     if let Some(p) = e.duration("pause_before")? {
-        tracing::info!("provisioners[{}] ({}): pausing {:?} before running", e.index, e.kind, p);
+        tracing::info!(
+            "provisioners[{}] ({}): pausing {:?} before running",
+            e.index,
+            e.kind,
+            p
+        );
         tokio::time::sleep(p).await;
     }
     let timeout = e.duration("timeout")?.filter(|d| !d.is_zero());
@@ -241,9 +316,12 @@ async fn run_one(e: &Entry, ctx: &ProvisionContext) -> Result<(), ProvisionError
         tracing::info!("provisioners[{}]: running {} provisioner", e.index, e.kind);
         let fut = dispatch(e, ctx);
         let r = match timeout {
-            Some(t) => tokio::time::timeout(t, fut)
-                .await
-                .unwrap_or_else(|_| Err(e.failed(format!("did not finish within timeout {}", crate::comm::fmt_duration(t))))),
+            Some(t) => tokio::time::timeout(t, fut).await.unwrap_or_else(|_| {
+                Err(e.failed(format!(
+                    "did not finish within timeout {}",
+                    crate::comm::fmt_duration(t)
+                )))
+            }),
             None => fut.await,
         };
         match r {
