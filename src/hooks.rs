@@ -92,6 +92,7 @@ pub fn hook_view(plan: &BuildPlan, settings: &Map<String, Value>, verbose: bool)
         "spec": {"name": plan.spec},
         "platform": {"name": plan.platform},
         "target": plan.target,
+        "temp_dir": plan.defs.get("temp_dir").cloned().unwrap_or(Value::Null),
         "verbose": verbose,
         "debug": false,
     })

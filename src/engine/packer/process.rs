@@ -67,6 +67,9 @@ pub fn run_packer(
         program: program.display().to_string(),
         source,
     })?;
+    // Like system(3), which OSImager used: while Packer runs, Ctrl-C and Ctrl-\ go to Packer
+    // (same process group), which cleans up and exits; we only wait, then remove the temp dir.
+    let _signals = IgnoreInterrupts::new();
     let seen = Arc::new(Mutex::new(String::new()));
     let out = child.stdout.take().map(|o| {
         let s = seen.clone();
@@ -95,4 +98,41 @@ pub fn run_packer(
         code,
         unknown_keys: super::detect::unknown_keys_in_output(&text),
     })
+}
+
+/// Ignores SIGINT and SIGQUIT until dropped, then restores the previous dispositions (which may
+/// be a handler the CLI installed). Set after the child was spawned, so Packer keeps defaults.
+struct IgnoreInterrupts {
+    saved: Vec<(libc::c_int, libc::sigaction)>,
+}
+
+impl IgnoreInterrupts {
+    fn new() -> IgnoreInterrupts {
+        let mut saved = Vec::new();
+        for sig in [libc::SIGINT, libc::SIGQUIT] {
+            // SAFETY: sigaction with a zeroed struct whose handler is SIG_IGN, saving the old
+            // action into a properly sized, initialised struct.
+            unsafe {
+                let mut ign: libc::sigaction = std::mem::zeroed();
+                ign.sa_sigaction = libc::SIG_IGN;
+                libc::sigemptyset(&mut ign.sa_mask);
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, &ign, &mut old) == 0 {
+                    saved.push((sig, old));
+                }
+            }
+        }
+        IgnoreInterrupts { saved }
+    }
+}
+
+impl Drop for IgnoreInterrupts {
+    fn drop(&mut self) {
+        for (sig, old) in &self.saved {
+            // SAFETY: restores the action saved by `new`.
+            unsafe {
+                libc::sigaction(*sig, old, std::ptr::null_mut());
+            }
+        }
+    }
 }
