@@ -2,7 +2,9 @@
 pub mod engine;
 pub mod plan;
 pub mod secret;
+pub mod config;
+pub mod comm;
 pub mod hooks;
 pub mod venv;
-pub mod comm;
 pub mod provision;
+pub mod cli;

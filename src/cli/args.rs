@@ -1,0 +1,159 @@
+//! `osimager` command-line definition.
+
+use crate::engine::{EngineKind, OnError};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+const EXAMPLES: &str = "\
+Examples:
+  osimager list                               every <dist>-<version>-<arch> target
+  osimager list --arch x86_64 --latest rhel   newest RHEL per arch
+  osimager defs qemu/lab/rhel-9.4-x86_64 web1 10.0.0.5
+  osimager dump qemu/lab/debian-latest-x86_64 --redact
+  osimager build qemu/lab/alpine-3.20-x86_64 --engine native -k
+  osimager config set credential_source=config
+  osimager completions bash > /etc/bash_completion.d/osimager
+
+The data tree is chosen with --data-dir / OSIMAGER_DATA_DIR; the *setting* data_dir keeps
+OSImager's meaning (the XDG data directory where venvs live).";
+
+/// Build virtual-machine images from OSImager configuration.
+#[derive(Debug, Parser)]
+#[command(name = "osimager", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    /// Bundled data tree (platforms/, specs/, files/, tasks/ …); default: $OSIMAGER_DATA_DIR,
+    /// <exe>/../share/osimager, or the source tree
+    #[arg(long, global = true, value_name = "DIR", env = "OSIMAGER_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Verbose output
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List targets (same output and order as `mkosimage --list`)
+    #[command(
+        after_help = "Examples:\n  osimager list --arch aarch64\n  osimager list --latest rhel-9"
+    )]
+    List {
+        /// Only this architecture (x86_64, aarch64, i386 …)
+        #[arg(long)]
+        arch: Option<String>,
+        /// Show <dist>-latest-<arch> aliases; DIST or DIST-VERSION narrows them
+        #[arg(long, value_name = "DIST[-VER]", num_args = 0..=1, default_missing_value = "")]
+        latest: Option<String>,
+        /// Show where each target's ISO comes from (local path or URL)
+        #[arg(long)]
+        avail: bool,
+        /// Only targets whose ISO is already local (implies --avail)
+        #[arg(long)]
+        local: bool,
+    },
+    /// List platforms with their builder type and arches
+    Platforms,
+    /// List the defs platforms define, the settings defaults and the computed defs
+    DefsList,
+    /// Show or change settings (config.json)
+    Config {
+        #[command(subcommand)]
+        action: ConfigAction,
+    },
+    /// Print the resolved defs of a target as JSON (= mkosimage -x)
+    Defs(TargetArgs),
+    /// Print the Packer template of a target (= mkosimage -u)
+    Dump {
+        #[command(flatten)]
+        target: TargetArgs,
+        /// Replace secret values (passwords, tokens) with ***
+        #[arg(long)]
+        redact: bool,
+    },
+    /// Build an image
+    Build(BuildArgs),
+    /// Print a shell completion script
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigAction {
+    /// Print the settings and the config file path
+    Show,
+    /// Set settings (known keys only) and save config.json
+    #[command(after_help = "Example:\n  osimager config set credential_source=config memory=4096")]
+    Set {
+        /// KEY=VALUE pairs
+        #[arg(required = true, value_name = "KEY=VALUE")]
+        items: Vec<String>,
+    },
+}
+
+/// What to resolve.
+#[derive(Debug, Args, Clone)]
+pub struct TargetArgs {
+    /// PLATFORM/LOCATION/SPEC, e.g. qemu/lab/rhel-9.4-x86_64 or qemu/lab/rhel-latest-x86_64
+    pub target: String,
+    /// Machine name (default: the spec name); a dotted name is the FQDN
+    pub name: Option<String>,
+    /// IP address (default: DNS lookup of the FQDN, else DHCP)
+    pub ip: Option<String>,
+    /// Override defs: -D key=value,key2=value2 (repeatable)
+    #[arg(short = 'D', long = "define", value_name = "K=V,…")]
+    pub defines: Vec<String>,
+    /// FQDN of the machine
+    #[arg(short = 'F', long)]
+    pub fqdn: Option<String>,
+    /// Use this temp directory (kept) instead of a fresh one
+    #[arg(short = 'm', long = "temp", value_name = "DIR")]
+    pub temp_dir: Option<PathBuf>,
+    /// Skip post-install configuration (no provisioners)
+    #[arg(long)]
+    pub skip: bool,
+    /// Runtime-only local_only=true: build from ISOs already in iso_path
+    #[arg(long)]
+    pub local: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Engine: native where a native driver exists (qemu), else packer
+    #[arg(long, value_enum, default_value_t = EngineKind::Auto)]
+    pub engine: EngineKind,
+    /// Replace an existing output directory
+    #[arg(short, long)]
+    pub force: bool,
+    /// What to do when a step fails
+    #[arg(short = 'e', long, value_enum, default_value_t = OnError::Cleanup)]
+    pub on_error: OnError,
+    /// Keep the temp dir and leave things in place on error
+    #[arg(short, long)]
+    pub keep: bool,
+    /// Print what would run and stop
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Print PROGRESS=/ERROR=/RESULT= lines
+    #[arg(long)]
+    pub dispatcher: bool,
+    /// Pause between steps (Packer -debug)
+    #[arg(short, long)]
+    pub debug: bool,
+    /// Timestamp the engine output (Packer -timestamp-ui)
+    #[arg(short, long)]
+    pub timestamp: bool,
+    /// Verbose engine log (PACKER_LOG=1)
+    #[arg(short = 'L', long)]
+    pub log: bool,
+    /// Engine log file (PACKER_LOG_PATH)
+    #[arg(short = 'N', long, value_name = "FILE")]
+    pub logfile: Option<PathBuf>,
+    /// Output directory (native engine; default: the builder's output_directory)
+    #[arg(long, value_name = "DIR")]
+    pub output_dir: Option<PathBuf>,
+}

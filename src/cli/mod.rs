@@ -1,0 +1,47 @@
+//! Command line: `osimager` (clap) and the compatibility entry points `mkosimage` /
+//! `rfosimage` (selected by argv[0] or their own binaries). The CLI parses and prints; the
+//! work is done by [`crate::config`] and [`crate::engine`].
+
+mod args;
+mod commands;
+pub mod mkosimage;
+mod output;
+
+pub use args::Cli;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+/// Entry point of every binary: dispatch on the program name (`mkosimage`, `rfosimage`, else
+/// `osimager`).
+pub fn main_from_args(argv: Vec<OsString>) -> ExitCode {
+    let prog = argv
+        .first()
+        .and_then(|p| std::path::Path::new(p).file_name())
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match prog.as_str() {
+        "mkosimage" => mkosimage::main_mkosimage(argv),
+        "rfosimage" => mkosimage::main_rfosimage(argv),
+        _ => commands::main_osimager(argv),
+    }
+}
+
+/// Print an error chain the way users read it.
+pub(crate) fn report(e: &anyhow::Error) {
+    let mut msg = format!("error: {e}");
+    for c in e.chain().skip(1) {
+        msg.push_str(&format!("\n  caused by: {c}"));
+    }
+    eprintln!("{}", crate::secret::redact(&msg));
+}
+
+/// Hand a resolved plan to the engines (`crate::engine::build`).
+pub(crate) fn run_engine(
+    cfg: &crate::config::Config,
+    plan: &crate::plan::BuildPlan,
+    opts: &crate::engine::BuildOptions,
+) -> anyhow::Result<()> {
+    let _ = (cfg, plan, opts);
+    anyhow::bail!("this build of osimager has no engine entry point (crate::engine::build) yet")
+}

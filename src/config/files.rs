@@ -1,0 +1,82 @@
+//! `gen_files`: the spec's `files` (sources concatenated, markers applied) written into a
+//! directory.
+
+use super::markers::{self, DefsEnv};
+use super::pyjson::py_str;
+use super::resolve::open_store;
+use super::{Config, ConfigError};
+use crate::plan::BuildPlan;
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+fn marker_err(what: &str, e: markers::MarkerError) -> ConfigError {
+    ConfigError::Other(format!("files: {what}: {e}"))
+}
+
+/// Generate the plan's files into `dir` (OSImager writes them into the build temp dir). Returns
+/// the paths written. Like the original, an entry whose content is empty stops generation of
+/// the remaining entries.
+pub fn generate(cfg: &Config, plan: &BuildPlan, dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let mut warnings = Vec::new();
+    let store = open_store(cfg, &mut warnings);
+    let mut env = DefsEnv::new(&plan.defs);
+    if let Some(s) = store.as_ref() {
+        env = env.with_secrets(s);
+    }
+    let raw = Value::Array(
+        plan.files
+            .iter()
+            .map(|f| {
+                json!({
+                    "sources": f.sources.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>(),
+                    "dest": f.dest,
+                })
+            })
+            .collect(),
+    );
+    let files = markers::substitute_value(&raw, &env).map_err(|e| marker_err("files", e))?;
+    let mut written = Vec::new();
+    for f in files.as_array().into_iter().flatten() {
+        let Some(f) = f.as_object() else { continue };
+        let mut data = String::new();
+        for src in f
+            .get("sources")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let spec = py_str(src);
+            let name =
+                py_str(&markers::substitute_str(&spec, &env).map_err(|e| marker_err(&spec, e))?);
+            let Some(path) = cfg.layers.resolve(&["files", &name]) else {
+                return Err(ConfigError::NotFound {
+                    kind: "source file".into(),
+                    name: name.clone(),
+                    hint: format!(
+                        "looked in {}/files and {}/files",
+                        cfg.layers.user.display(),
+                        cfg.layers.system.display()
+                    ),
+                });
+            };
+            data.push_str(&std::fs::read_to_string(&path).map_err(|e| ConfigError::io(&path, e))?);
+        }
+        let data =
+            py_str(&markers::substitute_str(&data, &env).map_err(|e| marker_err("content", e))?);
+        if data.is_empty() {
+            break;
+        }
+        if let Some(dest) = f.get("dest").filter(|d| super::pyjson::truthy(d)) {
+            let dest = py_str(
+                &markers::substitute_str(&py_str(dest), &env).map_err(|e| marker_err("dest", e))?,
+            );
+            let path = dir.join(&dest);
+            std::fs::write(&path, &data).map_err(|e| ConfigError::io(&path, e))?;
+            written.push(path);
+        }
+    }
+    for w in env.take_warnings() {
+        eprintln!("warning: files: {w}");
+    }
+    Ok(written)
+}
