@@ -220,14 +220,21 @@ pub(crate) fn py_strip(s: &str) -> &str {
 fn is_line_break(c: char) -> bool {
     matches!(
         c,
-        '\n' | '\r' | '\u{0b}' | '\u{0c}' | '\u{1c}' | '\u{1d}' | '\u{1e}' | '\u{85}' | '\u{2028}'
+        '\n' | '\r'
+            | '\u{0b}'
+            | '\u{0c}'
+            | '\u{1c}'
+            | '\u{1d}'
+            | '\u{1e}'
+            | '\u{85}'
+            | '\u{2028}'
             | '\u{2029}'
     )
 }
 
 /// `extract_all`: the text between `start` and the nearest following `end`, for every
 /// non-overlapping occurrence, line by line.
-pub(crate) fn extract_all(text: &str, start: &str, end: &str) -> Vec<String> {
+pub fn extract_all(text: &str, start: &str, end: &str) -> Vec<String> {
     let mut out = Vec::new();
     for line in text.split(is_line_break) {
         let mut pos = 0;
@@ -270,7 +277,10 @@ fn substr_at(text: &str, env: &dyn MarkerEnv, path: &str) -> Result<Value, Marke
                 continue;
             }
             let full = format!("{start}{tok}{end}");
-            let repl = handle(action, key, &full, env, path)?;
+            let repl = match handle(action, key, &full, env, path)? {
+                PyVal::None => PyVal::Str(String::new()),
+                v => v,
+            };
             if py_strip(&result) == full {
                 return repl.to_json().map_err(|e| MarkerError::Invalid {
                     key: path.to_string(),
@@ -308,7 +318,6 @@ fn handle(
         1 | 2 => def_or_empty(env, key),
         3 => match def_or_empty(env, key) {
             PyVal::Str(s) => PyVal::Str(s.rsplit('/').next().unwrap_or("").to_string()),
-            PyVal::None => PyVal::None,
             other => {
                 return Err(MarkerError::Invalid {
                     key: path.to_string(),
@@ -503,7 +512,9 @@ fn warn_missing(env: &dyn MarkerEnv, path: &str, p: &str, k: &str) {
 /// secrets: true when the JSON text of `value` contains `vault \``, `|>`, `6>` or `5>`.
 pub fn uses_secret_refs(value: &Value) -> bool {
     let text = value.to_string();
-    ["vault `", "|>", "6>", "5>"].iter().any(|m| text.contains(m))
+    ["vault `", "|>", "6>", "5>"]
+        .iter()
+        .any(|m| text.contains(m))
 }
 
 #[cfg(test)]

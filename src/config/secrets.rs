@@ -236,7 +236,10 @@ mod tests {
             s.get("images/win").unwrap().expose(),
             "{'username': 'Administrator', 'password': 'pw1'}"
         );
-        assert_eq!(s.get("images/win:").unwrap().expose(), s.get("images/win").unwrap().expose());
+        assert_eq!(
+            s.get("images/win:").unwrap().expose(),
+            s.get("images/win").unwrap().expose()
+        );
         let e = s.get("nope/x:password").unwrap_err();
         assert!(e.is_not_found());
         assert!(e.to_string().contains("nope/x"), "{e}");
@@ -247,7 +250,9 @@ mod tests {
     fn value_with_equals_and_missing_file() {
         let s = SecretStore::File(FileSecrets::parse(Path::new("s"), "a/b k=v=w\n"));
         assert_eq!(s.get("a/b:k").unwrap().expose(), "v=w");
-        let e = FileSecrets::load(Path::new("/nonexistent/osimager/secrets")).err().unwrap();
+        let e = FileSecrets::load(Path::new("/nonexistent/osimager/secrets"))
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("key=value"), "{e}");
     }
 }

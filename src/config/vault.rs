@@ -97,7 +97,10 @@ fn status(e: &ClientError) -> Option<u16> {
         ClientError::RestClientError { source } => {
             let dbg = format!("{source:?}");
             let rest = dbg.strip_prefix("ServerResponseError { code: ")?;
-            rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+            rest.split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
         }
         _ => None,
     }
@@ -119,7 +122,12 @@ impl VaultSecrets {
         };
         let settings = VaultClientSettingsBuilder::default()
             .address(&addr)
-            .token(cfg.token.as_ref().map(|t| t.expose().to_string()).unwrap_or_default())
+            .token(
+                cfg.token
+                    .as_ref()
+                    .map(|t| t.expose().to_string())
+                    .unwrap_or_default(),
+            )
             .timeout(Some(Duration::from_secs(15)))
             .build()
             .map_err(|e| auth_err(format!("invalid Vault settings: {e}")))?;
@@ -137,8 +145,7 @@ impl VaultSecrets {
             Some(code) => auth_err(format!("{what} rejected (status {code}): {}", reason(&e))),
         };
         let token = if let Some(t) = &cfg.token {
-            run(&rt, vaultrs::token::lookup_self(&client))
-                .map_err(|e| map_login(e, "token"))?;
+            run(&rt, vaultrs::token::lookup_self(&client)).map_err(|e| map_login(e, "token"))?;
             t.clone()
         } else if let (Some(role), Some(sid)) = (&cfg.role_id, &cfg.secret_id) {
             let mount = if cfg.approle_mount.is_empty() {
@@ -196,7 +203,10 @@ impl VaultSecrets {
                 path: full_path.to_string(),
             });
         };
-        let rt = self.rt.as_ref().expect("runtime lives as long as the client");
+        let rt = self
+            .rt
+            .as_ref()
+            .expect("runtime lives as long as the client");
         let res: Result<Map<String, Value>, ClientError> =
             run(rt, vaultrs::kv2::read(&self.client, mount, path));
         res.map_err(|e| match status(&e) {

@@ -152,10 +152,35 @@ fn attribute(obj: PyVal, attr: &str) -> Result<PyVal, ExprError> {
 
 fn has_str_attr(attr: &str) -> bool {
     const OTHER: [&str; 30] = [
-        "format", "capitalize", "casefold", "center", "count", "encode", "expandtabs", "find",
-        "format_map", "index", "isalnum", "isalpha", "isascii", "isdecimal", "isdigit",
-        "isidentifier", "islower", "isnumeric", "isprintable", "isspace", "istitle", "isupper",
-        "ljust", "partition", "removeprefix", "removesuffix", "rfind", "rsplit", "splitlines",
+        "format",
+        "capitalize",
+        "casefold",
+        "center",
+        "count",
+        "encode",
+        "expandtabs",
+        "find",
+        "format_map",
+        "index",
+        "isalnum",
+        "isalpha",
+        "isascii",
+        "isdecimal",
+        "isdigit",
+        "isidentifier",
+        "islower",
+        "isnumeric",
+        "isprintable",
+        "isspace",
+        "istitle",
+        "isupper",
+        "ljust",
+        "partition",
+        "removeprefix",
+        "removesuffix",
+        "rfind",
+        "rsplit",
+        "splitlines",
         "title",
     ];
     OTHER.contains(&attr) || ["zfill", "swapcase", "translate", "rjust", "rindex"].contains(&attr)
@@ -246,7 +271,9 @@ fn builtin(name: &str, mut args: Vec<PyVal>) -> Result<PyVal, ExprError> {
         }
         "str" => {
             arity("str", &args, 0, 1)?;
-            Ok(PyVal::Str(args.pop().map(|v| v.py_str()).unwrap_or_default()))
+            Ok(PyVal::Str(
+                args.pop().map(|v| v.py_str()).unwrap_or_default(),
+            ))
         }
         "bool" => {
             arity("bool", &args, 0, 1)?;
@@ -311,4 +338,3 @@ pub fn py_int(v: &PyVal) -> Result<PyVal, ExprError> {
         ))),
     }
 }
-

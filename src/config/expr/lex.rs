@@ -32,13 +32,14 @@ pub fn tokenize(src: &str) -> Result<Vec<Tok>, ExprError> {
             continue;
         }
         if c == '\n' || c == '\r' {
-            return Err(ExprError::syntax("invalid syntax (line break in expression)"));
+            return Err(ExprError::syntax(
+                "invalid syntax (line break in expression)",
+            ));
         }
         if c == '#' {
             return Err(ExprError::unsupported("a comment"));
         }
-        if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit))
-        {
+        if c.is_ascii_digit() || (c == '.' && chars.get(i + 1).is_some_and(char::is_ascii_digit)) {
             let (tok, next) = number(&chars, i)?;
             toks.push(tok);
             i = next;
@@ -97,7 +98,10 @@ fn number(chars: &[char], start: usize) -> Result<(Tok, usize), ExprError> {
         while *i < chars.len() && (ok(chars[*i]) || chars[*i] == '_') {
             *i += 1;
         }
-        chars[s..*i].iter().filter(|c| **c != '_').collect::<String>()
+        chars[s..*i]
+            .iter()
+            .filter(|c| **c != '_')
+            .collect::<String>()
     };
     if chars[i] == '0' && matches!(chars.get(i + 1), Some('x' | 'X' | 'o' | 'O' | 'b' | 'B')) {
         let radix = match chars[i + 1].to_ascii_lowercase() {
@@ -144,7 +148,11 @@ fn number(chars: &[char], start: usize) -> Result<(Tok, usize), ExprError> {
         return Err(ExprError::syntax("invalid decimal literal"));
     }
     if is_float {
-        let t = if text.starts_with('.') { format!("0{text}") } else { text };
+        let t = if text.starts_with('.') {
+            format!("0{text}")
+        } else {
+            text
+        };
         let v: f64 = t
             .trim_end_matches('.')
             .parse()

@@ -359,7 +359,9 @@ impl Parser<'_> {
 
     fn atom(&mut self) -> Result<Expr, ExprError> {
         let Some(t) = self.peek().cloned() else {
-            return Err(ExprError::syntax("invalid syntax (unexpected end of expression)"));
+            return Err(ExprError::syntax(
+                "invalid syntax (unexpected end of expression)",
+            ));
         };
         self.pos += 1;
         match t {

@@ -57,12 +57,9 @@ impl PyVal {
                 )
             })?),
             PyVal::Str(s) => Value::String(s.clone()),
-            PyVal::List(items) | PyVal::Tuple(items) => Value::Array(
-                items
-                    .iter()
-                    .map(PyVal::to_json)
-                    .collect::<Result<_, _>>()?,
-            ),
+            PyVal::List(items) | PyVal::Tuple(items) => {
+                Value::Array(items.iter().map(PyVal::to_json).collect::<Result<_, _>>()?)
+            }
             PyVal::Dict(pairs) => {
                 let mut m = Map::new();
                 for (k, v) in pairs {
@@ -174,7 +171,11 @@ pub fn float_repr(f: f64) -> String {
         return if f > 0.0 { "inf".into() } else { "-inf".into() };
     }
     if f == 0.0 {
-        return if f.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+        return if f.is_sign_negative() {
+            "-0.0".into()
+        } else {
+            "0.0".into()
+        };
     }
     let sci = format!("{:e}", f.abs());
     let (mant, exp) = sci.split_once('e').expect("{:e} has an exponent");

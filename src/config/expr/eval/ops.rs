@@ -49,8 +49,12 @@ fn seq_times(a: &PyVal, n: i64) -> Option<PyVal> {
     let n = n.max(0) as usize;
     match a {
         PyVal::Str(s) => Some(PyVal::Str(s.repeat(n))),
-        PyVal::List(v) => Some(PyVal::List((0..n).flat_map(|_| v.iter().cloned()).collect())),
-        PyVal::Tuple(v) => Some(PyVal::Tuple((0..n).flat_map(|_| v.iter().cloned()).collect())),
+        PyVal::List(v) => Some(PyVal::List(
+            (0..n).flat_map(|_| v.iter().cloned()).collect(),
+        )),
+        PyVal::Tuple(v) => Some(PyVal::Tuple(
+            (0..n).flat_map(|_| v.iter().cloned()).collect(),
+        )),
         _ => None,
     }
 }
@@ -64,18 +68,20 @@ pub fn binary(op: BinOp, a: &PyVal, b: &PyVal) -> Result<PyVal, ExprError> {
             }
             (_, _, Some(x), Some(y)) => Ok(PyVal::Float(as_f(x) + as_f(y))),
             (PyVal::Str(x), PyVal::Str(y), ..) => Ok(PyVal::Str(format!("{x}{y}"))),
-            (PyVal::List(x), PyVal::List(y), ..) => Ok(PyVal::List([x.clone(), y.clone()].concat())),
+            (PyVal::List(x), PyVal::List(y), ..) => {
+                Ok(PyVal::List([x.clone(), y.clone()].concat()))
+            }
             (PyVal::Tuple(x), PyVal::Tuple(y), ..) => {
                 Ok(PyVal::Tuple([x.clone(), y.clone()].concat()))
             }
-            (PyVal::Str(_) | PyVal::List(_) | PyVal::Tuple(_), ..) => Err(ExprError::type_err(
-                format!(
+            (PyVal::Str(_) | PyVal::List(_) | PyVal::Tuple(_), ..) => {
+                Err(ExprError::type_err(format!(
                     "can only concatenate {} (not \"{}\") to {}",
                     a.type_name(),
                     b.type_name(),
                     a.type_name()
-                ),
-            )),
+                )))
+            }
             _ => Err(unsupported_operands("+", a, b)),
         },
         BinOp::Sub => match (na, nb) {
@@ -90,8 +96,12 @@ pub fn binary(op: BinOp, a: &PyVal, b: &PyVal) -> Result<PyVal, ExprError> {
                 x.checked_mul(y).map(PyVal::Int).ok_or_else(overflow)
             }
             (Some(x), Some(y)) => Ok(PyVal::Float(as_f(x) * as_f(y))),
-            (None, Some(Num::I(n))) => seq_times(a, n).ok_or_else(|| unsupported_operands("*", a, b)),
-            (Some(Num::I(n)), None) => seq_times(b, n).ok_or_else(|| unsupported_operands("*", a, b)),
+            (None, Some(Num::I(n))) => {
+                seq_times(a, n).ok_or_else(|| unsupported_operands("*", a, b))
+            }
+            (Some(Num::I(n)), None) => {
+                seq_times(b, n).ok_or_else(|| unsupported_operands("*", a, b))
+            }
             (None, Some(Num::F(_))) | (Some(Num::F(_)), None)
                 if matches!(a, PyVal::Str(_) | PyVal::List(_) | PyVal::Tuple(_))
                     || matches!(b, PyVal::Str(_) | PyVal::List(_) | PyVal::Tuple(_)) =>
@@ -181,9 +191,8 @@ pub fn py_eq(a: &PyVal, b: &PyVal) -> bool {
         }
         (PyVal::Dict(x), PyVal::Dict(y)) => {
             x.len() == y.len()
-                && x.iter().all(|(k, v)| {
-                    y.iter().any(|(k2, v2)| py_eq(k, k2) && py_eq(v, v2))
-                })
+                && x.iter()
+                    .all(|(k, v)| y.iter().any(|(k2, v2)| py_eq(k, k2) && py_eq(v, v2)))
         }
         (PyVal::Builtin(x), PyVal::Builtin(y)) => x == y,
         (PyVal::Module(x), PyVal::Module(y)) => x == y,
@@ -257,7 +266,10 @@ pub fn compare(op: CmpOp, a: &PyVal, b: &PyVal) -> Result<bool, ExprError> {
         CmpOp::Lt => order(a, b, "<")? == Some(Ordering::Less),
         CmpOp::Gt => order(a, b, ">")? == Some(Ordering::Greater),
         CmpOp::Le => matches!(order(a, b, "<=")?, Some(Ordering::Less | Ordering::Equal)),
-        CmpOp::Ge => matches!(order(a, b, ">=")?, Some(Ordering::Greater | Ordering::Equal)),
+        CmpOp::Ge => matches!(
+            order(a, b, ">=")?,
+            Some(Ordering::Greater | Ordering::Equal)
+        ),
         CmpOp::In => contains(b, a)?,
         CmpOp::NotIn => !contains(b, a)?,
         CmpOp::Is => identical(a, b)?,
@@ -304,7 +316,9 @@ pub fn index(obj: &PyVal, i: &PyVal) -> Result<PyVal, ExprError> {
                 }
             };
             let chars: Vec<char> = s.chars().collect();
-            Ok(PyVal::Str(chars[wrap(n, chars.len(), "string")?].to_string()))
+            Ok(PyVal::Str(
+                chars[wrap(n, chars.len(), "string")?].to_string(),
+            ))
         }
         PyVal::Dict(pairs) => {
             hashable(i)?;
@@ -334,7 +348,10 @@ fn slice_indices(len: usize, bounds: &[Option<PyVal>; 3]) -> Result<Vec<usize>, 
     };
     let step = get(&bounds[2])?.unwrap_or(1);
     if step == 0 {
-        return Err(ExprError::new(ExprErrorKind::Value, "slice step cannot be zero"));
+        return Err(ExprError::new(
+            ExprErrorKind::Value,
+            "slice step cannot be zero",
+        ));
     }
     let len = len as i64;
     let clamp = |v: i64, lo: i64, hi: i64| v.max(lo).min(hi);
@@ -372,10 +389,16 @@ pub fn slice(obj: &PyVal, bounds: &[Option<PyVal>; 3]) -> Result<PyVal, ExprErro
             Ok(PyVal::Str(idx.into_iter().map(|i| chars[i]).collect()))
         }
         PyVal::List(v) => Ok(PyVal::List(
-            slice_indices(v.len(), bounds)?.into_iter().map(|i| v[i].clone()).collect(),
+            slice_indices(v.len(), bounds)?
+                .into_iter()
+                .map(|i| v[i].clone())
+                .collect(),
         )),
         PyVal::Tuple(v) => Ok(PyVal::Tuple(
-            slice_indices(v.len(), bounds)?.into_iter().map(|i| v[i].clone()).collect(),
+            slice_indices(v.len(), bounds)?
+                .into_iter()
+                .map(|i| v[i].clone())
+                .collect(),
         )),
         other => Err(ExprError::type_err(format!(
             "'{}' object is not subscriptable",
@@ -573,7 +596,9 @@ pub fn py_float(v: PyVal) -> Result<PyVal, ExprError> {
                     && body
                         .chars()
                         .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | '+' | '-'));
-                (word_ok || num_ok).then(|| clean.parse::<f64>().ok()).flatten()
+                (word_ok || num_ok)
+                    .then(|| clean.parse::<f64>().ok())
+                    .flatten()
             });
             match parsed {
                 Some(f) => Ok(PyVal::Float(f)),
