@@ -110,7 +110,8 @@ async fn ansible_key_auth_writes_extra_var_into_guest_file() {
 
 #[tokio::test]
 async fn ansible_password_auth_keeps_password_out_of_argv_and_output() {
-    let pw = "ansible-test-pw-314";
+    // Quotes, $ and a Jinja delimiter: the password must reach sshd untouched.
+    let pw = "pw-{{ not_a_var }}-'\"$HOME";
     let f = fixture(Some(pw));
     std::fs::write(f.work.path().join("site.yml"), PLAYBOOK).unwrap();
     let out = f.guest.path().join("pw.txt");

@@ -214,6 +214,9 @@ async fn upload_and_download_files() {
         "it's\n"
     );
 
+    // A failing upload larger than the SSH window must fail, not hang.
+    let err = s.upload(&local, "/nonexistent-dir/x").await.unwrap_err();
+    assert!(err.to_string().contains("/nonexistent-dir/x"), "{err}");
     let err = s
         .upload_bytes(b"x", "/nonexistent-dir/x", None)
         .await

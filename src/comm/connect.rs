@@ -18,7 +18,10 @@ pub(crate) struct Client {
 impl client::Handler for Client {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         *self.host_key.lock().unwrap_or_else(|e| e.into_inner()) = Some(key.public_key());
         Ok(true)
     }
@@ -33,7 +36,10 @@ enum AttemptError {
     /// Key exchange or the SSH transport failed.
     Handshake(String),
     /// Authentication rejected: methods tried, methods the server offers.
-    Auth { tried: Vec<&'static str>, offered: String },
+    Auth {
+        tried: Vec<&'static str>,
+        offered: String,
+    },
 }
 
 /// Wait until SSH on `host:port` accepts our credentials, polling until `cfg.timeout`.
@@ -53,7 +59,11 @@ pub async fn wait_ready(host: &str, port: u16, cfg: &SshConfig) -> Result<Sessio
     let mut last_error: String;
     let mut auth_failures = 0u32;
     let mut attempts = 0u64;
-    tracing::info!("waiting for SSH on {addr} as {} (timeout {})", cfg.username, fmt_duration(cfg.timeout));
+    tracing::info!(
+        "waiting for SSH on {addr} as {} (timeout {})",
+        cfg.username,
+        fmt_duration(cfg.timeout)
+    );
     loop {
         attempts += 1;
         let remaining = deadline.saturating_duration_since(Instant::now());
@@ -86,7 +96,10 @@ pub async fn wait_ready(host: &str, port: u16, cfg: &SshConfig) -> Result<Sessio
             Err(AttemptError::Auth { tried, offered }) => {
                 stage = stage.max(WaitStage::Handshake);
                 auth_failures += 1;
-                last_error = format!("authentication rejected (attempt {auth_failures} of {})", cfg.handshake_attempts);
+                last_error = format!(
+                    "authentication rejected (attempt {auth_failures} of {})",
+                    cfg.handshake_attempts
+                );
                 tracing::warn!("SSH on {addr}: {last_error}");
                 if auth_failures >= cfg.handshake_attempts {
                     return Err(CommError::AuthRejected {
@@ -130,28 +143,36 @@ pub async fn connect_once(host: &str, port: u16, cfg: &SshConfig) -> Result<Sess
     let key = load_key(cfg)?;
     let addr = format!("{host}:{port}");
     let limit = cfg.banner_timeout + cfg.handshake_timeout;
-    attempt(host, port, cfg, key, limit).await.map_err(|e| match e {
-        AttemptError::Auth { tried, offered } => CommError::AuthRejected {
-            addr,
-            user: cfg.username.clone(),
-            attempts: 1,
-            tried: tried.join(", "),
-            offered,
-        },
-        AttemptError::Tcp(m) | AttemptError::NoBanner(m) | AttemptError::Handshake(m) => {
-            CommError::Ssh { addr, context: "connect".into(), message: redact(&m) }
-        }
-    })
+    attempt(host, port, cfg, key, limit)
+        .await
+        .map_err(|e| match e {
+            AttemptError::Auth { tried, offered } => CommError::AuthRejected {
+                addr,
+                user: cfg.username.clone(),
+                attempts: 1,
+                tried: tried.join(", "),
+                offered,
+            },
+            AttemptError::Tcp(m) | AttemptError::NoBanner(m) | AttemptError::Handshake(m) => {
+                CommError::Ssh {
+                    addr,
+                    context: "connect".into(),
+                    message: redact(&m),
+                }
+            }
+        })
 }
 
 fn load_key(cfg: &SshConfig) -> Result<Option<Arc<PrivateKey>>, CommError> {
     let Some(path) = &cfg.private_key_file else {
         return Ok(None);
     };
-    russh::keys::load_secret_key(path, None).map(|k| Some(Arc::new(k))).map_err(|e| CommError::Key {
-        path: path.display().to_string(),
-        message: e.to_string(),
-    })
+    russh::keys::load_secret_key(path, None)
+        .map(|k| Some(Arc::new(k)))
+        .map_err(|e| CommError::Key {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })
 }
 
 async fn attempt(
@@ -164,7 +185,12 @@ async fn attempt(
     let addr = format!("{host}:{port}");
     let tcp_limit = remaining.min(Duration::from_secs(5));
     let tcp = match tokio::time::timeout(tcp_limit, TcpStream::connect((host, port))).await {
-        Err(_) => return Err(AttemptError::Tcp(format!("TCP connect timed out after {}", fmt_duration(tcp_limit)))),
+        Err(_) => {
+            return Err(AttemptError::Tcp(format!(
+                "TCP connect timed out after {}",
+                fmt_duration(tcp_limit)
+            )))
+        }
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
             return Err(AttemptError::Tcp("connection refused (port closed)".into()))
         }
@@ -177,13 +203,28 @@ async fn attempt(
     let banner_limit = remaining.min(cfg.banner_timeout);
     let mut probe = [0u8; 4];
     match tokio::time::timeout(banner_limit, tcp.peek(&mut probe)).await {
-        Err(_) => return Err(AttemptError::NoBanner(format!("no SSH banner within {}", fmt_duration(banner_limit)))),
-        Ok(Ok(0)) => return Err(AttemptError::NoBanner("connection closed before the SSH banner (sshd not up yet)".into())),
-        Ok(Err(e)) => return Err(AttemptError::NoBanner(format!("connection failed before the SSH banner: {e}"))),
+        Err(_) => {
+            return Err(AttemptError::NoBanner(format!(
+                "no SSH banner within {}",
+                fmt_duration(banner_limit)
+            )))
+        }
+        Ok(Ok(0)) => {
+            return Err(AttemptError::NoBanner(
+                "connection closed before the SSH banner (sshd not up yet)".into(),
+            ))
+        }
+        Ok(Err(e)) => {
+            return Err(AttemptError::NoBanner(format!(
+                "connection failed before the SSH banner: {e}"
+            )))
+        }
         Ok(Ok(_)) => {}
     }
     let host_key = Arc::new(Mutex::new(None));
-    let handler = Client { host_key: host_key.clone() };
+    let handler = Client {
+        host_key: host_key.clone(),
+    };
     let config = Arc::new(client::Config {
         nodelay: true,
         keepalive_interval: Some(Duration::from_secs(15)),
@@ -199,11 +240,22 @@ async fn attempt(
         Ok::<_, AttemptError>(handle)
     };
     let handle = match tokio::time::timeout(limit, fut).await {
-        Err(_) => return Err(AttemptError::Handshake(format!("SSH handshake/authentication did not finish within {}", fmt_duration(limit)))),
+        Err(_) => {
+            return Err(AttemptError::Handshake(format!(
+                "SSH handshake/authentication did not finish within {}",
+                fmt_duration(limit)
+            )))
+        }
         Ok(r) => r?,
     };
     let key = host_key.lock().unwrap_or_else(|e| e.into_inner()).take();
-    Ok(Session::new(handle, addr, cfg.username.clone(), cfg.pty, key))
+    Ok(Session::new(
+        handle,
+        addr,
+        cfg.username.clone(),
+        cfg.pty,
+        key,
+    ))
 }
 
 async fn authenticate(
@@ -211,14 +263,21 @@ async fn authenticate(
     cfg: &SshConfig,
     key: Option<Arc<PrivateKey>>,
 ) -> Result<(), AttemptError> {
-    let err = |e: russh::Error| AttemptError::Handshake(format!("SSH authentication exchange failed: {e}"));
+    let err = |e: russh::Error| {
+        AttemptError::Handshake(format!("SSH authentication exchange failed: {e}"))
+    };
     let mut tried = Vec::new();
     let mut offered = String::from("unknown");
     let user = cfg.username.as_str();
     if let Some(key) = key {
         tried.push("publickey");
         let hash = if key.algorithm().is_rsa() {
-            handle.best_supported_rsa_hash().await.map_err(err)?.flatten().or(Some(HashAlg::Sha256))
+            handle
+                .best_supported_rsa_hash()
+                .await
+                .map_err(err)?
+                .flatten()
+                .or(Some(HashAlg::Sha256))
         } else {
             None
         };
@@ -228,15 +287,22 @@ async fn authenticate(
             .map_err(err)?;
         match r {
             client::AuthResult::Success => return Ok(()),
-            client::AuthResult::Failure { remaining_methods, .. } => offered = methods(&remaining_methods),
+            client::AuthResult::Failure {
+                remaining_methods, ..
+            } => offered = methods(&remaining_methods),
         }
     }
     if let Some(pw) = &cfg.password {
         tried.push("password");
-        let r = handle.authenticate_password(user, pw.expose()).await.map_err(err)?;
+        let r = handle
+            .authenticate_password(user, pw.expose())
+            .await
+            .map_err(err)?;
         let remaining = match r {
             client::AuthResult::Success => return Ok(()),
-            client::AuthResult::Failure { remaining_methods, .. } => remaining_methods,
+            client::AuthResult::Failure {
+                remaining_methods, ..
+            } => remaining_methods,
         };
         offered = methods(&remaining);
         if remaining.contains(&MethodKind::KeyboardInteractive) {

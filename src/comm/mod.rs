@@ -23,8 +23,8 @@ mod config;
 mod connect;
 mod session;
 
-pub use config::{parse_duration, SshConfig};
 pub(crate) use config::truthy;
+pub use config::{parse_duration, SshConfig};
 pub use connect::{connect_once, wait_ready};
 pub use session::{ExitStatus, OutputStream, Session};
 

@@ -64,7 +64,10 @@ pub struct Session {
 
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Session").field("addr", &self.addr).field("user", &self.user).finish()
+        f.debug_struct("Session")
+            .field("addr", &self.addr)
+            .field("user", &self.user)
+            .finish()
     }
 }
 
@@ -104,7 +107,13 @@ impl Session {
         pty: bool,
         host_key: Option<PublicKey>,
     ) -> Self {
-        Session { handle, addr, user, pty, host_key }
+        Session {
+            handle,
+            addr,
+            user,
+            pty,
+            host_key,
+        }
     }
 
     /// `host:port` this session is connected to.
@@ -139,12 +148,20 @@ impl Session {
         let Some(key) = self.host_key_openssh() else {
             return Ok(());
         };
-        let name = if port == 22 { host.to_string() } else { format!("[{host}]:{port}") };
+        let name = if port == 22 {
+            host.to_string()
+        } else {
+            format!("[{host}]:{port}")
+        };
         let io = |source| CommError::Io {
             context: format!("recording the guest's host key in {}", path.display()),
             source,
         };
-        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(path).map_err(io)?;
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(io)?;
         writeln!(f, "{name} {key}").map_err(io)
     }
 
@@ -161,7 +178,11 @@ impl Session {
     pub async fn exec_capture(&self, cmd: &str) -> Result<(ExitStatus, String, String), CommError> {
         let (mut out, mut err) = (String::new(), String::new());
         let mut sink = |stream: OutputStream, line: &str| {
-            let buf = if stream == OutputStream::Stdout { &mut out } else { &mut err };
+            let buf = if stream == OutputStream::Stdout {
+                &mut out
+            } else {
+                &mut err
+            };
             buf.push_str(line);
             buf.push('\n');
         };
@@ -195,7 +216,10 @@ impl Session {
                 .await
                 .map_err(|e| fail("requesting a pty", e))?;
         }
-        channel.exec(true, cmd).await.map_err(|e| fail("starting a command", e))?;
+        channel
+            .exec(true, cmd)
+            .await
+            .map_err(|e| fail("starting a command", e))?;
         let (mut read, write) = channel.split();
 
         let writer = async {
@@ -209,15 +233,23 @@ impl Session {
             Ok(())
         };
         let reader = async {
-            let mut out = LineBuf { buf: Vec::new(), stream: OutputStream::Stdout };
-            let mut err = LineBuf { buf: Vec::new(), stream: OutputStream::Stderr };
+            let mut out = LineBuf {
+                buf: Vec::new(),
+                stream: OutputStream::Stdout,
+            };
+            let mut err = LineBuf {
+                buf: Vec::new(),
+                stream: OutputStream::Stderr,
+            };
             let mut status = None;
             let mut refused = false;
             while let Some(msg) = read.wait().await {
                 match msg {
                     ChannelMsg::Data { data } => out.push(&data, sink),
                     ChannelMsg::ExtendedData { data, .. } => err.push(&data, sink),
-                    ChannelMsg::ExitStatus { exit_status } => status = Some(ExitStatus::Code(exit_status)),
+                    ChannelMsg::ExitStatus { exit_status } => {
+                        status = Some(ExitStatus::Code(exit_status))
+                    }
                     ChannelMsg::ExitSignal { signal_name, .. } => {
                         status = Some(ExitStatus::Signal(format!("{signal_name:?}")))
                     }
@@ -230,7 +262,19 @@ impl Session {
             err.finish(sink);
             (status, refused)
         };
-        let (w, (status, refused)) = tokio::join!(writer, reader);
+        // When the command ends without reading all its input (`cat` into a missing directory),
+        // the server stops granting window and the writer would wait forever: the reader
+        // finishing ends the exchange.
+        tokio::pin!(writer);
+        tokio::pin!(reader);
+        let mut w = Ok(());
+        let (status, refused) = tokio::select! {
+            r = &mut reader => r,
+            done = &mut writer => {
+                w = done;
+                reader.await
+            }
+        };
         if refused && status.is_none() {
             return Err(CommError::Ssh {
                 addr: self.addr.clone(),
@@ -253,7 +297,10 @@ impl Session {
     /// Upload a local file to `remote` (created or truncated), keeping the local file's
     /// permission bits. Uses `cat > remote` over an exec channel: no SFTP/SCP needed in the guest.
     pub async fn upload(&self, local: &Path, remote: &str) -> Result<(), CommError> {
-        let io = |source| CommError::Io { context: format!("reading {}", local.display()), source };
+        let io = |source| CommError::Io {
+            context: format!("reading {}", local.display()),
+            source,
+        };
         let mut file = tokio::fs::File::open(local).await.map_err(io)?;
         let mode = {
             use std::os::unix::fs::PermissionsExt;
@@ -263,7 +310,12 @@ impl Session {
     }
 
     /// Write `data` to `remote`, optionally setting its mode.
-    pub async fn upload_bytes(&self, data: &[u8], remote: &str, mode: Option<u32>) -> Result<(), CommError> {
+    pub async fn upload_bytes(
+        &self,
+        data: &[u8],
+        remote: &str,
+        mode: Option<u32>,
+    ) -> Result<(), CommError> {
         let mut r: &[u8] = data;
         self.upload_reader(&mut r, remote, mode).await
     }
@@ -301,15 +353,23 @@ impl Session {
     pub async fn download(&self, remote: &str) -> Result<Vec<u8>, CommError> {
         // Raw bytes must not go through the line splitter: base64 would need a tool in the
         // guest, so read the channel directly.
-        let channel = self.handle.channel_open_session().await.map_err(|e| CommError::Ssh {
-            addr: self.addr.clone(),
-            context: "opening a session channel".into(),
-            message: e.to_string(),
-        })?;
+        let channel = self
+            .handle
+            .channel_open_session()
+            .await
+            .map_err(|e| CommError::Ssh {
+                addr: self.addr.clone(),
+                context: "opening a session channel".into(),
+                message: e.to_string(),
+            })?;
         channel
             .exec(true, format!("cat {}", shell_quote(remote)))
             .await
-            .map_err(|e| CommError::Ssh { addr: self.addr.clone(), context: "starting cat".into(), message: e.to_string() })?;
+            .map_err(|e| CommError::Ssh {
+                addr: self.addr.clone(),
+                context: "starting cat".into(),
+                message: e.to_string(),
+            })?;
         let (mut read, _write) = channel.split();
         let mut data = Vec::new();
         let mut errors = Vec::new();
@@ -330,7 +390,9 @@ impl Session {
                 context: format!("downloading {remote}"),
                 message: format!(
                     "cat ended with {}: {}",
-                    other.map(|c| c.to_string()).unwrap_or_else(|| "no exit status".into()),
+                    other
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "no exit status".into()),
                     redact(String::from_utf8_lossy(&errors).trim())
                 ),
             }),

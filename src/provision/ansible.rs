@@ -6,7 +6,8 @@
 //! [-e packer_http_addr=ADDR] [--ssh-extra-args '-o IdentitiesOnly=yes'] [extra_arguments]
 //! [-e ansible_ssh_private_key_file=KEY] [-e @VARS -e ansible_host_key_checking=False]
 //! -i INVENTORY PLAYBOOK`.
-//! A password never appears in argv: it goes into a 0600 JSON vars file passed as `-e @file`
+//! A password never appears in argv: it goes into a 0600 YAML vars file (`!unsafe`, so it is
+//! never templated) passed as `-e @file`
 //! and removed afterwards (Ansible then needs `sshpass`, as with any password SSH login).
 
 use super::entry::{Entry, ProvisionError};
@@ -16,12 +17,31 @@ use super::ProvisionContext;
 use std::path::{Path, PathBuf};
 
 pub(crate) const KEYS: &[&str] = &[
-    "playbook_file", "command", "extra_arguments", "ansible_env_vars", "inventory_file",
-    "inventory_directory", "host_alias", "groups", "empty_groups", "user", "galaxy_file",
-    "galaxy_command", "galaxy_force_install", "roles_path", "collections_path",
-    "keep_inventory_file", "ansible_ssh_extra_args", "skip_version_check",
+    "playbook_file",
+    "command",
+    "extra_arguments",
+    "ansible_env_vars",
+    "inventory_file",
+    "inventory_directory",
+    "host_alias",
+    "groups",
+    "empty_groups",
+    "user",
+    "galaxy_file",
+    "galaxy_command",
+    "galaxy_force_install",
+    "roles_path",
+    "collections_path",
+    "keep_inventory_file",
+    "ansible_ssh_extra_args",
+    "skip_version_check",
     // Packer's local SSH proxy settings: meaningless when connecting directly, accepted.
-    "use_proxy", "local_port", "ssh_host_key_file", "ssh_authorized_key_file", "sftp_command", "use_sftp",
+    "use_proxy",
+    "local_port",
+    "ssh_host_key_file",
+    "ssh_authorized_key_file",
+    "sftp_command",
+    "use_sftp",
 ];
 
 /// Environment OSImager exports for every Ansible run (its `evars` defaults), plus Packer's
@@ -51,7 +71,12 @@ pub(crate) fn check(e: &Entry) -> Result<(), ProvisionError> {
             return Err(e.invalid(format!("ansible_env_vars entry {kv:?} is not KEY=VALUE")));
         }
     }
-    for k in ["galaxy_force_install", "keep_inventory_file", "skip_version_check", "use_sftp"] {
+    for k in [
+        "galaxy_force_install",
+        "keep_inventory_file",
+        "skip_version_check",
+        "use_sftp",
+    ] {
         e.bool(k)?;
     }
     if e.has("use_proxy") && e.bool("use_proxy")? {
@@ -73,7 +98,11 @@ impl Drop for Cleanup {
 pub(crate) async fn run(e: &Entry, ctx: &ProvisionContext) -> Result<(), ProvisionError> {
     let playbook = ctx.local_path(&e.str("playbook_file")?.unwrap_or_default());
     if !playbook.is_file() {
-        return Err(e.failed(format!("playbook {} does not exist (relative paths resolve against {})", playbook.display(), ctx.work_dir.display())));
+        return Err(e.failed(format!(
+            "playbook {} does not exist (relative paths resolve against {})",
+            playbook.display(),
+            ctx.work_dir.display()
+        )));
     }
     let path = search_path(ctx);
     let wanted = e
@@ -88,14 +117,19 @@ pub(crate) async fn run(e: &Entry, ctx: &ProvisionContext) -> Result<(), Provisi
             std::env::join_paths(std::env::split_paths(&path)).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default()
         ))
     })?;
-    std::fs::create_dir_all(&ctx.temp_dir).map_err(|err| e.failed(format!("creating {}: {err}", ctx.temp_dir.display())))?;
+    std::fs::create_dir_all(&ctx.temp_dir)
+        .map_err(|err| e.failed(format!("creating {}: {err}", ctx.temp_dir.display())))?;
     let mut cleanup = Cleanup(Vec::new());
 
     if let Some(galaxy) = e.str("galaxy_file")?.filter(|g| !g.is_empty()) {
         run_galaxy(e, ctx, &program, &path, &ctx.local_path(&galaxy)).await?;
     }
 
-    let key = ctx.ssh.private_key_file.as_ref().map(|k| ctx.local_path(&k.to_string_lossy()));
+    let key = ctx
+        .ssh
+        .private_key_file
+        .as_ref()
+        .map(|k| ctx.local_path(&k.to_string_lossy()));
     let extra = e.strings("extra_arguments")?;
     let mentions = |needle: &str| extra.iter().any(|a| a.contains(needle));
     let use_password = ctx.ssh.password.is_some() && !mentions("ansible_password");
@@ -108,10 +142,18 @@ pub(crate) async fn run(e: &Entry, ctx: &ProvisionContext) -> Result<(), Provisi
     let inventory = match e.str("inventory_file")?.filter(|s| !s.is_empty()) {
         Some(inv) => ctx.local_path(&inv),
         None => {
-            let dir = e.str("inventory_directory")?.map(|d| ctx.local_path(&d)).unwrap_or_else(|| ctx.temp_dir.clone());
-            let p = dir.join(format!("packer-provisioner-ansible-{}-{:08x}", e.index, rand::random::<u32>()));
+            let dir = e
+                .str("inventory_directory")?
+                .map(|d| ctx.local_path(&d))
+                .unwrap_or_else(|| ctx.temp_dir.clone());
+            let p = dir.join(format!(
+                "packer-provisioner-ansible-{}-{:08x}",
+                e.index,
+                rand::random::<u32>()
+            ));
             let text = inventory_text(e, ctx)?;
-            write_private(&p, text.as_bytes(), 0o600).map_err(|err| e.failed(format!("writing inventory {}: {err}", p.display())))?;
+            write_private(&p, text.as_bytes(), 0o600)
+                .map_err(|err| e.failed(format!("writing inventory {}: {err}", p.display())))?;
             if !e.bool("keep_inventory_file")? {
                 cleanup.0.push(p.clone());
             }
@@ -130,25 +172,51 @@ pub(crate) async fn run(e: &Entry, ctx: &ProvisionContext) -> Result<(), Provisi
     }
     if key.is_some() {
         let ssh_extra = e.strings("ansible_ssh_extra_args")?;
-        let joined = if ssh_extra.is_empty() { "-o IdentitiesOnly=yes".to_string() } else { ssh_extra.concat() };
+        let joined = if ssh_extra.is_empty() {
+            "-o IdentitiesOnly=yes".to_string()
+        } else {
+            ssh_extra.concat()
+        };
         args.extend(["--ssh-extra-args".into(), format!("'{joined}'")]);
     }
     args.extend(extra.iter().cloned());
     if let (Some(k), false) = (&key, mentions("ansible_password")) {
-        args.extend(["-e".into(), format!("ansible_ssh_private_key_file={}", k.display())]);
+        args.extend([
+            "-e".into(),
+            format!("ansible_ssh_private_key_file={}", k.display()),
+        ]);
     }
     if use_password {
-        let pw = ctx.ssh.password.as_ref().map(|p| p.expose()).unwrap_or_default();
-        let vars = ctx.temp_dir.join(format!("ansible-login-{}-{:08x}.json", e.index, rand::random::<u32>()));
-        let body = serde_json::json!({ "ansible_password": pw }).to_string();
-        write_private(&vars, body.as_bytes(), 0o600).map_err(|err| e.failed(format!("writing {}: {err}", vars.display())))?;
+        let pw = ctx
+            .ssh
+            .password
+            .as_ref()
+            .map(|p| p.expose())
+            .unwrap_or_default();
+        let vars = ctx.temp_dir.join(format!(
+            "ansible-login-{}-{:08x}.yml",
+            e.index,
+            rand::random::<u32>()
+        ));
+        // `!unsafe`: Ansible must not template a password that happens to contain `{{`. A JSON
+        // string is a valid YAML double-quoted scalar, so any character survives.
+        let body = format!(
+            "ansible_password: !unsafe {}\n",
+            serde_json::Value::String(pw.to_string())
+        );
+        write_private(&vars, body.as_bytes(), 0o600)
+            .map_err(|err| e.failed(format!("writing {}: {err}", vars.display())))?;
         cleanup.0.push(vars.clone());
         args.extend(["-e".into(), format!("@{}", vars.display())]);
         if !mentions("ansible_host_key_checking") {
             args.extend(["-e".into(), "ansible_host_key_checking=False".into()]);
         }
     }
-    args.extend(["-i".into(), inventory.display().to_string(), playbook.display().to_string()]);
+    args.extend([
+        "-i".into(),
+        inventory.display().to_string(),
+        playbook.display().to_string(),
+    ]);
 
     let mut cmd = local::command(&program, ctx);
     for (k, v) in DEFAULT_ENV {
@@ -169,15 +237,26 @@ pub(crate) async fn run(e: &Entry, ctx: &ProvisionContext) -> Result<(), Provisi
         .await
         .map_err(|err| e.failed(format!("cannot run {shown}: {err}")))?;
     if !status.success() {
-        return Err(e.failed(format!("ansible-playbook ended with {status}; command: {shown}")));
+        return Err(e.failed(format!(
+            "ansible-playbook ended with {status}; command: {shown}"
+        )));
     }
     Ok(())
 }
 
 fn inventory_text(e: &Entry, ctx: &ProvisionContext) -> Result<String, ProvisionError> {
-    let alias = e.str("host_alias")?.filter(|s| !s.is_empty()).unwrap_or_else(|| "default".into());
-    let user = e.str("user")?.filter(|s| !s.is_empty()).unwrap_or_else(|| ctx.ssh.username.clone());
-    let mut s = format!("{alias} ansible_host={} ansible_user={user} ansible_port={}\n", ctx.host, ctx.port);
+    let alias = e
+        .str("host_alias")?
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "default".into());
+    let user = e
+        .str("user")?
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| ctx.ssh.username.clone());
+    let mut s = format!(
+        "{alias} ansible_host={} ansible_user={user} ansible_port={}\n",
+        ctx.host, ctx.port
+    );
     for g in e.strings("groups")? {
         s.push_str(&format!("[{g}]\n{alias}\n"));
     }
@@ -187,7 +266,13 @@ fn inventory_text(e: &Entry, ctx: &ProvisionContext) -> Result<String, Provision
     Ok(s)
 }
 
-async fn run_galaxy(e: &Entry, ctx: &ProvisionContext, playbook_cmd: &Path, path: &std::ffi::OsString, file: &Path) -> Result<(), ProvisionError> {
+async fn run_galaxy(
+    e: &Entry,
+    ctx: &ProvisionContext,
+    playbook_cmd: &Path,
+    path: &std::ffi::OsString,
+    file: &Path,
+) -> Result<(), ProvisionError> {
     if !file.is_file() {
         return Err(e.failed(format!("galaxy_file {} does not exist", file.display())));
     }
@@ -195,19 +280,38 @@ async fn run_galaxy(e: &Entry, ctx: &ProvisionContext, playbook_cmd: &Path, path
         Some(c) => which(&c, path, &ctx.work_dir),
         None => {
             let sibling = playbook_cmd.with_file_name("ansible-galaxy");
-            if sibling.is_file() { Some(sibling) } else { which("ansible-galaxy", path, &ctx.work_dir) }
+            if sibling.is_file() {
+                Some(sibling)
+            } else {
+                which("ansible-galaxy", path, &ctx.work_dir)
+            }
         }
     }
-    .ok_or_else(|| e.failed("ansible-galaxy not found next to ansible-playbook nor on PATH (set galaxy_command)"))?;
+    .ok_or_else(|| {
+        e.failed(
+            "ansible-galaxy not found next to ansible-playbook nor on PATH (set galaxy_command)",
+        )
+    })?;
     let mut runs = vec![{
-        let mut a = vec!["install".to_string(), "-r".into(), file.display().to_string()];
+        let mut a = vec![
+            "install".to_string(),
+            "-r".into(),
+            file.display().to_string(),
+        ];
         if let Some(r) = e.str("roles_path")?.filter(|s| !s.is_empty()) {
             a.extend(["-p".into(), r]);
         }
         a
     }];
     if let Some(c) = e.str("collections_path")?.filter(|s| !s.is_empty()) {
-        runs.push(vec!["collection".into(), "install".into(), "-r".into(), file.display().to_string(), "-p".into(), c]);
+        runs.push(vec![
+            "collection".into(),
+            "install".into(),
+            "-r".into(),
+            file.display().to_string(),
+            "-p".into(),
+            c,
+        ]);
     }
     for mut args in runs {
         if e.bool("galaxy_force_install")? {

@@ -12,10 +12,18 @@ pub enum ProvisionError {
     UnknownType { index: usize, kind: String },
 
     #[error("provisioners[{index}] ({kind}) is invalid: {message}")]
-    Invalid { index: usize, kind: String, message: String },
+    Invalid {
+        index: usize,
+        kind: String,
+        message: String,
+    },
 
     #[error("provisioners[{index}] ({kind}) failed: {message}")]
-    Failed { index: usize, kind: String, message: String },
+    Failed {
+        index: usize,
+        kind: String,
+        message: String,
+    },
 
     #[error("provisioners[{index}] ({kind}): {source}")]
     Comm {
@@ -40,15 +48,27 @@ impl Entry {
     }
 
     pub fn invalid(&self, message: impl Into<String>) -> ProvisionError {
-        ProvisionError::Invalid { index: self.index, kind: self.kind.clone(), message: message.into() }
+        ProvisionError::Invalid {
+            index: self.index,
+            kind: self.kind.clone(),
+            message: message.into(),
+        }
     }
 
     pub fn failed(&self, message: impl Into<String>) -> ProvisionError {
-        ProvisionError::Failed { index: self.index, kind: self.kind.clone(), message: message.into() }
+        ProvisionError::Failed {
+            index: self.index,
+            kind: self.kind.clone(),
+            message: message.into(),
+        }
     }
 
     pub fn comm(&self, source: CommError) -> ProvisionError {
-        ProvisionError::Comm { index: self.index, kind: self.kind.clone(), source: Box::new(source) }
+        ProvisionError::Comm {
+            index: self.index,
+            kind: self.kind.clone(),
+            source: Box::new(source),
+        }
     }
 
     pub fn has(&self, key: &str) -> bool {
@@ -75,7 +95,9 @@ impl Entry {
                 .map(|v| match v {
                     Value::String(s) => Ok(s.clone()),
                     Value::Number(_) | Value::Bool(_) => Ok(v.to_string()),
-                    other => Err(self.invalid(format!("{key} must be a list of strings, found {other}"))),
+                    other => {
+                        Err(self.invalid(format!("{key} must be a list of strings, found {other}")))
+                    }
                 })
                 .collect(),
             Some(v) => Err(self.invalid(format!("{key} must be a list of strings, got {v}"))),
@@ -85,7 +107,8 @@ impl Entry {
     pub fn bool(&self, key: &str) -> Result<bool, ProvisionError> {
         match self.map.get(key) {
             None => Ok(false),
-            Some(v) => truthy(v).ok_or_else(|| self.invalid(format!("{key} must be true or false, got {v}"))),
+            Some(v) => truthy(v)
+                .ok_or_else(|| self.invalid(format!("{key} must be true or false, got {v}"))),
         }
     }
 
@@ -115,10 +138,14 @@ impl Entry {
                 .map(|v| {
                     v.as_i64()
                         .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                        .ok_or_else(|| self.invalid(format!("valid_exit_codes must be integers, found {v}")))
+                        .ok_or_else(|| {
+                            self.invalid(format!("valid_exit_codes must be integers, found {v}"))
+                        })
                 })
                 .collect(),
-            Some(v) => Err(self.invalid(format!("valid_exit_codes must be a list of integers, got {v}"))),
+            Some(v) => Err(self.invalid(format!(
+                "valid_exit_codes must be a list of integers, got {v}"
+            ))),
         }
     }
 
@@ -126,9 +153,9 @@ impl Entry {
     pub fn env_vars(&self) -> Result<Vec<(String, String)>, ProvisionError> {
         let mut out = Vec::new();
         for kv in self.strings("environment_vars")? {
-            let (k, v) = kv
-                .split_once('=')
-                .ok_or_else(|| self.invalid(format!("environment_vars entry {kv:?} is not KEY=VALUE")))?;
+            let (k, v) = kv.split_once('=').ok_or_else(|| {
+                self.invalid(format!("environment_vars entry {kv:?} is not KEY=VALUE"))
+            })?;
             out.push((k.to_string(), v.to_string()));
         }
         match self.map.get("env") {

@@ -7,24 +7,39 @@ use super::ProvisionContext;
 use crate::comm::{shell_quote, Session};
 use std::path::Path;
 
-pub(crate) const KEYS: &[&str] = &["source", "sources", "destination", "direction", "generated", "content"];
+pub(crate) const KEYS: &[&str] = &[
+    "source",
+    "sources",
+    "destination",
+    "direction",
+    "generated",
+    "content",
+];
 
 pub(crate) fn check(e: &Entry) -> Result<(), ProvisionError> {
     if e.str("destination")?.unwrap_or_default().is_empty() {
         return Err(e.invalid("destination is required"));
     }
-    let given = [e.has("source"), e.has("sources"), e.has("content")].iter().filter(|b| **b).count();
+    let given = [e.has("source"), e.has("sources"), e.has("content")]
+        .iter()
+        .filter(|b| **b)
+        .count();
     if given != 1 {
         return Err(e.invalid("exactly one of source, sources or content is required"));
     }
     match e.str("direction")?.as_deref() {
         None | Some("upload") => {}
-        Some("download") if e.has("content") => return Err(e.invalid("content cannot be downloaded")),
+        Some("download") if e.has("content") => {
+            return Err(e.invalid("content cannot be downloaded"))
+        }
         Some("download") => {}
-        Some(d) => return Err(e.invalid(format!("direction must be upload or download, got {d:?}"))),
+        Some(d) => {
+            return Err(e.invalid(format!("direction must be upload or download, got {d:?}")))
+        }
     }
     e.bool("generated")?;
-    if e.strings("sources")?.len() > 1 && !e.str("destination")?.unwrap_or_default().ends_with('/') {
+    if e.strings("sources")?.len() > 1 && !e.str("destination")?.unwrap_or_default().ends_with('/')
+    {
         return Err(e.invalid("with several sources, destination must be a directory ending in /"));
     }
     Ok(())
@@ -35,7 +50,10 @@ pub(crate) async fn run(e: &Entry, ctx: &ProvisionContext) -> Result<(), Provisi
     let session = ctx.session().await.map_err(|c| e.comm(c))?;
     if let Some(content) = e.str("content")? {
         tracing::info!("provisioners[{}]: uploading content to {dest}", e.index);
-        return session.upload_bytes(content.as_bytes(), &dest, Some(0o644)).await.map_err(|c| e.comm(c));
+        return session
+            .upload_bytes(content.as_bytes(), &dest, Some(0o644))
+            .await
+            .map_err(|c| e.comm(c));
     }
     let mut sources = e.str("source")?.into_iter().collect::<Vec<_>>();
     sources.extend(e.strings("sources")?);
@@ -45,19 +63,29 @@ pub(crate) async fn run(e: &Entry, ctx: &ProvisionContext) -> Result<(), Provisi
             if dest.ends_with('/') {
                 local = local.join(Path::new(&src).file_name().unwrap_or_default());
             }
-            tracing::info!("provisioners[{}]: downloading {src} to {}", e.index, local.display());
+            tracing::info!(
+                "provisioners[{}]: downloading {src} to {}",
+                e.index,
+                local.display()
+            );
             let data = session.download(&src).await.map_err(|c| e.comm(c))?;
             if let Some(parent) = local.parent() {
-                std::fs::create_dir_all(parent).map_err(|err| e.failed(format!("creating {}: {err}", parent.display())))?;
+                std::fs::create_dir_all(parent)
+                    .map_err(|err| e.failed(format!("creating {}: {err}", parent.display())))?;
             }
-            std::fs::write(&local, data).map_err(|err| e.failed(format!("writing {}: {err}", local.display())))?;
+            std::fs::write(&local, data)
+                .map_err(|err| e.failed(format!("writing {}: {err}", local.display())))?;
         }
         return Ok(());
     }
     for src in sources {
         let local = ctx.local_path(&src);
         let meta = std::fs::metadata(&local).map_err(|err| {
-            e.failed(format!("source {} cannot be read: {err} (relative paths resolve against {})", local.display(), ctx.work_dir.display()))
+            e.failed(format!(
+                "source {} cannot be read: {err} (relative paths resolve against {})",
+                local.display(),
+                ctx.work_dir.display()
+            ))
         })?;
         if meta.is_dir() {
             let target = if src.ends_with('/') {
@@ -66,16 +94,32 @@ pub(crate) async fn run(e: &Entry, ctx: &ProvisionContext) -> Result<(), Provisi
                 let base = local.file_name().unwrap_or_default().to_string_lossy();
                 format!("{}/{base}", dest.trim_end_matches('/'))
             };
-            tracing::info!("provisioners[{}]: uploading directory {} to {target}", e.index, local.display());
-            upload_dir(&session, &local, &target).await.map_err(|m| e.failed(m))?;
+            tracing::info!(
+                "provisioners[{}]: uploading directory {} to {target}",
+                e.index,
+                local.display()
+            );
+            upload_dir(&session, &local, &target)
+                .await
+                .map_err(|m| e.failed(m))?;
         } else {
             let target = if dest.ends_with('/') {
-                format!("{dest}{}", local.file_name().unwrap_or_default().to_string_lossy())
+                format!(
+                    "{dest}{}",
+                    local.file_name().unwrap_or_default().to_string_lossy()
+                )
             } else {
                 dest.clone()
             };
-            tracing::info!("provisioners[{}]: uploading {} to {target}", e.index, local.display());
-            session.upload(&local, &target).await.map_err(|c| e.comm(c))?;
+            tracing::info!(
+                "provisioners[{}]: uploading {} to {target}",
+                e.index,
+                local.display()
+            );
+            session
+                .upload(&local, &target)
+                .await
+                .map_err(|c| e.comm(c))?;
         }
     }
     Ok(())
@@ -85,7 +129,10 @@ pub(crate) async fn run(e: &Entry, ctx: &ProvisionContext) -> Result<(), Provisi
 async fn upload_dir(session: &Session, local: &Path, remote: &str) -> Result<(), String> {
     let mut stack = vec![(local.to_path_buf(), remote.to_string())];
     while let Some((dir, rdir)) = stack.pop() {
-        let st = session.exec(&format!("mkdir -p {}", shell_quote(&rdir))).await.map_err(|c| c.to_string())?;
+        let st = session
+            .exec(&format!("mkdir -p {}", shell_quote(&rdir)))
+            .await
+            .map_err(|c| c.to_string())?;
         if !st.success() {
             return Err(format!("mkdir -p {rdir} in the guest ended with {st}"));
         }
@@ -100,7 +147,10 @@ async fn upload_dir(session: &Session, local: &Path, remote: &str) -> Result<(),
             if path.is_dir() {
                 stack.push((path, rpath));
             } else {
-                session.upload(&path, &rpath).await.map_err(|c| c.to_string())?;
+                session
+                    .upload(&path, &rpath)
+                    .await
+                    .map_err(|c| c.to_string())?;
             }
         }
     }

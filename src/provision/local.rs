@@ -34,12 +34,16 @@ pub(crate) fn which(program: &str, path: &OsString, cwd: &Path) -> Option<PathBu
         let p = cwd.join(program);
         return p.is_file().then_some(p);
     }
-    std::env::split_paths(path).map(|d| d.join(program)).find(|p| is_executable(p))
+    std::env::split_paths(path)
+        .map(|d| d.join(program))
+        .find(|p| is_executable(p))
 }
 
 fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    std::fs::metadata(p)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
 }
 
 /// A command with the build environment applied: `ctx.env`, PATH (venv first), cwd `work_dir`.
@@ -54,8 +58,15 @@ pub(crate) fn command(program: &Path, ctx: &ProvisionContext) -> Command {
 }
 
 /// Run `cmd`, forwarding its stdout/stderr lines (redacted) to the context's output.
-pub(crate) async fn run(mut cmd: Command, ctx: &ProvisionContext, prefix: &str) -> std::io::Result<ExitStatus> {
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).kill_on_drop(true);
+pub(crate) async fn run(
+    mut cmd: Command,
+    ctx: &ProvisionContext,
+    prefix: &str,
+) -> std::io::Result<ExitStatus> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
     let mut child = cmd.spawn()?;
     let out = child.stdout.take();
     let err = child.stderr.take();

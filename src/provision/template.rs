@@ -29,7 +29,11 @@ pub fn render(text: &str, env: &TemplateEnv<'_>) -> Result<String, String> {
         let end = after
             .find("}}")
             .ok_or_else(|| format!("unterminated template expression in {text:?}"))?;
-        let inner = after[..end].trim().trim_start_matches('-').trim_end_matches('-').trim();
+        let inner = after[..end]
+            .trim()
+            .trim_start_matches('-')
+            .trim_end_matches('-')
+            .trim();
         out.push_str(&eval(inner, env)?);
         rest = &after[end + 2..];
     }
@@ -93,7 +97,11 @@ pub fn value_text(v: &Value) -> String {
 pub fn render_value(v: &Value, env: &TemplateEnv<'_>, skip: &[&str]) -> Result<Value, String> {
     match v {
         Value::String(s) => render(s, env).map(Value::String),
-        Value::Array(a) => a.iter().map(|x| render_value(x, env, &[])).collect::<Result<_, _>>().map(Value::Array),
+        Value::Array(a) => a
+            .iter()
+            .map(|x| render_value(x, env, &[]))
+            .collect::<Result<_, _>>()
+            .map(Value::Array),
         Value::Object(m) => {
             let mut out = Map::new();
             for (k, x) in m {
@@ -117,16 +125,33 @@ mod tests {
 
     #[test]
     fn renders_packer_functions() {
-        let vars = json!({"platform-name": "qemu", "n": 3}).as_object().unwrap().clone();
-        let mut env = TemplateEnv { user_vars: Some(&vars), build_name: "b", build_type: "qemu", ..Default::default() };
+        let vars = json!({"platform-name": "qemu", "n": 3})
+            .as_object()
+            .unwrap()
+            .clone();
+        let mut env = TemplateEnv {
+            user_vars: Some(&vars),
+            build_name: "b",
+            build_type: "qemu",
+            ..Default::default()
+        };
         env.fields.insert("Path".into(), "/tmp/s.sh".into());
         assert_eq!(
-            render("platform={{user `platform-name`}} x={{user `missing`}} n={{ user \"n\" }}", &env).unwrap(),
+            render(
+                "platform={{user `platform-name`}} x={{user `missing`}} n={{ user \"n\" }}",
+                &env
+            )
+            .unwrap(),
             "platform=qemu x= n=3"
         );
-        assert_eq!(render("{{ .Path }}:{{build_name}}/{{build_type}}", &env).unwrap(), "/tmp/s.sh:b/qemu");
+        assert_eq!(
+            render("{{ .Path }}:{{build_name}}/{{build_type}}", &env).unwrap(),
+            "/tmp/s.sh:b/qemu"
+        );
         assert!(render("{{ .Vars }}", &env).unwrap_err().contains(".Vars"));
-        assert!(render("{{vault `a` `b`}}", &env).unwrap_err().contains("vault"));
+        assert!(render("{{vault `a` `b`}}", &env)
+            .unwrap_err()
+            .contains("vault"));
         assert!(render("{{ user `x`", &env).is_err());
     }
 
