@@ -71,6 +71,9 @@ cat > "$scratch/cfg/osimager/locations/lab.json" <<EOF
   }
 }
 EOF
+# The same location with UEFI firmware, to exercise every firmware_specific path.
+sed 's/"defs": {/"defs": {\n    "firmware": "efi",/' "$scratch/cfg/osimager/locations/lab.json" \
+    > "$scratch/cfg/osimager/locations/lab-efi.json"
 cat > "$scratch/cfg/osimager/secrets" <<'EOF'
 images/linux username=builder password=Dummy-linux-1
 images/windows username=Administrator password=Dummy-Win-1
@@ -106,15 +109,18 @@ for t in debian-12.12-x86_64 debian-13.2-x86_64 ubuntu-22.04-x86_64 ubuntu-24.04
 done
 
 echo "== every target x platform (mkosimage -u equivalent + generated files)"
-"$py" "$here/validate_bundled.py" lab "$scratch/out" --only "$only" || status=1
+"$py" "$here/validate_bundled.py" lab:dhcp,lab:10.9.8.21,lab-efi:dhcp "$scratch/out" --only "$only" \
+    || status=1
 
 if [ "$use_packer" = 1 ] && command -v "$packer" >/dev/null 2>&1; then
-    echo "== $packer validate on qemu templates"
-    for t in debian-12.12-x86_64 ubuntu-24.04-x86_64 rocky-9.6-x86_64 fedora-43-x86_64 \
-             opensuse-15.6-x86_64 windows-server-2022-x86_64; do
+    echo "== $packer validate (builders built into Packer 1.6.6; proxmox-iso, xenserver-iso and the"
+    echo "   cloud builders are plugins or need their APIs, so they are not validated here)"
+    for pt in qemu/lab qemu/lab-efi virtualbox/lab virtualbox/lab-efi vmware/lab vsphere/lab hyperv/lab none/lab; do
+    for t in debian-12.12-x86_64 ubuntu-24.04-x86_64 rocky-9.6-x86_64 rhel-10.0-x86_64 fedora-43-x86_64 \
+             opensuse-15.6-x86_64 sles-16.0-x86_64 windows-server-2022-x86_64; do
         echo "$t" | grep -Eq "$only" || continue
-        tmpl="$scratch/out/qemu_lab_${t}dhcp.json"
-        [ -f "$tmpl" ] || { echo "FAIL: no template for $t"; status=1; continue; }
+        tmpl="$scratch/out/$(echo "$pt" | tr / _)_${t}_dhcp.json"
+        [ -f "$tmpl" ] || { echo "FAIL: no template for $pt/$t"; status=1; continue; }
         # Keep packer off the network: validate fetches a file: checksum, so use "none" and a
         # local ISO path; the http_directory must exist.
         "$py" - "$tmpl" "$scratch" <<'EOF'
@@ -122,16 +128,19 @@ import json, sys
 path, scratch = sys.argv[1], sys.argv[2]
 t = json.load(open(path))
 b = t["builders"][0]
-b["http_directory"] = scratch
-b["iso_checksum"] = "none"
-b["iso_url"] = scratch + "/iso/" + b["iso_url"].rsplit("/", 1)[-1]
+if "http_directory" in b:
+    b["http_directory"] = scratch
+if "iso_url" in b:
+    b["iso_checksum"] = "none"
+    b["iso_url"] = scratch + "/iso/" + b["iso_url"].rsplit("/", 1)[-1]
 json.dump(t, open(path, "w"), indent=2)
 EOF
         if out=$(cd "$root" && "$packer" validate "$tmpl" 2>&1); then
-            echo "ok   packer validate qemu/$t"
+            echo "ok   packer validate $pt/$t"
         else
-            echo "FAIL packer validate qemu/$t:"; echo "$out" | sed 's/^/    /'; status=1
+            echo "FAIL packer validate $pt/$t:"; echo "$out" | sed 's/^/    /'; status=1
         fi
+    done
     done
 else
     echo "== packer validate skipped"

@@ -10,7 +10,8 @@ way `mkosimage -u` does, generates the answer files the way a build does (gen_fi
   * installer platforms have iso_url and a boot_command (cloud/null platforms have none);
   * generated files parse: XML (AutoYaST, autounattend), JSON (Agama), YAML (cloud-init).
 
-Usage: python3 validate_bundled.py LOCATION OUTDIR [--only REGEX]
+Usage: python3 validate_bundled.py LOCATION:IP[,LOCATION:IP...] OUTDIR [--only REGEX]
+(IP "dhcp" means no static address.)
 Prints one line per failure and a summary; exits 1 if anything failed.
 """
 
@@ -113,13 +114,14 @@ def check_build(platform, location, target, ip, outdir):
         problems.append("files: no answer file generated")
     for name in produced:
         problems.extend(check_file(os.path.join(tmp, name)))
-    with open(os.path.join(outdir, full.replace("/", "_") + ip.replace(".", "_") + ".json"), "w") as f:
+    with open(os.path.join(outdir, full.replace("/", "_") + "_" + ip + ".json"), "w") as f:
         f.write(text)
     return problems, build
 
 
 def main():
-    location, outdir = sys.argv[1], sys.argv[2]
+    runs = [tuple(item.split(":", 1)) for item in sys.argv[1].split(",")]
+    outdir = sys.argv[2]
     only = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--only" else ".*"
     probe, _ = quiet_call(OSImager, argv=["--list"], which="full")
     index = probe.get_index()
@@ -140,7 +142,7 @@ def main():
             arches = plat.get("arches", [])
             if arch not in arches and not (arch == "amd64" and "x86_64" in arches):
                 continue
-            for ip in ("dhcp", "10.9.8.21"):
+            for location, ip in runs:
                 checked += 1
                 problems, _ = check_build(pname, location, target, ip, outdir)
                 if problems:
