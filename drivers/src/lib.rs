@@ -5,6 +5,7 @@ pub mod driver;
 pub mod keys;
 pub mod qemu;
 pub mod qmp;
+pub mod vnc;
 
 pub use driver::{Driver, DriverResult};
 
