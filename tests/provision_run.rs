@@ -53,7 +53,7 @@ fn context(f: &Fixture, password: Option<&str>) -> ProvisionContext {
         f.work.path(),
         f.work.path().join("tmp"),
     );
-    ctx.ansible_playbook = Some(ansible_playbook());
+    ctx.ansible_playbook_cmd = Some(ansible_playbook());
     // Keep test runs from leaving ssh ControlPersist masters behind.
     ctx.env
         .insert("ANSIBLE_SSH_ARGS".into(), "-o ControlMaster=no".into());

@@ -250,3 +250,17 @@ async fn shutdown_treats_a_dropped_connection_as_success() {
         ExitStatus::Disconnected
     );
 }
+
+#[tokio::test]
+async fn unreadable_private_key_fails_at_once() {
+    let cfg = SshConfig {
+        username: "root".into(),
+        private_key_file: Some("/nonexistent/id_ed25519".into()),
+        ..Default::default()
+    };
+    let err = wait_ready("127.0.0.1", free_port(), &cfg)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, CommError::Key { .. }), "{err}");
+    assert!(err.to_string().contains("/nonexistent/id_ed25519"));
+}

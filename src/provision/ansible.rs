@@ -108,11 +108,11 @@ pub(crate) async fn run(e: &Entry, ctx: &ProvisionContext) -> Result<(), Provisi
     let wanted = e
         .str("command")?
         .map(PathBuf::from)
-        .or_else(|| ctx.ansible_playbook.clone())
+        .or_else(|| ctx.ansible_playbook_cmd.clone())
         .unwrap_or_else(|| PathBuf::from("ansible-playbook"));
     let program = which(&wanted.to_string_lossy(), &path, &ctx.work_dir).ok_or_else(|| {
         e.failed(format!(
-            "{} not found (searched {}). Install Ansible (e.g. `pip install ansible-core` in a venv, or `mkvenv VERSION` for the spec's ansible_version) or point ansible_playbook at it",
+            "{} not found (searched {}). Install Ansible (e.g. `pip install ansible-core` in a venv, or `mkvenv VERSION` for the spec's ansible_version) or set the ansible_playbook_cmd setting",
             wanted.display(),
             std::env::join_paths(std::env::split_paths(&path)).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default()
         ))

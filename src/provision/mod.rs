@@ -58,7 +58,7 @@ pub struct ProvisionContext {
     pub http_addr: Option<String>,
     /// ansible-playbook to run when an entry has no `command`. Default: `ansible-playbook` from
     /// `venv_bin`, else from PATH (the PATH in `env` if set there).
-    pub ansible_playbook: Option<PathBuf>,
+    pub ansible_playbook_cmd: Option<PathBuf>,
     /// `bin` directory of the Ansible venv the spec asks for (OSImager `ansible_version`).
     pub venv_bin: Option<PathBuf>,
     /// Output lines go to `tracing` and, when set, here.
@@ -88,7 +88,7 @@ impl ProvisionContext {
             user_vars: Map::new(),
             template_fields: BTreeMap::new(),
             http_addr: None,
-            ansible_playbook: None,
+            ansible_playbook_cmd: None,
             venv_bin: None,
             on_output: None,
             session: Mutex::new(None),
@@ -346,4 +346,74 @@ async fn dispatch(e: &Entry, ctx: &ProvisionContext) -> Result<(), ProvisionErro
 
 pub(crate) fn parse_dur(e: &Entry, key: &str, v: &str) -> Result<Duration, ProvisionError> {
     parse_duration(v).map_err(|m| e.invalid(format!("{key}: {m}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn plan() -> crate::plan::BuildPlan {
+        let mut p = crate::plan::BuildPlan::default();
+        p.builder = json!({"type": "qemu", "name": "debian-12", "ssh_username": "root",
+            "ssh_password": "plan-secret-pw", "ssh_timeout": "30m"})
+        .as_object()
+        .unwrap()
+        .clone();
+        p.variables = json!({"platform-name": "kvm"}).as_object().unwrap().clone();
+        p.evars = json!({"ANSIBLE_NOCOWS": "1", "N": 2})
+            .as_object()
+            .unwrap()
+            .clone();
+        p.data_dir = PathBuf::from("/data");
+        p
+    }
+
+    #[test]
+    fn context_from_plan() {
+        let ctx = ProvisionContext::from_plan(&plan(), "127.0.0.1", 2222, "/tmp/x").unwrap();
+        assert_eq!(ctx.build_name, "debian-12");
+        assert_eq!(ctx.builder_type, "qemu");
+        assert_eq!(ctx.ssh.timeout, Duration::from_secs(1800));
+        assert_eq!(ctx.env["N"], "2");
+        assert_eq!(ctx.work_dir, PathBuf::from("/data"));
+        assert_eq!(ctx.user_vars["platform-name"], "kvm");
+    }
+
+    #[test]
+    fn only_except_override_and_templates() {
+        let ctx = ProvisionContext::from_plan(&plan(), "127.0.0.1", 2222, "/tmp/x").unwrap();
+        let skip = json!({"type": "shell", "inline": "poweroff", "only": ["other"]});
+        assert!(prepare(0, &skip, &ctx).unwrap().is_none());
+        let skip = json!({"type": "shell", "inline": "poweroff", "except": ["debian-12"]});
+        assert!(prepare(0, &skip, &ctx).unwrap().is_none());
+        let e = json!({"type": "shell", "inline": ["echo {{user `platform-name`}}"],
+            "execute_command": "{{ .Vars }} sh {{ .Path }}",
+            "override": {"debian-12": {"expect_disconnect": true}}});
+        let e = prepare(3, &e, &ctx).unwrap().unwrap();
+        assert_eq!(e.map["inline"][0], "echo kvm");
+        assert_eq!(e.map["execute_command"], "{{ .Vars }} sh {{ .Path }}");
+        assert_eq!(e.map["expect_disconnect"], true);
+        let bad = json!({"type": "shell", "inline": ["{{vault `a` `b`}}"]});
+        let err = prepare(4, &bad, &ctx).unwrap_err().to_string();
+        assert!(
+            err.contains("provisioners[4] (shell)") && err.contains("vault"),
+            "{err}"
+        );
+        let none = json!({"type": "shell"});
+        assert!(prepare(0, &none, &ctx)
+            .unwrap_err()
+            .to_string()
+            .contains("inline, script or scripts"));
+        let file = json!({"type": "file", "source": "a"});
+        assert!(prepare(0, &file, &ctx)
+            .unwrap_err()
+            .to_string()
+            .contains("destination"));
+        let ans = json!({"type": "ansible"});
+        assert!(prepare(0, &ans, &ctx)
+            .unwrap_err()
+            .to_string()
+            .contains("playbook_file"));
+    }
 }
