@@ -354,19 +354,17 @@ mod tests {
     use serde_json::json;
 
     fn plan() -> crate::plan::BuildPlan {
-        let mut p = crate::plan::BuildPlan::default();
-        p.builder = json!({"type": "qemu", "name": "debian-12", "ssh_username": "root",
-            "ssh_password": "plan-secret-pw", "ssh_timeout": "30m"})
-        .as_object()
-        .unwrap()
-        .clone();
-        p.variables = json!({"platform-name": "kvm"}).as_object().unwrap().clone();
-        p.evars = json!({"ANSIBLE_NOCOWS": "1", "N": 2})
-            .as_object()
-            .unwrap()
-            .clone();
-        p.data_dir = PathBuf::from("/data");
-        p
+        let obj = |v: Value| v.as_object().unwrap().clone();
+        crate::plan::BuildPlan {
+            builder: obj(
+                json!({"type": "qemu", "name": "debian-12", "ssh_username": "root",
+                "ssh_password": "plan-secret-pw", "ssh_timeout": "30m"}),
+            ),
+            variables: obj(json!({"platform-name": "kvm"})),
+            evars: obj(json!({"ANSIBLE_NOCOWS": "1", "N": 2})),
+            data_dir: PathBuf::from("/data"),
+            ..Default::default()
+        }
     }
 
     #[test]
