@@ -264,3 +264,49 @@ async fn unreadable_private_key_fails_at_once() {
     assert!(matches!(err, CommError::Key { .. }), "{err}");
     assert!(err.to_string().contains("/nonexistent/id_ed25519"));
 }
+
+/// Collects log output for assertions.
+#[derive(Clone, Default)]
+struct LogBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogBuf {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn long_waits_report_progress_with_the_last_error() {
+    let buf = LogBuf::default();
+    let w = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || w.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let cfg = SshConfig {
+        username: "root".into(),
+        password: Some(Secret::new("unused-pw-3")),
+        timeout: Duration::from_millis(900),
+        progress_interval: Duration::from_millis(200),
+        ..Default::default()
+    };
+    wait_ready("127.0.0.1", free_port(), &cfg)
+        .await
+        .unwrap_err();
+    let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let progress: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("still waiting for SSH"))
+        .collect();
+    assert!(!progress.is_empty(), "{log}");
+    assert!(
+        progress[0].contains("elapsed") && progress[0].contains("connection refused"),
+        "{log}"
+    );
+    assert!(!log.contains("unused-pw-3"));
+}
