@@ -112,6 +112,29 @@ echo "== every target x platform (mkosimage -u equivalent + generated files)"
 "$py" "$here/validate_bundled.py" lab:dhcp,lab:10.9.8.21,lab-efi:dhcp "$scratch/out" --only "$only" \
     || status=1
 
+echo "== mkosimage -u (the CLI itself) agrees with the in-process resolution"
+for pt in qemu/lab vsphere/lab aws/lab none/lab; do
+    for t in debian-13.2-x86_64 rocky-9.6-x86_64; do
+        echo "$t" | grep -Eq "$only" || continue
+        mine="$scratch/out/$(echo "$pt" | tr / _)_${t}_dhcp.json"
+        if ! mk -u "$pt/$t" "" dhcp > "$scratch/cli.out" 2>&1; then
+            echo "FAIL: mkosimage -u $pt/$t:"; sed 's/^/    /' "$scratch/cli.out"; status=1; continue
+        fi
+        # The temp directory differs per run; compare everything else.
+        if "$py" - "$scratch/cli.out" "$mine" <<'EOF'
+import json, re, sys
+def norm(text):
+    text = text[text.index("{"):]
+    return re.sub(r'"/tmp[^"]*"|"[^"]*/(files-|tmp)[a-z0-9_]+[^"]*"', '"TEMP"', json.dumps(json.loads(text), sort_keys=True))
+a, b = (norm(open(p).read()) for p in sys.argv[1:3])
+sys.exit(0 if a == b else 1)
+EOF
+        then echo "ok   mkosimage -u $pt/$t"
+        else echo "FAIL: mkosimage -u $pt/$t differs from the in-process template"; status=1
+        fi
+    done
+done
+
 if [ "$use_packer" = 1 ] && command -v "$packer" >/dev/null 2>&1; then
     echo "== $packer validate (builders built into Packer 1.6.6; proxmox-iso, xenserver-iso and the"
     echo "   cloud builders are plugins or need their APIs, so they are not validated here)"
