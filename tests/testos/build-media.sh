@@ -11,7 +11,8 @@
 #
 # Outputs (DIR/current/):
 #   testos.iso       installer ISO (ISOLINUX waits at its prompt; serial console)
-#   rootfs.tar.gz    the root filesystem the installer unpacks (also on the ISO)
+#   rootfs.tar.lzo   the root filesystem the installer unpacks (also on the ISO;
+#                    lzop: decompresses ~4x faster than gzip under QEMU TCG)
 #   vmlinuz, initrd.gz  the kernel and initrd (installer and installed system)
 #   SHA256SUMS       sha256 of the files above (iso_checksum "file:" form)
 #   build-info.txt   kernel version, package versions, sizes
@@ -70,10 +71,10 @@ need_file /bin/busybox busybox-static
 
 # ------------------------------------------------------------------ cache key
 INPUTS=(
-	"$HERE/build-media.sh" "$HERE/packages.list" "$HERE/modules.list"
-	"$HERE/isolinux.cfg" "$HERE/initrd/init" "$HERE/initrd/udhcpc.script"
+	"$HERE/build-media.sh" "$HERE/packages.list" "$HERE/modules.list" "$HERE/isolinux.cfg"
+	$(cd "$HERE" && find initrd rootfs -type f | LC_ALL=C sort | sed "s|^|$HERE/|")
 )
-KEY="$(cat "${INPUTS[@]}" | sha256sum | cut -c1-16)"
+KEY="$( (for f in "${INPUTS[@]}"; do echo "${f#$HERE/}"; cat "$f"; done) | sha256sum | cut -c1-16)"
 OUT="$CACHE/$KEY"
 if [ -f "$OUT/SHA256SUMS" ] && [ "$FORCE" = 0 ]; then
 	ln -sfn "$KEY" "$CACHE/.current.$$" && mv -Tf "$CACHE/.current.$$" "$CACHE/current"
@@ -207,23 +208,26 @@ iface lo inet loopback
 auto eth0
 iface eth0 inet dhcp
 EOF
-# one getty on the serial console, one on tty1
-sed -i -e '/^[2-6]:23:respawn/d' "$R/etc/inittab"
-echo 'T0:23:respawn:/sbin/getty -L ttyS0 115200 vt100' >>"$R/etc/inittab"
+# overlay: fast rc.sysinit/rc.shutdown and an inittab using them (getty on ttyS0 + tty1)
+cp -R --no-preserve=ownership "$HERE/rootfs/." "$R/"
 mkdir -p "$R/etc/ssh/sshd_config.d"
 cat >"$R/etc/ssh/sshd_config.d/testos.conf" <<'EOF'
 PasswordAuthentication yes
 KbdInteractiveAuthentication yes
 UseDNS no
+HostKey /etc/ssh/ssh_host_ed25519_key
+HostKey /etc/ssh/ssh_host_ecdsa_key
 EOF
 cp "$STAGE/vmlinuz" "$R/boot/vmlinuz"
 cp "$STAGE/initrd.gz" "$R/boot/initrd.gz"
-# modules for anything loaded after boot (modprobe from kmod if present)
-mkdir -p "$R/lib/modules/$KVER"
-cp -a "$IRD/lib/modules/$KVER/." "$R/lib/modules/$KVER/"
+# glibc iconv modules: keep the configuration and the Unicode/Latin-1 converters only
+find "$R/usr/lib/x86_64-linux-gnu/gconv" -maxdepth 1 -type f -name '*.so' \
+	! -name 'UTF-*' ! -name 'UNICODE.so' ! -name 'ISO8859-1.so' -delete
+# (no kernel modules in the rootfs: the initrd loads what the system needs and
+# minbase has no kmod/modprobe)
 
-say "packing rootfs.tar.gz ($(du -sh "$R" | cut -f1) unpacked)"
-tar -C "$R" --numeric-owner -cf - . | gzip -6 >"$STAGE/rootfs.tar.gz"
+say "packing rootfs.tar.lzo ($(du -sh "$R" | cut -f1) unpacked)"
+tar -C "$R" --numeric-owner -cf - . | /bin/busybox lzop -c >"$STAGE/rootfs.tar.lzo"
 ROOTFS_MIB="$(du -sm "$R" | cut -f1)"
 {
 	echo "key: $KEY"
@@ -241,13 +245,13 @@ mkdir -p "$ISO/isolinux" "$ISO/boot"
 cp /usr/lib/ISOLINUX/isolinux.bin /usr/lib/syslinux/modules/bios/ldlinux.c32 "$ISO/isolinux/"
 cp "$HERE/isolinux.cfg" "$ISO/isolinux/isolinux.cfg"
 cp "$STAGE/vmlinuz" "$STAGE/initrd.gz" "$ISO/boot/"
-cp "$STAGE/rootfs.tar.gz" "$ISO/rootfs.tar.gz"
+cp "$STAGE/rootfs.tar.lzo" "$ISO/rootfs.tar.lzo"
 xorriso -as mkisofs -quiet -o "$STAGE/testos.iso" -V TESTOS -J -R \
 	-b isolinux/isolinux.bin -c isolinux/boot.cat \
 	-no-emul-boot -boot-load-size 4 -boot-info-table "$ISO" ||
 	fail "xorriso failed"
 
-(cd "$STAGE" && sha256sum testos.iso rootfs.tar.gz vmlinuz initrd.gz >SHA256SUMS)
+(cd "$STAGE" && sha256sum testos.iso rootfs.tar.lzo vmlinuz initrd.gz >SHA256SUMS)
 ls -l "$STAGE" | sed 's/^/build-media:   /'
 
 # ------------------------------------------------------------------ publish

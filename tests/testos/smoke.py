@@ -173,13 +173,13 @@ def main():
     work = tempfile.mkdtemp(prefix="testos-smoke.")
     httpdir = os.path.join(work, "http")
     os.mkdir(httpdir)
-    os.symlink(os.path.join(os.path.realpath(media), "rootfs.tar.gz"),
-               os.path.join(httpdir, "rootfs.tar.gz"))
+    os.symlink(os.path.join(os.path.realpath(media), "rootfs.tar.lzo"),
+               os.path.join(httpdir, "rootfs.tar.lzo"))
     with open(os.path.join(REPO, "files", "testos", "testos.cfg")) as f:
         template = f.read()
     answers = render_answers(template, {
         "name": HOSTNAME, "testos_username": USER, "testos_password": PASSWORD,
-        "testos_rootfs": "rootfs.tar.gz" if args.rootfs == "http" else "cdrom",
+        "testos_rootfs": "rootfs.tar.lzo" if args.rootfs == "http" else "cdrom",
         "testos_disk": "/dev/vda"})
     with open(os.path.join(httpdir, "testos.cfg"), "w") as f:
         f.write(answers)
