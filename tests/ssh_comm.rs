@@ -310,3 +310,54 @@ async fn long_waits_report_progress_with_the_last_error() {
     );
     assert!(!log.contains("unused-pw-3"));
 }
+
+#[tokio::test]
+async fn silent_forward_does_not_delay_detection() {
+    // QEMU's user-network forward while the guest's network is still down: TCP is accepted,
+    // then nothing (the SYN towards the guest goes unanswered). Model: a proxy that holds every
+    // connection silently until "the guest comes up", then forwards new ones to a real sshd.
+    // Held connections stay silent forever (the worst case).
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let files = prepare(false);
+    let sshd_port = free_port();
+    let mut sshd = Sshd::start(&files, sshd_port, None);
+    sshd.wait_listening();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let up = std::sync::Arc::new(AtomicBool::new(false));
+    let proxy_up = up.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            if !proxy_up.load(Ordering::SeqCst) {
+                held.push(s);
+                continue;
+            }
+            tokio::spawn(async move {
+                let mut t = tokio::net::TcpStream::connect(("127.0.0.1", sshd_port))
+                    .await
+                    .unwrap();
+                let _ = tokio::io::copy_bidirectional(&mut s, &mut t).await;
+            });
+        }
+    });
+    let cfg = key_cfg(&files);
+    let waiter = tokio::spawn(async move {
+        let r = wait_ready("127.0.0.1", port, &cfg).await;
+        (r, Instant::now())
+    });
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(!waiter.is_finished());
+    let guest_up = Instant::now();
+    up.store(true, Ordering::SeqCst);
+    let (r, ready_at) = waiter.await.unwrap();
+    let s = r.expect("SSH through the forward");
+    eprintln!(
+        "SSH-ready detection latency after a silent forward started answering: {:?} (banner_probe_interval {:?}, banner_timeout {:?})",
+        ready_at - guest_up,
+        SshConfig::default().banner_probe_interval,
+        SshConfig::default().banner_timeout
+    );
+    assert!(s.exec("true").await.unwrap().success());
+}

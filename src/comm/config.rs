@@ -33,6 +33,8 @@ pub struct SshConfig {
     pub auth_retry_delay: Duration,
     /// How long to wait for the server's SSH banner after the TCP connection is accepted.
     pub banner_timeout: Duration,
+    /// While a connection stays silent, open another one this often (see `wait_ready`).
+    pub banner_probe_interval: Duration,
     /// Upper bound for key exchange + authentication of one attempt.
     pub handshake_timeout: Duration,
     /// Log a progress line this often while waiting.
@@ -55,6 +57,7 @@ impl Default for SshConfig {
             poll_interval: Duration::from_millis(100),
             auth_retry_delay: Duration::from_secs(2),
             banner_timeout: Duration::from_secs(10),
+            banner_probe_interval: Duration::from_secs(1),
             handshake_timeout: Duration::from_secs(60),
             progress_interval: Duration::from_secs(30),
             known_hosts_file: None,

@@ -175,6 +175,88 @@ fn load_key(cfg: &SshConfig) -> Result<Option<Arc<PrivateKey>>, CommError> {
         })
 }
 
+/// Silent connections kept open at once (OpenSSH's MaxStartups starts refusing at 10).
+const MAX_PROBES: usize = 8;
+
+/// A TCP connection on which the server has started to speak (its SSH banner is waiting).
+///
+/// An SSH server speaks first, so waiting for its banner distinguishes "port forwarded but
+/// nobody home" from a real handshake problem, cheaply. A refused connection, or one closed
+/// before the banner while no other probe waits, is reported at once (the caller polls again
+/// shortly). A connection that stays silent (QEMU's forward while the guest's network is not up
+/// yet: its SYN towards the guest goes unanswered and is only retried on the user-network
+/// stack's own back-off) does not hold up detection: a fresh probe is started every
+/// [`SshConfig::banner_probe_interval`] while earlier ones keep waiting (each up to
+/// `banner_timeout`, so a slow sshd still gets through), and the first banner wins.
+async fn connect_banner(
+    host: &str,
+    port: u16,
+    cfg: &SshConfig,
+    remaining: Duration,
+) -> Result<TcpStream, AttemptError> {
+    use futures_util::stream::{FuturesUnordered, StreamExt};
+    let limit = remaining.min(cfg.banner_timeout);
+    let deadline = tokio::time::Instant::now() + limit;
+    let interval = cfg.banner_probe_interval.max(Duration::from_millis(50));
+    let mut pending = FuturesUnordered::new();
+    pending.push(probe(host, port, deadline));
+    let mut next_probe = tokio::time::Instant::now() + interval;
+    loop {
+        tokio::select! {
+            done = pending.next() => match done {
+                Some(Ok(stream)) => return Ok(stream),
+                // Refused: the port is closed, say so now. A probe closed before the banner
+                // while others still wait (sshd's MaxStartups dropping one of ours) is not
+                // the final word.
+                Some(Err(e)) if pending.is_empty() || matches!(e, AttemptError::Tcp(_)) => return Err(e),
+                Some(Err(_)) => {}
+                None => return Err(AttemptError::NoBanner("no SSH banner".into())),
+            },
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(AttemptError::NoBanner(format!(
+                    "no SSH banner within {}",
+                    fmt_duration(limit)
+                )))
+            }
+            _ = tokio::time::sleep_until(next_probe), if next_probe < deadline && pending.len() < MAX_PROBES => {
+                tracing::debug!("no SSH banner yet on {host}:{port}; probing with a new connection");
+                pending.push(probe(host, port, deadline));
+                next_probe += interval;
+            }
+        }
+    }
+}
+
+/// One TCP connection, waiting until `deadline` for the server's first bytes.
+async fn probe(
+    host: &str,
+    port: u16,
+    deadline: tokio::time::Instant,
+) -> Result<TcpStream, AttemptError> {
+    let connect = tokio::time::timeout_at(deadline, TcpStream::connect((host, port)));
+    let tcp = match connect.await {
+        Err(_) => return Err(AttemptError::Tcp("TCP connect timed out".into())),
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return Err(AttemptError::Tcp("connection refused (port closed)".into()))
+        }
+        Ok(Err(e)) => return Err(AttemptError::Tcp(format!("TCP connect failed: {e}"))),
+        Ok(Ok(s)) => s,
+    };
+    let _ = tcp.set_nodelay(true);
+    let mut buf = [0u8; 4];
+    match tokio::time::timeout_at(deadline, tcp.peek(&mut buf)).await {
+        // Silent until the deadline: `connect_banner` reports that itself.
+        Err(_) => std::future::pending().await,
+        Ok(Ok(0)) => Err(AttemptError::NoBanner(
+            "connection closed before the SSH banner (sshd not up yet)".into(),
+        )),
+        Ok(Err(e)) => Err(AttemptError::NoBanner(format!(
+            "connection failed before the SSH banner: {e}"
+        ))),
+        Ok(Ok(_)) => Ok(tcp),
+    }
+}
+
 async fn attempt(
     host: &str,
     port: u16,
@@ -183,44 +265,7 @@ async fn attempt(
     remaining: Duration,
 ) -> Result<Session, AttemptError> {
     let addr = format!("{host}:{port}");
-    let tcp_limit = remaining.min(Duration::from_secs(5));
-    let tcp = match tokio::time::timeout(tcp_limit, TcpStream::connect((host, port))).await {
-        Err(_) => {
-            return Err(AttemptError::Tcp(format!(
-                "TCP connect timed out after {}",
-                fmt_duration(tcp_limit)
-            )))
-        }
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            return Err(AttemptError::Tcp("connection refused (port closed)".into()))
-        }
-        Ok(Err(e)) => return Err(AttemptError::Tcp(format!("TCP connect failed: {e}"))),
-        Ok(Ok(s)) => s,
-    };
-    let _ = tcp.set_nodelay(true);
-    // An SSH server speaks first. Waiting for its banner here distinguishes "port forwarded but
-    // nobody home" (QEMU accepts, then closes) from a real handshake problem, cheaply.
-    let banner_limit = remaining.min(cfg.banner_timeout);
-    let mut probe = [0u8; 4];
-    match tokio::time::timeout(banner_limit, tcp.peek(&mut probe)).await {
-        Err(_) => {
-            return Err(AttemptError::NoBanner(format!(
-                "no SSH banner within {}",
-                fmt_duration(banner_limit)
-            )))
-        }
-        Ok(Ok(0)) => {
-            return Err(AttemptError::NoBanner(
-                "connection closed before the SSH banner (sshd not up yet)".into(),
-            ))
-        }
-        Ok(Err(e)) => {
-            return Err(AttemptError::NoBanner(format!(
-                "connection failed before the SSH banner: {e}"
-            )))
-        }
-        Ok(Ok(_)) => {}
-    }
+    let tcp = connect_banner(host, port, cfg, remaining).await?;
     let host_key = Arc::new(Mutex::new(None));
     let handler = Client {
         host_key: host_key.clone(),
