@@ -162,7 +162,10 @@ fn def_sets() -> Vec<Map<String, Value>> {
 fn fill(expr: &str, defs: &Map<String, Value>) -> String {
     let mut out = expr.to_string();
     for k in extract_all(expr, ">>", "<<") {
-        let v = defs.get(&k).map(|v| PyVal::from_json(v).py_str()).unwrap_or_default();
+        let v = defs
+            .get(&k)
+            .map(|v| PyVal::from_json(v).py_str())
+            .unwrap_or_default();
         out = out.replace(&format!(">>{k}<<"), &v);
     }
     out
@@ -182,7 +185,11 @@ print(json.dumps(res))
 #[test]
 fn every_bundled_expression_matches_python_eval() {
     let exprs = corpus_expressions();
-    assert!(exprs.len() >= 40, "found only {} E> expressions", exprs.len());
+    assert!(
+        exprs.len() >= 40,
+        "found only {} E> expressions",
+        exprs.len()
+    );
     let mut cases = Vec::new();
     for defs in def_sets() {
         for e in &exprs {
@@ -204,10 +211,20 @@ fn every_bundled_expression_matches_python_eval() {
             _ => failures.push(format!("{src}\n  python: {w}\n  ours:   {got:?}")),
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
     // The empty unquoted local_only variant must have produced syntax errors on both sides.
     assert!(errors > 0);
-    eprintln!("{} evaluations agree ({} expressions, {} errors on both sides)", cases.len(), exprs.len(), errors);
+    eprintln!(
+        "{} evaluations agree ({} expressions, {} errors on both sides)",
+        cases.len(),
+        exprs.len(),
+        errors
+    );
 }
 
 const PY_DO_SUB: &str = r#"
@@ -286,12 +303,22 @@ fn do_sub_matches_the_original() {
         .with_secrets(&store)
         .with_env_vars(HashMap::from([("OSI_TEST_VAR".into(), "hello".into())]));
     let mut failures = Vec::new();
-    for (item, w) in items.as_array().unwrap().iter().zip(want.as_array().unwrap()) {
+    for (item, w) in items
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(want.as_array().unwrap())
+    {
         match (substitute_value(item, &env), w.get("ok")) {
             (Ok(got), Some(ok)) if &got == ok => {}
             (Err(_), None) => {}
             got => failures.push(format!("{item}\n  python: {w}\n  ours:   {got:?}")),
         }
     }
-    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} mismatches:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }

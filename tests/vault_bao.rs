@@ -22,7 +22,11 @@ fn find_bao() -> PathBuf {
                 https://openbao.org, then re-run (or point $OSIMAGER_BAO at it)";
     if let Some(p) = std::env::var_os("OSIMAGER_BAO") {
         let p = PathBuf::from(p);
-        assert!(p.is_file(), "$OSIMAGER_BAO={} is not a file: {hint}", p.display());
+        assert!(
+            p.is_file(),
+            "$OSIMAGER_BAO={} is not a file: {hint}",
+            p.display()
+        );
         return p;
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
@@ -57,7 +61,13 @@ fn free_port() -> u16 {
 }
 
 /// Minimal HTTP/1.1 client for the setup calls: (status, JSON body).
-fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect to bao");
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
@@ -80,7 +90,10 @@ fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<V
         .and_then(|c| c.parse().ok())
         .unwrap_or(0);
     let (head, rest) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-    let json_body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let json_body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         // Dechunk.
         let mut out = String::new();
         let mut r = rest;
@@ -96,7 +109,10 @@ fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<V
     } else {
         rest.to_string()
     };
-    (status, serde_json::from_str(&json_body).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_str(&json_body).unwrap_or(Value::Null),
+    )
 }
 
 fn start_bao() -> Bao {
@@ -151,31 +167,73 @@ fn setup(port: u16) -> (String, String) {
         body
     };
     ok(
-        http(port, "POST", "/v1/secret/data/images/linux", t,
-             Some(json!({"data": {"username": "root", "password": PASSWORD}}))),
+        http(
+            port,
+            "POST",
+            "/v1/secret/data/images/linux",
+            t,
+            Some(json!({"data": {"username": "root", "password": PASSWORD}})),
+        ),
         "write images/linux",
     );
     ok(
-        http(port, "POST", "/v1/secret/data/private/thing", t, Some(json!({"data": {"key": HIDDEN}}))),
+        http(
+            port,
+            "POST",
+            "/v1/secret/data/private/thing",
+            t,
+            Some(json!({"data": {"key": HIDDEN}})),
+        ),
         "write private/thing",
     );
     ok(
-        http(port, "POST", "/v1/sys/auth/approle", t, Some(json!({"type": "approle"}))),
+        http(
+            port,
+            "POST",
+            "/v1/sys/auth/approle",
+            t,
+            Some(json!({"type": "approle"})),
+        ),
         "enable approle",
     );
     ok(
-        http(port, "PUT", "/v1/sys/policies/acl/images-read", t,
-             Some(json!({"policy": "path \"secret/data/images/*\" { capabilities = [\"read\"] }"}))),
+        http(
+            port,
+            "PUT",
+            "/v1/sys/policies/acl/images-read",
+            t,
+            Some(json!({"policy": "path \"secret/data/images/*\" { capabilities = [\"read\"] }"})),
+        ),
         "write policy",
     );
     ok(
-        http(port, "POST", "/v1/auth/approle/role/osimager", t,
-             Some(json!({"token_policies": ["images-read"]}))),
+        http(
+            port,
+            "POST",
+            "/v1/auth/approle/role/osimager",
+            t,
+            Some(json!({"token_policies": ["images-read"]})),
+        ),
         "create role",
     );
-    let role = ok(http(port, "GET", "/v1/auth/approle/role/osimager/role-id", t, None), "role-id");
+    let role = ok(
+        http(
+            port,
+            "GET",
+            "/v1/auth/approle/role/osimager/role-id",
+            t,
+            None,
+        ),
+        "role-id",
+    );
     let sid = ok(
-        http(port, "POST", "/v1/auth/approle/role/osimager/secret-id", t, Some(json!({}))),
+        http(
+            port,
+            "POST",
+            "/v1/auth/approle/role/osimager/secret-id",
+            t,
+            Some(json!({})),
+        ),
         "secret-id",
     );
     (
@@ -205,7 +263,10 @@ fn vault_kv2_token_approle_and_errors() {
         ..Default::default()
     };
     let store = SecretStore::Vault(VaultSecrets::connect(&token_cfg).expect("token connect"));
-    assert_eq!(store.get("secret/images/linux:password").unwrap().expose(), PASSWORD);
+    assert_eq!(
+        store.get("secret/images/linux:password").unwrap().expose(),
+        PASSWORD
+    );
     // Without a key: the whole entry as Python prints a dict (Vault sends keys sorted).
     assert_eq!(
         store.get("secret/images/linux").unwrap().expose(),
@@ -236,7 +297,13 @@ fn vault_kv2_token_approle_and_errors() {
     let vs = VaultSecrets::connect(&approle_cfg).expect("approle login");
     assert!(!vs.token().expose().is_empty());
     let approle = SecretStore::Vault(vs);
-    assert_eq!(approle.get("secret/images/linux:username").unwrap().expose(), "root");
+    assert_eq!(
+        approle
+            .get("secret/images/linux:username")
+            .unwrap()
+            .expose(),
+        "root"
+    );
     let e = approle.get("secret/private/thing:key").unwrap_err();
     assert!(matches!(e, SecretError::Forbidden { .. }), "{e}");
     assert!(e.to_string().contains("secret/private/thing"), "{e}");
@@ -253,7 +320,9 @@ fn vault_kv2_token_approle_and_errors() {
         secret_id: Some(Secret::new("00000000-0000-0000-0000-000000000000")),
         ..approle_cfg.clone()
     };
-    let e = VaultSecrets::connect(&bad).err().expect("bad secret_id must fail");
+    let e = VaultSecrets::connect(&bad)
+        .err()
+        .expect("bad secret_id must fail");
     assert!(matches!(e, SecretError::Auth { .. }), "{e}");
     errors.push(e.to_string());
     let e = VaultSecrets::connect(&VaultConfig {

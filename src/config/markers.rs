@@ -86,7 +86,7 @@ pub enum MarkerError {
         /// The marker as written, e.g. `6>images/linux:password<6`.
         marker: String,
         #[source]
-        source: SecretError,
+        source: Box<SecretError>,
     },
     #[error("{}{marker} marker: {message}", at(key))]
     Invalid {
@@ -366,7 +366,7 @@ fn secret_err(path: &str, full: &str, source: SecretError) -> MarkerError {
     MarkerError::Secret {
         key: path.to_string(),
         marker: full.to_string(),
-        source,
+        source: Box::new(source),
     }
 }
 

@@ -61,6 +61,7 @@ impl SecretError {
 }
 
 /// Where secrets come from.
+#[allow(clippy::large_enum_variant)] // created once per run
 pub enum SecretStore {
     /// The secrets file (`credential_source = config`).
     File(FileSecrets),
@@ -208,8 +209,8 @@ fn parse_secrets(text: &str) -> Map<String, Value> {
                 entry.insert(k.to_string(), Value::String(v.to_string()));
             }
         }
-        // A repeated path replaces the earlier entry (and moves to its new position, as a
-        // Python dict re-assignment keeps the old position: keep the old position).
+        // A repeated path replaces the earlier entry and keeps its first position (Python dict
+        // re-assignment).
         entries.insert(parts[0].to_string(), Value::Object(entry));
     }
     entries

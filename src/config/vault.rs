@@ -55,13 +55,15 @@ impl VaultConfig {
     }
 }
 
+type ReadResult = Result<Map<String, Value>, SecretError>;
+
 /// A connected, authenticated Vault client with a per-path read cache.
 pub struct VaultSecrets {
     addr: String,
     client: VaultClient,
     token: Secret,
     rt: Option<tokio::runtime::Runtime>,
-    cache: Mutex<HashMap<String, Result<Map<String, Value>, SecretError>>>,
+    cache: Mutex<HashMap<String, ReadResult>>,
 }
 
 impl Drop for VaultSecrets {

@@ -32,12 +32,19 @@ fn system_crypt(password: &str, hash: &str) -> String {
 #[test]
 fn hashes_verify_with_system_crypt() {
     for method in [CryptMethod::Md5, CryptMethod::Sha256, CryptMethod::Sha512] {
-        for pw in ["T3mp@dm1n!", "", "päss wörd with spaces and a long tail 0123456789abcdef"] {
+        for pw in [
+            "T3mp@dm1n!",
+            "",
+            "päss wörd with spaces and a long tail 0123456789abcdef",
+        ] {
             let h = hash_password(pw, method);
             assert!(h.starts_with(method.prefix()), "{h}");
             let salt = h[3..].split('$').next().unwrap();
             assert_eq!(salt.len(), method.salt_len(), "{h}");
-            assert!(!h.contains("rounds="), "default rounds are not written: {h}");
+            assert!(
+                !h.contains("rounds="),
+                "default rounds are not written: {h}"
+            );
             assert_eq!(system_crypt(pw, &h), h, "{method:?} {pw:?}");
         }
     }

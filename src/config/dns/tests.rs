@@ -3,13 +3,19 @@ use std::net::UdpSocket;
 
 /// A one-name DNS responder on 127.0.0.1: answers A queries for `name` with `ip`, NXDOMAIN
 /// otherwise. Serves `n` queries then stops.
-fn responder(name: &'static str, ip: [u8; 4], n: usize) -> (SocketAddr, std::thread::JoinHandle<()>) {
+fn responder(
+    name: &'static str,
+    ip: [u8; 4],
+    n: usize,
+) -> (SocketAddr, std::thread::JoinHandle<()>) {
     let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
     let addr = sock.local_addr().unwrap();
     let h = std::thread::spawn(move || {
         let mut buf = [0u8; 512];
         for _ in 0..n {
-            let Ok((len, peer)) = sock.recv_from(&mut buf) else { return };
+            let Ok((len, peer)) = sock.recv_from(&mut buf) else {
+                return;
+            };
             let q = &buf[..len];
             // Question name starts at 12; read labels.
             let mut i = 12;
@@ -44,7 +50,10 @@ fn answers_from_a_loopback_server() {
         servers: vec![addr.to_string()],
         search: vec!["lab.test".into()],
     };
-    assert_eq!(lookup_a("vm1.lab.test", &cfg), Some(Ipv4Addr::new(10, 1, 2, 3)));
+    assert_eq!(
+        lookup_a("vm1.lab.test", &cfg),
+        Some(Ipv4Addr::new(10, 1, 2, 3))
+    );
     h.join().unwrap();
 }
 
@@ -80,7 +89,9 @@ fn failures_give_none() {
 
 #[test]
 fn config_from_location_json() {
-    let c = DnsConfig::from_json(&serde_json::json!({"servers": ["10.0.0.1", "10.0.0.2"], "search": "a.test b.test"}));
+    let c = DnsConfig::from_json(
+        &serde_json::json!({"servers": ["10.0.0.1", "10.0.0.2"], "search": "a.test b.test"}),
+    );
     assert_eq!(c.servers, ["10.0.0.1", "10.0.0.2"]);
     assert_eq!(c.search, ["a.test", "b.test"]);
 }

@@ -38,7 +38,10 @@ fn sub(text: &str) -> Value {
     let st = store();
     let env = DefsEnv::new(&d)
         .with_secrets(&st)
-        .with_env_vars(HashMap::from([("HOME_X".to_string(), "/home/x".to_string())]));
+        .with_env_vars(HashMap::from([(
+            "HOME_X".to_string(),
+            "/home/x".to_string(),
+        )]));
     substitute_str(text, &env).unwrap_or_else(|e| panic!("{text}: {e}"))
 }
 
@@ -104,7 +107,10 @@ fn arithmetic_rules() {
     // A falsy or missing def gives "" (and a warning).
     let d = defs();
     let env = DefsEnv::new(&d);
-    assert_eq!(substitute_str("v=#>zero*cpus<#", &env).unwrap(), json!("v="));
+    assert_eq!(
+        substitute_str("v=#>zero*cpus<#", &env).unwrap(),
+        json!("v=")
+    );
     assert_eq!(substitute_str("#>cpus * cpus<#", &env).unwrap(), json!(""));
     let w = env.take_warnings();
     assert_eq!(w.len(), 2);
@@ -121,14 +127,33 @@ fn arithmetic_rules() {
 fn list_splices_in_arrays() {
     let d = defs();
     let env = DefsEnv::new(&d);
-    let v = json!(["first", "[>list<]", " [>missing<] ", "[>csv<]", "[>name<]", "x [>list<]", 3]);
+    let v = json!([
+        "first",
+        "[>list<]",
+        " [>missing<] ",
+        "[>csv<]",
+        "[>name<]",
+        "x [>list<]",
+        3
+    ]);
     let out = substitute_value(&v, &env).unwrap();
     assert_eq!(
         out,
-        json!(["first", "a", "b", ["x", "y", "z"], ["vm1"], "x ['a', 'b']", 3])
+        json!([
+            "first",
+            "a",
+            "b",
+            ["x", "y", "z"],
+            ["vm1"],
+            "x ['a', 'b']",
+            3
+        ])
     );
     // Spliced items are inserted as they are (not substituted).
-    let d2 = json!({"l": [">>x<<"], "x": "y"}).as_object().unwrap().clone();
+    let d2 = json!({"l": [">>x<<"], "x": "y"})
+        .as_object()
+        .unwrap()
+        .clone();
     let env2 = DefsEnv::new(&d2);
     assert_eq!(
         substitute_value(&json!(["[>l<]", ">>x<<"]), &env2).unwrap(),
@@ -140,7 +165,8 @@ fn list_splices_in_arrays() {
 fn objects_keys_and_values() {
     let d = defs();
     let env = DefsEnv::new(&d);
-    let v = json!({">>name<<_disk": "%>cpus<%", "nested": {"a": [">>ip<<"]}, "n": 5, "k%>cpus<%": 1});
+    let v =
+        json!({">>name<<_disk": "%>cpus<%", "nested": {"a": [">>ip<<"]}, "n": 5, "k%>cpus<%": 1});
     let out = substitute_value(&v, &env).unwrap();
     assert_eq!(
         out,
