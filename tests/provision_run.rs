@@ -153,16 +153,31 @@ async fn ansible_failure_names_the_provisioner() {
         "- hosts: all\n  gather_facts: false\n  tasks:\n    - fail: msg=boom\n",
     )
     .unwrap();
-    let ctx = context(&f, None);
-    let err = run_all(
-        &[json!({"type": "ansible", "playbook_file": "fail.yml", "extra_arguments": ["-e", PY]})],
-        &ctx,
-    )
-    .await
-    .unwrap_err();
+    // Found through the venv's bin directory (OSImager's ansible_version venvs), with a PATH
+    // that has no Ansible at all.
+    let mut ctx = context(&f, None);
+    ctx.ansible_playbook_cmd = None;
+    ctx.venv_bin = Some(ansible_playbook().parent().unwrap().to_path_buf());
+    ctx.env.insert("PATH".into(), "/usr/bin:/bin".into());
+    let p =
+        [json!({"type": "ansible", "playbook_file": "fail.yml", "extra_arguments": ["-e", PY]})];
+    let err = run_all(&p, &ctx).await.unwrap_err();
     let text = err.to_string();
     assert!(
         text.contains("provisioners[0] (ansible)") && text.contains("ansible-playbook ended with"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&ansible_playbook().display().to_string()),
+        "{text}"
+    );
+
+    // Nowhere to be found: the error says how to get it.
+    ctx.venv_bin = None;
+    ctx.env.insert("PATH".into(), "/nonexistent".into());
+    let text = run_all(&p, &ctx).await.unwrap_err().to_string();
+    assert!(
+        text.contains("ansible-playbook not found") && text.contains("pip install ansible-core"),
         "{text}"
     );
 }
