@@ -280,14 +280,16 @@ fn do_sub_matches_the_original() {
         "%>quote<% and >>quote<<", "l=>>nested<<", "k=%>dict<%", "%>name<%%>name<%",
         "a+b", "#>mem*missing<#", "E>'>>arch<<' == 'x86_64'<E", "E>>>cpus<< * 2<E",
         ">>name<< >>name<< %>name<%", "E>len('>>list<<')<E", "#>cpus<#", "#><#", "%><%",
-        "+>'y'<+", "1>x y<1", "E>'a' if '' else None<E", " [>list<] ",
+        "+>'y'<+", "1>x y<1", "+>cpus<+", "+>nothing<+", "%>missing<% x", "E>'a\\nb'<E",
+        "E>'x' + 1<E", "E>undefined_name<E", "[>'list'<]", "E>os.access('/proc/self', os.R_OK)<E", "E>'a' if '' else None<E", " [>list<] ",
         ["first", "[>list<]", " [>missing<] ", "[>csv<]", "[>name<]", "x [>list<]", 3, "[>nothing<]",
          "[>a<] [>b<]", "[>dict<]", [">>name<<", "[>list<]"]],
         {"l": "[>list<]", "e": "E>1 > 0<E", "s": "  >>cpus<<  ", ">>name<<": ">>name<<",
          "dup%>cpus<%": 1, "dup2": 2},
         {">>name<<_disk": "%>cpus<%", "nested": {"a": [">>ip<<"]}, "n": 5, "k%>cpus<%": 1,
          "%>cpus<%": "v", "%>flag<%": 1, "z": null, "t": true},
-        [1.5, null, false, {"x": "%>list<%"}]
+        [1.5, null, false, {"x": "%>list<%"}],
+        {"[>list<]": 1}
     ]);
     let want = run_python(
         PY_DO_SUB,

@@ -16,7 +16,9 @@
 //! Deliberate differences (safer, documented): a secret that cannot be read because the store
 //! is unreachable or forbids the path is an error (the original printed and went on with ""); a
 //! missing secret in `|>…<|` is a warning and "" (as before), but in `1>`/`5>`/`6>` it is an
-//! error (the original would hash the empty password or crash).
+//! error (the original would hash the empty password or crash). Where the original raised
+//! (an `E>` expression that fails, `+>k<+` of a non-string def, a list-valued object key) we
+//! return a [`MarkerError`] carrying the key path.
 
 mod env;
 
