@@ -4,7 +4,7 @@
 # Usage: tests/testos/build-media.sh [--cache DIR] [--force]
 #
 # Cache: DIR (default ${OSIMAGER_TESTOS_CACHE:-$HOME/.cache/osimager-testos}).
-# Outputs go to DIR/<key>/ where <key> hashes this script, the initrd files,
+# Outputs go to DIR/<key>/ where <key> hashes this script, initrd/, rootfs/,
 # isolinux.cfg and the package/module lists; DIR/current points at the newest
 # build. A build happens in a temporary directory that is renamed into place
 # only when complete, so an interrupted run never leaves a half cache entry.
@@ -19,7 +19,7 @@
 #
 # Runs as root on Debian 12 (bookworm). Debian packages it needs (CI installs them):
 #   debootstrap xorriso isolinux syslinux-common extlinux busybox-static
-#   e2fsprogs fdisk cpio gzip apt dpkg coreutils
+#   e2fsprogs fdisk cpio gzip apt dpkg coreutils util-linux
 # Network: only the Debian mirror of /etc/apt/sources.list (override: TESTOS_MIRROR).
 set -euo pipefail
 
@@ -61,6 +61,7 @@ need_cmd extlinux extlinux
 need_cmd sfdisk fdisk
 need_cmd mkfs.ext4 e2fsprogs
 need_cmd ldd libc-bin
+need_cmd flock util-linux
 need_file /usr/lib/ISOLINUX/isolinux.bin isolinux
 need_file /usr/lib/syslinux/modules/bios/ldlinux.c32 syslinux-common
 need_file /usr/lib/syslinux/mbr/mbr.bin syslinux-common
@@ -76,6 +77,10 @@ INPUTS=(
 )
 KEY="$( (for f in "${INPUTS[@]}"; do echo "${f#$HERE/}"; cat "$f"; done) | sha256sum | cut -c1-16)"
 OUT="$CACHE/$KEY"
+mkdir -p "$CACHE"
+# one build at a time per cache (a concurrent run waits, then hits the cache)
+exec 9>"$CACHE/.lock"
+flock 9 || fail "cannot lock $CACHE/.lock"
 if [ -f "$OUT/SHA256SUMS" ] && [ "$FORCE" = 0 ]; then
 	ln -sfn "$KEY" "$CACHE/.current.$$" && mv -Tf "$CACHE/.current.$$" "$CACHE/current"
 	say "cache hit: $OUT (key $KEY)"
@@ -83,8 +88,6 @@ if [ -f "$OUT/SHA256SUMS" ] && [ "$FORCE" = 0 ]; then
 	exit 0
 fi
 say "cache miss: building $OUT (key $KEY)"
-
-mkdir -p "$CACHE"
 WORK="$(mktemp -d "$CACHE/.build-$KEY.XXXXXX")"
 cleanup() {
 	# never leave a half-built tree; unmount anything left in the chroot first
@@ -259,5 +262,10 @@ umount "$R/proc" "$R/dev" "$R/sys" 2>/dev/null || true
 rm -rf "$OUT"
 mv "$STAGE" "$OUT"
 ln -sfn "$KEY" "$CACHE/.current.$$" && mv -Tf "$CACHE/.current.$$" "$CACHE/current"
+# keep only the newest build: older keys are ~170 MiB each
+for old in "$CACHE"/*/; do
+	old="${old%/}"
+	[ "$(basename "$old")" = "$KEY" ] || [ ! -f "$old/SHA256SUMS" ] || { say "pruning old build $old"; rm -rf "$old"; }
+done
 say "done: $OUT"
 say "media: $CACHE/current/testos.iso"
