@@ -63,13 +63,25 @@ pub fn run_packer(
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     env.apply(&mut cmd);
+    // Like system(3), which OSImager used: while Packer runs, Ctrl-C and Ctrl-\ go to Packer
+    // (same process group), which cleans up and exits; we only wait, then remove the temp dir.
+    // Ignored before the fork (no window where a signal could kill us) and reset in the child.
+    let signals = IgnoreInterrupts::new();
+    let child_dispositions = signals.child_dispositions();
+    // SAFETY: the closure only calls signal(2), which is async-signal-safe.
+    unsafe {
+        use std::os::unix::process::CommandExt;
+        cmd.pre_exec(move || {
+            for (sig, disp) in &child_dispositions {
+                libc::signal(*sig, *disp);
+            }
+            Ok(())
+        });
+    }
     let mut child = cmd.spawn().map_err(|source| PackerError::Spawn {
         program: program.display().to_string(),
         source,
     })?;
-    // Like system(3), which OSImager used: while Packer runs, Ctrl-C and Ctrl-\ go to Packer
-    // (same process group), which cleans up and exits; we only wait, then remove the temp dir.
-    let _signals = IgnoreInterrupts::new();
     let seen = Arc::new(Mutex::new(String::new()));
     let out = child.stdout.take().map(|o| {
         let s = seen.clone();
@@ -101,7 +113,7 @@ pub fn run_packer(
 }
 
 /// Ignores SIGINT and SIGQUIT until dropped, then restores the previous dispositions (which may
-/// be a handler the CLI installed). Set after the child was spawned, so Packer keeps defaults.
+/// be a handler the CLI installed).
 struct IgnoreInterrupts {
     saved: Vec<(libc::c_int, libc::sigaction)>,
 }
@@ -123,6 +135,22 @@ impl IgnoreInterrupts {
             }
         }
         IgnoreInterrupts { saved }
+    }
+
+    /// What the child should start with: ignored if it was ignored before us (nohup), else the
+    /// default action.
+    fn child_dispositions(&self) -> Vec<(libc::c_int, libc::sighandler_t)> {
+        self.saved
+            .iter()
+            .map(|(sig, old)| {
+                let d = if old.sa_sigaction == libc::SIG_IGN {
+                    libc::SIG_IGN
+                } else {
+                    libc::SIG_DFL
+                };
+                (*sig, d)
+            })
+            .collect()
     }
 }
 
