@@ -1,6 +1,7 @@
 //! Interpreter: Python semantics for the supported subset.
 
 mod ops;
+mod strings;
 
 use super::parse::{Expr, UnOp};
 use super::value::PyVal;
@@ -235,7 +236,7 @@ fn call(f: PyVal, args: Vec<PyVal>) -> Result<PyVal, ExprError> {
     match f {
         PyVal::Builtin(name) => builtin(name, args),
         PyVal::Method(recv, name) => match *recv {
-            PyVal::Str(s) => ops::str_method(&s, name, args),
+            PyVal::Str(s) => strings::str_method(&s, name, args),
             other => Err(no_attr(&other, name)),
         },
         other => Err(ExprError::type_err(format!(
@@ -281,7 +282,7 @@ fn builtin(name: &str, mut args: Vec<PyVal>) -> Result<PyVal, ExprError> {
         }
         "float" => {
             arity("float", &args, 0, 1)?;
-            ops::py_float(args.pop().unwrap_or(PyVal::Float(0.0)))
+            strings::py_float(args.pop().unwrap_or(PyVal::Float(0.0)))
         }
         "os.access" => {
             arity("access", &args, 2, 2)?;
@@ -331,7 +332,7 @@ pub fn py_int(v: &PyVal) -> Result<PyVal, ExprError> {
                 Ok(PyVal::Int(f.trunc() as i64))
             }
         }
-        PyVal::Str(s) => ops::parse_int(s).map(PyVal::Int),
+        PyVal::Str(s) => strings::parse_int(s).map(PyVal::Int),
         other => Err(ExprError::type_err(format!(
             "int() argument must be a string, a bytes-like object or a real number, not '{}'",
             other.type_name()
