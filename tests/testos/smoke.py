@@ -249,6 +249,20 @@ def main():
         if r.returncode != 0 or lines[:4] != [HOSTNAME, USER, "root", "42"]:
             raise RuntimeError(f"ssh checks failed (status {r.returncode})")
         phase("ssh password login + sudo + python3")
+        # restrict=on: only the guestfwd port (HTTP) is reachable; the host alias and
+        # other ports on 10.0.2.2 are not (only QEMU-internal addresses are probed).
+        probe = ("import socket,sys\n"
+                 "def ok(h,p):\n"
+                 "    try: socket.create_connection((h,p),3).close(); return 'open'\n"
+                 "    except OSError: return 'blocked'\n"
+                 f"print(ok('10.0.2.2',{http_port}), ok('10.0.2.2',{ssh_port}),"
+                 f" ok('10.0.2.254',{http_port}), ok('10.0.2.254',22))\n")
+        r = ssh(ssh_port, askpass, f"python3 -c \"{probe}\"")
+        print(f"smoke: guest network probe (guestfwd, 10.0.2.2:ssh, host alias x2): "
+              f"{r.stdout.strip()}", flush=True)
+        if r.stdout.split() != ["open", "blocked", "blocked", "blocked"]:
+            raise RuntimeError(f"guest network is not restricted as expected: {r.stdout!r} {r.stderr!r}")
+        phase("network restriction probe")
         ssh(ssh_port, askpass, "sudo poweroff")
         qemu.wait(timeout=120)
         phase("sudo poweroff until QEMU exits")
