@@ -95,6 +95,10 @@ async fn full_lifecycle_on_real_qemu() {
 
     d.start().await.unwrap();
     assert_eq!(d.accelerator_used(), Some("tcg"));
+    assert!(
+        d.typing_paced(),
+        "vCPU threads not found (debug-threads=on)"
+    );
     let argv = d.argv().join(" ");
     let (host, port) = d.ssh_endpoint();
     assert_eq!(host, "127.0.0.1");
@@ -119,13 +123,7 @@ async fn full_lifecycle_on_real_qemu() {
     assert_eq!(&std::fs::read(&png).unwrap()[..8], b"\x89PNG\r\n\x1a\n");
 
     let typed = "Hello, World! ~`<>?{}|:\"_+ 0123456789-=[]\\;',./";
-    let mut events = parse(
-        &[typed
-            .replace('<', "<<On><<Off>")
-            .replace("<<On><<Off>", "<<On><<Off>")],
-        &Fields::new(),
-    )
-    .unwrap();
+    let mut events = parse(&[typed.replace('<', "<<On><<Off>")], &Fields::new()).unwrap();
     // `<<On><<Off>` is a press/release of '<' (shift+comma) through input-send-event.
     assert!(events.contains(&KeyEvent::Down(osimager_drivers::bootcmd::Key::Char('<'))));
     events.extend(parse(&["<wait100ms><enter>".to_string()], &Fields::new()).unwrap());
@@ -221,4 +219,27 @@ async fn destroy_kills_a_running_vm() {
     );
     assert!(!dir.path().join("work").exists());
     let _: PathBuf = d.serial_log();
+}
+
+/// With `-no-shutdown` QEMU stays up after the guest powers off; `wait_stopped` sees the
+/// SHUTDOWN event and makes it quit so the disk can be exported.
+#[tokio::test]
+async fn shutdown_event_stops_a_no_shutdown_qemu() {
+    let dir = tempfile::tempdir().unwrap();
+    let b = builder(json!({"communicator": "none", "qemuargs": [
+        ["-netdev", "user,id=user.0,restrict=on"], ["-no-shutdown"]
+    ]}));
+    let mut d = QemuDriver::new(QemuConfig::from_builder(&b, env(dir.path())).unwrap());
+    d.create().await.unwrap();
+    d.start().await.unwrap();
+    assert!(d.argv().contains(&"-no-shutdown".to_string()));
+    let text = serial_contains(&d.serial_log(), "R\n", Duration::from_secs(60)).await;
+    assert!(text.starts_with("R\n"), "{text:?}");
+    let enter = parse(&["<enter>".to_string()], &Fields::new()).unwrap();
+    d.send_keys(&enter).await.unwrap();
+    assert!(d.wait_stopped(Duration::from_secs(60)).await.unwrap());
+    assert_eq!(d.shutdown_event().unwrap()["reason"], "guest-shutdown");
+    let files = d.export(&dir.path().join("out")).await.unwrap();
+    assert_eq!(files.len(), 1);
+    d.destroy().await.unwrap();
 }

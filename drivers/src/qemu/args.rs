@@ -45,7 +45,8 @@ pub(crate) fn qemuargs_fields(cfg: &QemuConfig, plan: &LaunchPlan) -> Fields {
 fn defaults(cfg: &QemuConfig, plan: &LaunchPlan) -> Vec<(String, Vec<String>)> {
     let mut g: Vec<(String, Vec<String>)> = Vec::new();
     let mut add = |flag: &str, vals: Vec<String>| g.push((flag.to_string(), vals));
-    add("-name", vec![cfg.vm_name.clone()]);
+    // debug-threads names the vCPU threads (`CPU 0/TCG`) so typing can be paced by them.
+    add("-name", vec![format!("{},debug-threads=on", cfg.vm_name)]);
     add(
         "-machine",
         vec![format!("type={},accel={}", cfg.machine_type, plan.accel)],

@@ -73,3 +73,43 @@ fn pick_port_skips_busy_and_avoided() {
         }
     }
 }
+
+/// `accelerator: auto` confirms KVM with a probe guest and otherwise falls back to TCG with a
+/// warning; either way the guest boots and nothing hangs.
+#[tokio::test]
+async fn auto_accelerator_confirms_kvm_or_falls_back() {
+    let check = tokio::time::timeout(Duration::from_secs(60), kvm_usable("qemu-system-x86_64"))
+        .await
+        .expect("the KVM probe must not hang");
+    eprintln!("KVM usable: {} ({})", check.usable, check.reason);
+    if !Path::new("/dev/kvm").exists() {
+        assert!(!check.usable);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut d = driver(
+        dir.path(),
+        json!({"accelerator": "auto", "communicator": "none"}),
+    );
+    d.create().await.unwrap();
+    d.start().await.unwrap();
+    let used = d.accelerator_used().unwrap();
+    assert_eq!(used, if check.usable { "kvm" } else { "tcg" });
+    assert!(d.argv().join(" ").contains(&format!("accel={used}")));
+    if !check.usable {
+        assert!(
+            d.warnings().iter().any(|w| w.contains("TCG")),
+            "{:?}",
+            d.warnings()
+        );
+    }
+    let log = d.serial_log();
+    let end = std::time::Instant::now() + Duration::from_secs(60);
+    while !std::fs::read_to_string(&log)
+        .unwrap_or_default()
+        .starts_with("R\n")
+    {
+        assert!(std::time::Instant::now() < end, "guest did not boot");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    d.destroy().await.unwrap();
+}

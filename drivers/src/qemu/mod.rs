@@ -3,7 +3,9 @@
 mod accel;
 mod args;
 mod config;
+mod launch;
 mod media;
+mod pacer;
 mod typing;
 mod value;
 
@@ -12,21 +14,22 @@ pub use config::{
     Accelerator, ConfigError, DiskFormat, Firmware, QemuConfig, QemuEnv, SshForward, VncConfig,
     DEFAULT_KEY_INTERVAL, DISK_INTERFACES,
 };
+pub use pacer::VcpuPacer;
 
 use crate::bootcmd::KeyEvent;
-use crate::qmp::{Qmp, QmpError};
+use crate::qmp::Qmp;
 use crate::{Driver, DriverError, DriverResult};
-use args::{build_argv, LaunchPlan};
+use args::LaunchPlan;
+use launch::{pick_port, port_seed};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 /// How many times `start` retries when the SSH forwarding port was taken (see `start`).
 const PORT_ATTEMPTS: usize = 8;
-const QMP_CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One QEMU virtual machine. Create with [`QemuDriver::new`], then use it through [`Driver`].
 pub struct QemuDriver {
@@ -46,7 +49,9 @@ pub struct QemuDriver {
     vnc_port: Option<u16>,
     accel: Option<&'static str>,
     shutdown_event: Arc<Mutex<Option<Value>>>,
+    shutdown_notify: Arc<tokio::sync::Notify>,
     warnings: Vec<String>,
+    pacer: Option<VcpuPacer>,
 }
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> DriverError {
@@ -71,7 +76,9 @@ impl QemuDriver {
             vnc_port: None,
             accel: None,
             shutdown_event: Arc::new(Mutex::new(None)),
+            shutdown_notify: Arc::new(tokio::sync::Notify::new()),
             warnings: Vec::new(),
+            pacer: None,
         }
     }
 
@@ -115,6 +122,11 @@ impl QemuDriver {
     /// The work disks (main disk first).
     pub fn disks(&self) -> &[PathBuf] {
         &self.disks
+    }
+
+    /// Whether typing is paced by the guest's vCPU threads (see [`VcpuPacer`]).
+    pub fn typing_paced(&self) -> bool {
+        self.pacer.is_some()
     }
 
     /// Warnings to show the user (e.g. the fall-back from KVM to TCG).
@@ -168,107 +180,6 @@ impl QemuDriver {
             "tcg"
         }
     }
-
-    /// Launch QEMU once. `Ok(None)` means "the SSH port was taken: try another".
-    async fn launch(&mut self, plan: &LaunchPlan) -> DriverResult<Option<(Child, Qmp)>> {
-        let argv = build_argv(&self.cfg, plan)?;
-        let log_path = self.qemu_log();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .write(true)
-            .truncate(true)
-            .open(&log_path)
-            .map_err(io(format!("creating {}", log_path.display())))?;
-        tracing::info!("starting QEMU: {}", argv.join(" "));
-        let mut child = Command::new(&argv[0])
-            .args(&argv[1..])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::from(log))
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(io(format!(
-                "starting {} (is QEMU installed? Debian package qemu-system-x86)",
-                argv[0]
-            )))?;
-        self.argv = argv;
-        let connected = tokio::select! {
-            r = Qmp::connect_retry(&plan.qmp_socket, QMP_CONNECT_TIMEOUT) => Some(r),
-            _ = child.wait() => None,
-        };
-        let qmp_error = match connected {
-            Some(Ok(qmp)) => return Ok(Some((child, qmp))),
-            Some(Err(e)) => Some(e),
-            None => None,
-        };
-        // No monitor: either QEMU is exiting (find out why from its stderr) or it hangs.
-        let status = match tokio::time::timeout(Duration::from_secs(10), child.wait()).await {
-            Ok(Ok(st)) => st.to_string(),
-            _ => {
-                let _ = child.start_kill();
-                let _ = child.wait().await;
-                if let Some(e) = qmp_error.filter(|e| !matches!(e, QmpError::Closed(_))) {
-                    return Err(e.into());
-                }
-                "killed after closing its monitor".into()
-            }
-        };
-        let stderr = std::fs::read_to_string(&log_path).unwrap_or_default();
-        if plan.ssh_host_port.is_some() && stderr.to_ascii_lowercase().contains("host forwarding") {
-            tracing::info!(
-                "SSH forwarding port {:?} was taken; retrying with another",
-                plan.ssh_host_port
-            );
-            return Ok(None);
-        }
-        Err(DriverError::Command {
-            command: self.argv.join(" "),
-            status,
-            stderr: stderr.trim().to_string(),
-        })
-    }
-
-    fn watch_events(&self, qmp: &Qmp) {
-        let mut rx = qmp.subscribe();
-        let slot = self.shutdown_event.clone();
-        tokio::spawn(async move {
-            loop {
-                match rx.recv().await {
-                    Ok(ev) if ev.name == "SHUTDOWN" => {
-                        tracing::info!("guest shut down: {}", ev.data);
-                        if let Ok(mut s) = slot.lock() {
-                            *s = Some(ev.data);
-                        }
-                    }
-                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Closed) => break,
-                }
-            }
-        });
-    }
-
-    async fn query_vnc_port(qmp: &Qmp) -> Option<u16> {
-        let v = qmp.execute("query-vnc", None).await.ok()?;
-        v.get("service")?.as_str()?.parse().ok()
-    }
-}
-
-/// A pseudo-random start in the port range so parallel builds rarely pick the same port.
-fn port_seed() -> u64 {
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    t ^ (u64::from(std::process::id()) << 17)
-}
-
-/// A port in `min..=max` that is free right now (bind test on 127.0.0.1), skipping `avoid`.
-fn pick_port(min: u16, max: u16, seed: u64, avoid: &[u16]) -> Option<u16> {
-    let span = u64::from(max - min) + 1;
-    let start = seed % span;
-    (0..span.min(512))
-        .map(|k| min + ((start + k * 7919) % span) as u16)
-        .find(|p| !avoid.contains(p) && std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
 }
 
 impl Driver for QemuDriver {
@@ -325,6 +236,9 @@ impl Driver for QemuDriver {
             )));
         }
         let accel = self.resolve_accel().await;
+        if let Ok(mut s) = self.shutdown_event.lock() {
+            *s = None;
+        }
         let rt = tempfile::Builder::new()
             .prefix("osimager-qemu-")
             .tempdir()
@@ -357,6 +271,10 @@ impl Driver for QemuDriver {
                 if self.cfg.vnc.is_some() {
                     self.vnc_port = Self::query_vnc_port(&qmp).await;
                 }
+                self.pacer = child.id().and_then(VcpuPacer::find);
+                if self.pacer.is_none() {
+                    tracing::debug!("no vCPU threads found: typing paced by the key interval only");
+                }
                 self.child = Some(child);
                 self.exit_status = None;
                 self.qmp = Some(Arc::new(qmp));
@@ -375,7 +293,13 @@ impl Driver for QemuDriver {
 
     async fn send_keys(&mut self, events: &[KeyEvent]) -> DriverResult<()> {
         let qmp = self.live_qmp()?;
-        typing::type_events(&qmp, events, self.cfg.boot_key_interval).await
+        typing::type_events(
+            &qmp,
+            events,
+            self.cfg.boot_key_interval,
+            self.pacer.as_ref(),
+        )
+        .await
     }
 
     async fn screenshot(&mut self, path: &Path) -> DriverResult<()> {
@@ -398,20 +322,36 @@ impl Driver for QemuDriver {
         Ok(())
     }
 
+    /// Waits for QEMU to exit. QEMU exits by itself when the guest powers off; if it stays up
+    /// after a SHUTDOWN event (`-no-shutdown` in qemuargs), it is told to quit so the disks
+    /// are closed and can be exported.
     async fn wait_stopped(&mut self, timeout: Duration) -> DriverResult<bool> {
         if self.is_stopped() {
             return Ok(true);
         }
+        let qmp = self.qmp.clone();
+        let notify = self.shutdown_notify.clone();
         let Some(child) = self.child.as_mut() else {
             return Ok(true);
         };
-        match tokio::time::timeout(timeout, child.wait()).await {
-            Ok(Ok(st)) => {
-                self.exit_status = Some(st);
-                Ok(true)
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            tokio::select! {
+                st = child.wait() => {
+                    let st = st.map_err(io("waiting for QEMU to exit".into()))?;
+                    self.exit_status = Some(st);
+                    return Ok(true);
+                }
+                _ = notify.notified() => {
+                    // Give QEMU a moment to exit on its own, then ask it to.
+                    if tokio::time::timeout(Duration::from_secs(2), child.wait()).await.is_err() {
+                        if let Some(q) = &qmp {
+                            let _ = q.execute("quit", None).await;
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => return Ok(false),
             }
-            Ok(Err(e)) => Err(io("waiting for QEMU to exit".into())(e)),
-            Err(_) => Ok(false),
         }
     }
 

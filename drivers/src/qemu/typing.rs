@@ -5,9 +5,11 @@
 //! then the rest of the interval. `send-key` is not used because QEMU queues its timed
 //! releases separately from `input-send-event`, so mixing the two (taps and `<xOn>` holds)
 //! reorders keys; and pressing and releasing in one message can lose keys on devices that
-//! report key state (USB HID) rather than a byte queue (PS/2). Typed keys are never logged
-//! (they may be passwords).
+//! report key state (USB HID) rather than a byte queue (PS/2). With a [`VcpuPacer`], each
+//! event also waits until the guest's vCPU has run (see `pacer.rs`). Typed keys are never
+//! logged (they may be passwords).
 
+use super::pacer::VcpuPacer;
 use crate::bootcmd::{Key, KeyEvent};
 use crate::keys::qcode;
 use crate::qmp::Qmp;
@@ -43,29 +45,40 @@ fn key_events(key: Key, down: bool) -> DriverResult<Value> {
     Ok(json!({ "events": evs }))
 }
 
+async fn send(qmp: &Qmp, pacer: Option<&VcpuPacer>, key: Key, down: bool) -> DriverResult<()> {
+    let args = key_events(key, down)?;
+    let before = pacer.map(VcpuPacer::sample);
+    qmp.execute("input-send-event", Some(args)).await?;
+    if let (Some(p), Some(b)) = (pacer, before) {
+        p.wait_ran(&b).await;
+    }
+    Ok(())
+}
+
 /// Type `events`: each key press/release is followed by pauses adding up to `interval`.
 pub(crate) async fn type_events(
     qmp: &Qmp,
     events: &[KeyEvent],
     interval: Duration,
+    pacer: Option<&VcpuPacer>,
 ) -> DriverResult<()> {
     let hold = interval / 2;
-    tracing::debug!("typing {} key events (interval {interval:?})", events.len());
+    tracing::debug!(
+        "typing {} key events (interval {interval:?}, vCPU pacing {})",
+        events.len(),
+        pacer.is_some()
+    );
     for ev in events {
         match ev {
             KeyEvent::Wait(d) => tokio::time::sleep(*d).await,
             KeyEvent::Tap(k) => {
-                qmp.execute("input-send-event", Some(key_events(*k, true)?))
-                    .await?;
+                send(qmp, pacer, *k, true).await?;
                 tokio::time::sleep(hold).await;
-                qmp.execute("input-send-event", Some(key_events(*k, false)?))
-                    .await?;
+                send(qmp, pacer, *k, false).await?;
                 tokio::time::sleep(interval - hold).await;
             }
             KeyEvent::Down(k) | KeyEvent::Up(k) => {
-                let down = matches!(ev, KeyEvent::Down(_));
-                qmp.execute("input-send-event", Some(key_events(*k, down)?))
-                    .await?;
+                send(qmp, pacer, *k, matches!(ev, KeyEvent::Down(_))).await?;
                 tokio::time::sleep(interval).await;
             }
         }
