@@ -25,11 +25,15 @@ pub trait Driver: Send {
     /// Ask the guest to power off (ACPI).
     fn request_shutdown(&mut self) -> impl Future<Output = DriverResult<()>> + Send;
     /// Wait until the VM is off; `Ok(false)` on timeout.
-    fn wait_stopped(&mut self, timeout: Duration) -> impl Future<Output = DriverResult<bool>> + Send;
+    fn wait_stopped(
+        &mut self,
+        timeout: Duration,
+    ) -> impl Future<Output = DriverResult<bool>> + Send;
     /// Power off hard.
     fn force_stop(&mut self) -> impl Future<Output = DriverResult<()>> + Send;
     /// Export the (stopped) VM's disk(s) into `out_dir`; returns the files written.
-    fn export(&mut self, out_dir: &Path) -> impl Future<Output = DriverResult<Vec<PathBuf>>> + Send;
+    fn export(&mut self, out_dir: &Path)
+        -> impl Future<Output = DriverResult<Vec<PathBuf>>> + Send;
     /// Undo everything `create`/`start` made (kill process, remove work disks). Idempotent.
     fn destroy(&mut self) -> impl Future<Output = DriverResult<()>> + Send;
 }

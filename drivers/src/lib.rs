@@ -1,5 +1,11 @@
 //! Hypervisor drivers for osimager: the [`Driver`](driver::Driver) trait, the boot-command
 //! language shared by all drivers, key encodings, the QMP client and the QEMU driver.
+//!
+//! * [`bootcmd`]: `parse(&boot_command, &Fields) -> Vec<KeyEvent>`, `validate`, `render`.
+//! * [`keys`]: QKeyCode names, PC-XT set-1 scancodes (+ VirtualBox chunking), X11 keysyms.
+//! * [`qmp`]: a tolerant QMP client (`Qmp::connect`, `execute`, `subscribe`).
+//! * [`qemu`]: `QemuConfig::from_builder(&builder, QemuEnv)` and `QemuDriver` (a [`Driver`]).
+//! * [`vnc`]: an RFB client that types key events (for hypervisors reachable only by VNC).
 pub mod bootcmd;
 pub mod driver;
 pub mod keys;
