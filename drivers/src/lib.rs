@@ -1,4 +1,4 @@
-//! Hypervisor drivers for osimager: the [`Driver`](driver::Driver) trait, the boot-command
+//! Hypervisor drivers for osimager: the [`Driver`] trait, the boot-command
 //! language shared by all drivers, key encodings, the QMP client and the QEMU driver.
 //!
 //! * [`bootcmd`]: `parse(&boot_command, &Fields) -> Vec<KeyEvent>`, `validate`, `render`.
