@@ -4,7 +4,7 @@ mod ssh_common;
 
 use osimager::comm::{wait_ready, CommError, ExitStatus, SshConfig, WaitStage};
 use osimager::secret::Secret;
-use ssh_common::{free_port, prepare, Sshd};
+use ssh_common::{closed_port, free_port, prepare, Sshd};
 use std::time::{Duration, Instant};
 
 fn key_cfg(files: &ssh_common::SshdFiles) -> SshConfig {
@@ -58,7 +58,7 @@ async fn detects_sshd_started_after_polling_began() {
 
 #[tokio::test]
 async fn closed_port_times_out_with_clear_error() {
-    let port = free_port();
+    let (_held, port) = closed_port();
     let cfg = SshConfig {
         username: "root".into(),
         password: Some(Secret::new("unused-pw-1")),
@@ -258,9 +258,8 @@ async fn unreadable_private_key_fails_at_once() {
         private_key_file: Some("/nonexistent/id_ed25519".into()),
         ..Default::default()
     };
-    let err = wait_ready("127.0.0.1", free_port(), &cfg)
-        .await
-        .unwrap_err();
+    let (_held, port) = closed_port();
+    let err = wait_ready("127.0.0.1", port, &cfg).await.unwrap_err();
     assert!(matches!(err, CommError::Key { .. }), "{err}");
     assert!(err.to_string().contains("/nonexistent/id_ed25519"));
 }
@@ -295,9 +294,8 @@ async fn long_waits_report_progress_with_the_last_error() {
         progress_interval: Duration::from_millis(200),
         ..Default::default()
     };
-    wait_ready("127.0.0.1", free_port(), &cfg)
-        .await
-        .unwrap_err();
+    let (_held, port) = closed_port();
+    wait_ready("127.0.0.1", port, &cfg).await.unwrap_err();
     let log = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
     let progress: Vec<&str> = log
         .lines()

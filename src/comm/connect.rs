@@ -115,13 +115,7 @@ pub async fn wait_ready(host: &str, port: u16, cfg: &SshConfig) -> Result<Sessio
         };
         let now = Instant::now();
         if now >= deadline {
-            return Err(CommError::Timeout {
-                addr,
-                waited: start.elapsed(),
-                stage,
-                last_error: redact(&last_error),
-                hint: stage.hint(),
-            });
+            return Err(timed_out(addr, start, stage, &last_error));
         }
         if now.duration_since(last_report) >= cfg.progress_interval {
             last_report = now;
@@ -133,6 +127,20 @@ pub async fn wait_ready(host: &str, port: u16, cfg: &SshConfig) -> Result<Sessio
             );
         }
         tokio::time::sleep(pause.min(deadline - now)).await;
+        // No attempt with a budget of nothing: its "timed out" would hide the real last error.
+        if Instant::now() >= deadline {
+            return Err(timed_out(addr, start, stage, &last_error));
+        }
+    }
+}
+
+fn timed_out(addr: String, start: Instant, stage: WaitStage, last_error: &str) -> CommError {
+    CommError::Timeout {
+        addr,
+        waited: start.elapsed(),
+        stage,
+        last_error: redact(last_error),
+        hint: stage.hint(),
     }
 }
 

@@ -34,6 +34,15 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A port that refuses connections for as long as the returned socket lives: bound, never
+/// listening, so no concurrently running test can take it.
+pub fn closed_port() -> (tokio::net::TcpSocket, u16) {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let port = s.local_addr().unwrap().port();
+    (s, port)
+}
+
 /// Key material and config for one sshd.
 pub struct SshdFiles {
     pub dir: tempfile::TempDir,
