@@ -359,3 +359,23 @@ async fn silent_forward_does_not_delay_detection() {
     );
     assert!(s.exec("true").await.unwrap().success());
 }
+
+#[tokio::test]
+async fn ssh_pty_gives_commands_a_terminal() {
+    let files = prepare(false);
+    let port = free_port();
+    let mut sshd = Sshd::start(&files, port, None);
+    sshd.wait_listening();
+    let b = serde_json::json!({"ssh_username": "root", "ssh_pty": true,
+        "ssh_private_key_file": files.client_key.to_str().unwrap()});
+    let cfg = SshConfig::from_builder(b.as_object().unwrap()).unwrap();
+    let s = wait_ready("127.0.0.1", port, &cfg).await.unwrap();
+    let (st, out, _) = s.exec_capture("tty").await.unwrap();
+    assert_eq!(st, ExitStatus::Code(0));
+    assert!(out.lines().any(|l| l.starts_with("/dev/pts/")), "{out}");
+    let plain = wait_ready("127.0.0.1", port, &key_cfg(&files))
+        .await
+        .unwrap();
+    let (st, _, _) = plain.exec_capture("tty").await.unwrap();
+    assert_eq!(st, ExitStatus::Code(1), "no pty unless ssh_pty");
+}
