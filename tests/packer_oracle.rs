@@ -7,7 +7,7 @@
 //! VIRTUAL_ENV/PATH we set ourselves.
 
 use osimager::config::{Config, ConfigOptions, ResolveRequest};
-use osimager::engine::packer::{build_with, run, PackerContext, PackerFlags};
+use osimager::engine::packer::{build_with, retrofit_with, run, PackerContext, PackerFlags};
 use osimager::engine::BuildOptions;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -151,13 +151,18 @@ fn read_run(temp: &Path, name: &str, code: i32, stdout: String) -> Run {
 }
 
 fn oracle_run(s: &Path, target: &str, temp: &Path, dry: bool) -> Run {
-    let mut cmd = Command::new(Path::new(ORACLE).join("bin/mkosimage"));
+    oracle_cmd("mkosimage", s, target, temp, dry)
+}
+
+fn oracle_cmd(bin: &str, s: &Path, target: &str, temp: &Path, dry: bool) -> Run {
+    let mut cmd = Command::new(Path::new(ORACLE).join("bin").join(bin));
     if dry {
         cmd.arg("-n");
     }
     let out = cmd
-        .args(["-k", "-m"])
-        .arg(temp)
+        // `--temp=DIR` in one word: rfosimage takes the first non-flag words as PLAN NAME IP.
+        .arg("-k")
+        .arg(format!("--temp={}", temp.display()))
         .args([target, "vm1", "10.9.8.20"])
         .output()
         .unwrap();
@@ -282,4 +287,43 @@ fn packer_runs_match_mkosimage() {
         "{text}"
     );
     assert!(!temp.exists());
+
+    // rfosimage: the null builder keeping the communicator keys, through the same run.
+    let ot = s.join("o-rf");
+    let ut = s.join("u-rf");
+    let o = oracle_cmd("rfosimage", s, TARGETS[0], &ot, false);
+    assert_eq!(o.code, 0, "rfosimage failed:\n{}", o.stdout);
+    let plan = config
+        .resolve(&ResolveRequest {
+            target: TARGETS[0].into(),
+            name: Some("vm1".into()),
+            ip: Some("10.9.8.20".into()),
+            temp_dir: ut.clone(),
+            ..Default::default()
+        })
+        .unwrap();
+    let opts = BuildOptions {
+        keep: true,
+        temp_dir: Some(ut.clone()),
+        ..Default::default()
+    };
+    retrofit_with(&config, &plan, &opts, PackerFlags::default()).expect("our retrofit");
+    let u = read_run(&ut, "vm1", 0, String::new());
+    assert_eq!(u.args, o.args, "retrofit argv and cwd");
+    let mut ours: serde_json::Value = serde_json::from_str(&u.template).unwrap();
+    let theirs: serde_json::Value = serde_json::from_str(&o.template).unwrap();
+    // Deliberate fix: we keep the `communicator` key (OSImager dropped it).
+    assert_eq!(ours["builders"][0]["type"], "null");
+    assert_eq!(
+        ours["builders"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("communicator"),
+        Some(serde_json::json!("ssh"))
+    );
+    assert_eq!(ours, theirs, "retrofit template");
+    assert!(
+        !ut.join("debian.seed").exists(),
+        "retrofit generates no files"
+    );
 }
