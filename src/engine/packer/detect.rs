@@ -183,6 +183,17 @@ mod tests {
     }
 
     #[test]
+    fn packer_not_in_path() {
+        let path = std::ffi::OsString::from("/nonexistent-dir:/proc/self");
+        assert!(which("packer", Some(&path)).is_none());
+        let err = detect("packer", Some(&path)).unwrap_err();
+        assert!(err.to_string().starts_with("'packer' not found in PATH"));
+        // The installed one is found and asked its version.
+        let real = detect("packer", Some(std::ffi::OsStr::new("/usr/bin"))).unwrap();
+        assert_eq!(real.version.map(|v| v.to_string()).as_deref(), Some("1.6.6"));
+    }
+
+    #[test]
     fn unknown_key_lines() {
         let out = "10 errors occurred:\n\t* unknown configuration key: '\"boot_steps\"'\n\
                    \t* unknown configuration key: '\"vga\"'\n";
