@@ -103,7 +103,9 @@ pub fn read_data(path: &Path) -> Result<Map<String, Value>, ConfigError> {
 /// Parse JSON or TOML text; errors carry file:line:column.
 pub fn parse_text(path: &Path, text: &str) -> Result<Value, ConfigError> {
     if path.extension().is_some_and(|e| e == "toml") {
-        let v: toml::Value = toml::from_str(text).map_err(|e| {
+        // Deserialising straight into serde_json keeps the document's key order (Python's
+        // tomllib does; toml::Value would sort keys).
+        let v: Value = toml::from_str(text).map_err(|e| {
             let (line, column) = e.span().map(|s| line_col(text, s.start)).unwrap_or((1, 1));
             ConfigError::Parse {
                 file: path.to_path_buf(),
@@ -112,7 +114,7 @@ pub fn parse_text(path: &Path, text: &str) -> Result<Value, ConfigError> {
                 message: e.message().to_string(),
             }
         })?;
-        Ok(toml_to_json(v))
+        Ok(v)
     } else {
         serde_json::from_str(text).map_err(|e| ConfigError::Parse {
             file: path.to_path_buf(),
@@ -140,22 +142,6 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
         .unwrap_or(0)
         + 1;
     (line, col)
-}
-
-fn toml_to_json(v: toml::Value) -> Value {
-    match v {
-        toml::Value::String(s) => Value::String(s),
-        toml::Value::Integer(i) => Value::from(i),
-        toml::Value::Float(f) => serde_json::Number::from_f64(f)
-            .map(Value::Number)
-            .unwrap_or(Value::Null),
-        toml::Value::Boolean(b) => Value::Bool(b),
-        toml::Value::Datetime(d) => Value::String(d.to_string()),
-        toml::Value::Array(a) => Value::Array(a.into_iter().map(toml_to_json).collect()),
-        toml::Value::Table(t) => {
-            Value::Object(t.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect())
-        }
-    }
 }
 
 #[cfg(test)]

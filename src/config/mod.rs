@@ -32,10 +32,9 @@ pub use settings::Settings;
 
 use layers::Layers;
 use serde_json::{Map, Value};
-use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// Errors of the configuration engine. Each names the file/key/setting involved and what to do.
 #[derive(Debug, thiserror::Error)]
@@ -98,15 +97,16 @@ impl ConfigError {
 }
 
 /// Compiled `*_specific` selectors: Python `re.fullmatch(p, v, re.I)` = `^(?:p)$`,
-/// case-insensitive. Compiled once per pattern.
+/// case-insensitive. Compiled once per pattern; shareable between threads (`Config: Sync`).
 #[derive(Default)]
 pub struct Regexes {
-    cache: RefCell<HashMap<String, regex::Regex>>,
+    cache: Mutex<HashMap<String, regex::Regex>>,
 }
 
 impl Regexes {
     pub fn fullmatch(&self, pattern: &str, value: &str) -> Result<bool, String> {
-        if let Some(re) = self.cache.borrow().get(pattern) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(re) = cache.get(pattern) {
             return Ok(re.is_match(value));
         }
         let re = regex::RegexBuilder::new(&format!("^(?:{pattern})$"))
@@ -114,7 +114,7 @@ impl Regexes {
             .build()
             .map_err(|e| format!("invalid regular expression {pattern:?}: {e}"))?;
         let m = re.is_match(value);
-        self.cache.borrow_mut().insert(pattern.to_string(), re);
+        cache.insert(pattern.to_string(), re);
         Ok(m)
     }
 }
