@@ -190,7 +190,10 @@ mod tests {
         assert!(err.to_string().starts_with("'packer' not found in PATH"));
         // The installed one is found and asked its version.
         let real = detect("packer", Some(std::ffi::OsStr::new("/usr/bin"))).unwrap();
-        assert_eq!(real.version.map(|v| v.to_string()).as_deref(), Some("1.6.6"));
+        assert_eq!(
+            real.version.map(|v| v.to_string()).as_deref(),
+            Some("1.6.6")
+        );
     }
 
     #[test]
