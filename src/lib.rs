@@ -8,3 +8,4 @@ pub mod hooks;
 pub mod venv;
 pub mod provision;
 pub mod cli;
+pub mod iso;

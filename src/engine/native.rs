@@ -1,1 +1,0 @@
-//! Native engine (issue: native QEMU engine). Placeholder module until the pipeline lands.
