@@ -170,7 +170,7 @@ add_module() {
 		add_module "$dep"
 	done
 }
-for m in $(cat "$IRD/etc/testos/modules.list") ata_piix sr_mod isofs crc32c_intel; do
+for m in $(cat "$IRD/etc/testos/modules.list") ata_piix ahci sr_mod isofs crc32c_intel; do
 	add_module "$m"
 done
 cp "$KMOD/modules.builtin" "$KMOD/modules.order" "$IRD/lib/modules/$KVER/"
@@ -265,7 +265,7 @@ ln -sfn "$KEY" "$CACHE/.current.$$" && mv -Tf "$CACHE/.current.$$" "$CACHE/curre
 # keep only the newest build: older keys are ~170 MiB each
 for old in "$CACHE"/*/; do
 	old="${old%/}"
-	[ "$(basename "$old")" = "$KEY" ] || [ ! -f "$old/SHA256SUMS" ] || { say "pruning old build $old"; rm -rf "$old"; }
+	[ -L "$old" ] || [ "$(basename "$old")" = "$KEY" ] || [ ! -f "$old/SHA256SUMS" ] || { say "pruning old build $old"; rm -rf "$old"; }
 done
 say "done: $OUT"
 say "media: $CACHE/current/testos.iso"
