@@ -56,3 +56,59 @@ pub struct BuildOptions {
     /// Output directory override (native engine; default from the builder's output_directory).
     pub output_dir: Option<PathBuf>,
 }
+
+/// What a build produced, by engine.
+#[derive(Debug)]
+pub enum BuildOutcome {
+    Native(native::BuildReport),
+    Packer(packer::PackerReport),
+}
+
+/// Platforms whose builder type has a native driver.
+pub fn has_native_driver(builder_type: &str) -> bool {
+    builder_type == "qemu"
+}
+
+/// The engine `--engine auto` picks for a plan: native where a native driver exists.
+pub fn pick(kind: EngineKind, builder_type: &str) -> EngineKind {
+    match kind {
+        EngineKind::Auto if has_native_driver(builder_type) => EngineKind::Native,
+        EngineKind::Auto => EngineKind::Packer,
+        k => k,
+    }
+}
+
+/// Build `plan` with the engine `opts.engine` selects (see [`pick`]).
+pub fn build(
+    config: &crate::config::Config,
+    plan: &crate::plan::BuildPlan,
+    opts: &BuildOptions,
+) -> anyhow::Result<BuildOutcome> {
+    match pick(opts.engine, plan.builder_type()) {
+        EngineKind::Native => {
+            if !has_native_driver(plan.builder_type()) {
+                anyhow::bail!(
+                    "platform {:?} (builder type {:?}) has no native driver; \
+                     use --engine packer (or --engine auto)",
+                    plan.platform,
+                    plan.builder_type()
+                );
+            }
+            native::build_blocking(config, plan, opts).map(BuildOutcome::Native)
+        }
+        _ => packer::build(config, plan, opts).map(BuildOutcome::Packer),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_picks_native_only_for_qemu() {
+        assert_eq!(pick(EngineKind::Auto, "qemu"), EngineKind::Native);
+        assert_eq!(pick(EngineKind::Auto, "vsphere-iso"), EngineKind::Packer);
+        assert_eq!(pick(EngineKind::Packer, "qemu"), EngineKind::Packer);
+        assert_eq!(pick(EngineKind::Native, "virtualbox-iso"), EngineKind::Native);
+    }
+}
