@@ -49,6 +49,8 @@ pub struct BuildReport {
     pub diag_dir: PathBuf,
     pub run_uuid: String,
     pub duration: Duration,
+    /// `-n`: only validated; nothing was created.
+    pub dry_run: bool,
 }
 
 /// What the engine tells a driver factory when the VM is about to be created.

@@ -119,6 +119,7 @@ impl<'a, D: Driver, F: DriverFactory<D>> Pipeline<'a, D, F> {
             why = stop => Err(anyhow!("interrupted by {why}")),
         };
         match result {
+            Ok(report) if report.dry_run => Ok(report),
             Ok(report) => {
                 self.enter("cleanup");
                 self.unwind().await;
@@ -139,6 +140,9 @@ impl<'a, D: Driver, F: DriverFactory<D>> Pipeline<'a, D, F> {
         artifacts::check_output(&s.output_dir, self.opts.force)?;
         self.factory.check(self.plan, &s)?;
         self.settings = Some(s);
+        if self.opts.dry_run {
+            return Ok(self.dry_run_report());
+        }
         self.pause_if_debug().await;
 
         self.enter("temp dir");
@@ -179,6 +183,37 @@ impl<'a, D: Driver, F: DriverFactory<D>> Pipeline<'a, D, F> {
         let files = self.step_export().await?;
         self.enter("manifest");
         self.step_manifest(files)
+    }
+
+    /// `-n`: say what would happen, create nothing.
+    fn dry_run_report(&self) -> BuildReport {
+        let s = self.s();
+        let iso = s
+            .iso
+            .as_ref()
+            .map(|r| r.urls.join(", "))
+            .unwrap_or_default();
+        self.log.line(&format!(
+            "dry run: would build VM {:?} from {} into {} ({} boot command strings, \
+             {} provisioners, communicator {})",
+            s.vm_name,
+            if iso.is_empty() { "no ISO" } else { &iso },
+            s.output_dir.display(),
+            s.boot_command.len(),
+            self.plan.provisioners.len(),
+            if s.ssh.is_some() { "ssh" } else { "none" }
+        ));
+        BuildReport {
+            output_dir: s.output_dir.clone(),
+            files: Vec::new(),
+            checksums: PathBuf::new(),
+            manifest: PathBuf::new(),
+            log: None,
+            diag_dir: s.diag_dir.clone(),
+            run_uuid: String::new(),
+            duration: self.started.elapsed(),
+            dry_run: true,
+        }
     }
 
     fn driver(&mut self) -> Result<&mut D> {
@@ -499,6 +534,7 @@ impl<'a, D: Driver, F: DriverFactory<D>> Pipeline<'a, D, F> {
             diag_dir: s.diag_dir.clone(),
             run_uuid,
             duration: self.started.elapsed(),
+            dry_run: false,
         })
     }
 

@@ -1,0 +1,348 @@
+//! End to end through the native engine with real QEMU (TCG), the real SSH communicator and
+//! real ansible-playbook: the hermetic test OS (tests/testos) installs from its ISO, is
+//! provisioned by OSImager's default playbook, shut down and exported; the image is then
+//! booted again and checked over SSH. Also: the failing variant (wrong SSH password) and
+//! SIGINT at several phases. Slow: runs only with OSIMAGER_E2E=1 and the media built
+//! (`tests/testos/build-media.sh`; cache in OSIMAGER_TESTOS_CACHE, default
+//! ~/.cache/osimager-testos).
+//!
+//! Each build runs in a child process (this test binary re-executed on the `child_build`
+//! test) so that signals hit a real process and leftovers can be checked from outside.
+
+use osimager::comm::{wait_ready, SshConfig};
+use osimager::config::{Config, ConfigOptions, ResolveRequest};
+use osimager::engine::BuildOptions;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TARGET: &str = "qemu/hermetic/testos-1-x86_64";
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn media_cache() -> PathBuf {
+    std::env::var_os("OSIMAGER_TESTOS_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/osimager-testos")
+        })
+}
+
+fn enabled() -> bool {
+    if std::env::var_os("OSIMAGER_E2E").is_none() {
+        eprintln!("skipped: set OSIMAGER_E2E=1 (and build tests/testos media) to run");
+        return false;
+    }
+    assert!(
+        media_cache().join("current/testos.iso").is_file(),
+        "no test OS media in {}: run tests/testos/build-media.sh first",
+        media_cache().display()
+    );
+    true
+}
+
+/// Not a test of its own: the body of a child build process (see the module docs).
+#[test]
+fn child_build() {
+    let Some(scratch) = std::env::var_os("NATIVE_E2E_SCRATCH").map(PathBuf::from) else {
+        return;
+    };
+    let name = std::env::var("NATIVE_E2E_NAME").unwrap();
+    std::env::set_var("XDG_CONFIG_HOME", repo().join("tests/testos/config"));
+    std::env::set_var("XDG_DATA_HOME", scratch.join("data"));
+    std::env::set_var("XDG_CACHE_HOME", scratch.join("cache"));
+    std::env::set_var("OSIMAGER_TESTOS_CACHE", media_cache());
+    let path = format!(
+        "/opt/osimager-venv/bin:{}",
+        std::env::var("PATH").unwrap_or_default()
+    );
+    std::env::set_var("PATH", path);
+    let config = Config::load(&ConfigOptions {
+        data_dir: Some(repo()),
+        ..Default::default()
+    })
+    .expect("config loads");
+    std::fs::create_dir_all(scratch.join("tmp")).unwrap();
+    let temp = tempfile::Builder::new()
+        .prefix("build-")
+        .tempdir_in(scratch.join("tmp"))
+        .unwrap()
+        .keep();
+    let mut plan = config
+        .resolve(&ResolveRequest {
+            target: TARGET.into(),
+            name: Some(name.clone()),
+            ip: Some(String::new()),
+            defines: vec![format!("vms_path={}", scratch.join("vms").display())],
+            temp_dir: temp.clone(),
+            ..Default::default()
+        })
+        .expect("testos resolves");
+    if std::env::var_os("NATIVE_E2E_WRONG_PASSWORD").is_some() {
+        // Only the communicator's password: the installed user keeps the right one.
+        plan.builder
+            .insert("ssh_password".into(), "definitely-wrong".into());
+        plan.builder.insert("ssh_timeout".into(), "60s".into());
+    }
+    let opts = BuildOptions {
+        temp_dir: Some(temp),
+        ..Default::default()
+    };
+    let code = match osimager::engine::native::build_blocking(&config, &plan, &opts) {
+        Ok(r) => {
+            println!("BUILD-OK {}", r.output_dir.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("BUILD-ERROR {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn spawn_child(scratch: &Path, name: &str, wrong_password: bool) -> Child {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args(["child_build", "--exact", "--nocapture", "--test-threads=1"])
+        .env("NATIVE_E2E_SCRATCH", scratch)
+        .env("NATIVE_E2E_NAME", name)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if wrong_password {
+        c.env("NATIVE_E2E_WRONG_PASSWORD", "1");
+    }
+    c.spawn().unwrap()
+}
+
+/// Collect stderr lines in a thread; returns a receiver of lines.
+fn lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let err = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(err).lines().map_while(Result::ok) {
+            eprintln!("  | {l}");
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> i32 {
+    let t = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s.code().unwrap_or(-1);
+        }
+        if t.elapsed() > limit {
+            let _ = child.kill();
+            panic!("build did not exit within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Processes whose command line mentions `needle` (a QEMU left running would).
+fn processes_mentioning(needle: &str) -> Vec<String> {
+    let me = std::process::id().to_string();
+    let mut v = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let pid = e.file_name().to_string_lossy().into_owned();
+        if !pid.chars().all(|c| c.is_ascii_digit()) || pid == me {
+            continue;
+        }
+        if let Ok(b) = std::fs::read(e.path().join("cmdline")) {
+            let cmd = String::from_utf8_lossy(&b).replace('\0', " ");
+            if cmd.contains(needle) && !cmd.contains("child_build") {
+                v.push(format!("{pid}: {cmd}"));
+            }
+        }
+    }
+    v
+}
+
+fn assert_nothing_left(scratch: &Path, name: &str) {
+    let tmp: Vec<_> = std::fs::read_dir(scratch.join("tmp"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(tmp.is_empty(), "temp dirs left: {tmp:?}");
+    let out = scratch.join("vms/qemu").join(name);
+    assert!(!out.exists(), "output dir left: {}", out.display());
+    let procs = processes_mentioning(&scratch.display().to_string());
+    assert!(procs.is_empty(), "processes left: {procs:?}");
+}
+
+#[test]
+fn e2e_builds_testos_then_boots_the_image() {
+    if !enabled() {
+        return;
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("native-e2e-")
+        .tempdir()
+        .unwrap();
+    let s = scratch.path();
+    let name = "nat-e2e";
+    let started = Instant::now();
+    let mut child = spawn_child(s, name, false);
+    let _rx = lines(&mut child);
+    let code = wait_exit(&mut child, Duration::from_secs(1800));
+    eprintln!("native build took {:.1}s", started.elapsed().as_secs_f64());
+    assert_eq!(code, 0, "build failed");
+    let out = s.join("vms/qemu").join(name);
+    let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
+    let ok = Command::new("sha256sum")
+        .args(["-c", "SHA256SUMS"])
+        .current_dir(&out)
+        .status()
+        .unwrap();
+    assert!(ok.success(), "checksums do not verify: {sums}");
+    let image = out.join(sums.lines().next().unwrap().split("  ").nth(1).unwrap());
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(s.join("vms/qemu/packer-manifest.json")).unwrap())
+            .unwrap();
+    assert_eq!(manifest["builds"][0]["builder_type"], "qemu");
+    assert_eq!(
+        manifest["builds"][0]["files"][0]["size"],
+        std::fs::metadata(&image).unwrap().len()
+    );
+    assert_nothing_left_but_output(s);
+
+    // Boot the exported image and check Ansible's change over SSH.
+    let port = free_port();
+    let mut qemu = Command::new("qemu-system-x86_64")
+        .args([
+            "-accel",
+            "tcg",
+            "-m",
+            "512",
+            "-display",
+            "none",
+            "-no-user-config",
+        ])
+        .arg("-drive")
+        .arg(format!(
+            "file={},if=virtio,format=qcow2,snapshot=on",
+            image.display()
+        ))
+        .arg("-netdev")
+        .arg(format!(
+            "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22"
+        ))
+        .args(["-device", "virtio-net,netdev=n0", "-serial", "null"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let result = rt.block_on(async {
+        let cfg = SshConfig {
+            username: "testos".into(),
+            password: Some(osimager::secret::Secret::new("testos")),
+            timeout: Duration::from_secs(600),
+            ..SshConfig::default()
+        };
+        let sess = wait_ready("127.0.0.1", port, &cfg).await?;
+        let (_st, out, _err) = sess.exec_capture("cat /etc/osimager-build").await?;
+        sess.close().await;
+        Ok::<_, osimager::comm::CommError>(out)
+    });
+    let _ = qemu.kill();
+    let _ = qemu.wait();
+    let text = result.expect("SSH into the rebooted image");
+    assert!(text.contains("OSIMAGER_PLATFORM=qemu"), "{text}");
+    assert!(text.contains("OSIMAGER_SPEC=testos"), "{text}");
+}
+
+fn assert_nothing_left_but_output(s: &Path) {
+    let tmp: Vec<_> = std::fs::read_dir(s.join("tmp"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(tmp.is_empty(), "temp dirs left: {tmp:?}");
+    assert!(processes_mentioning(&s.display().to_string()).is_empty());
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn e2e_wrong_password_fails_within_the_timeout_and_cleans_up() {
+    if !enabled() {
+        return;
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("native-e2e-")
+        .tempdir()
+        .unwrap();
+    let s = scratch.path();
+    let name = "nat-fail";
+    let started = Instant::now();
+    let mut child = spawn_child(s, name, true);
+    let rx = lines(&mut child);
+    let code = wait_exit(&mut child, Duration::from_secs(600));
+    let took = started.elapsed();
+    let all: Vec<String> = rx.try_iter().collect();
+    let text = all.join("\n");
+    assert_ne!(code, 0);
+    // ssh_timeout 60s, plus ISO verify, boot and cleanup; far below the 15m of the spec.
+    assert!(took < Duration::from_secs(240), "took {took:?}");
+    assert!(text.contains("wait for ssh"), "{text}");
+    assert!(text.contains("last lines of the serial console"), "{text}");
+    assert!(text.contains("failure.png"), "{text}");
+    assert!(!text.contains("definitely-wrong"), "password leaked");
+    assert_nothing_left(s, name);
+}
+
+#[test]
+fn e2e_sigint_at_each_phase_leaves_nothing() {
+    if !enabled() {
+        return;
+    }
+    for (phase, extra) in [
+        ("==> iso", 0),
+        ("==> http server", 0),
+        ("==> boot wait", 0),
+        ("==> boot command", 0),
+        ("==> wait for ssh", 5),
+    ] {
+        let scratch = tempfile::Builder::new()
+            .prefix("native-sig-")
+            .tempdir()
+            .unwrap();
+        let s = scratch.path();
+        let name = "nat-sig";
+        let mut child = spawn_child(s, name, false);
+        let rx = lines(&mut child);
+        let t = Instant::now();
+        loop {
+            match rx.recv_timeout(Duration::from_secs(300)) {
+                Ok(l) if l.contains(phase) => break,
+                Ok(_) => {}
+                Err(e) => panic!("never reached {phase}: {e}"),
+            }
+        }
+        std::thread::sleep(Duration::from_secs(extra));
+        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+        let code = wait_exit(&mut child, Duration::from_secs(120));
+        let rest: Vec<String> = rx.try_iter().collect();
+        eprintln!(
+            "{phase}: interrupted after {:.1}s, exit {code}",
+            t.elapsed().as_secs_f64()
+        );
+        assert_ne!(code, 0, "{phase}");
+        assert!(
+            rest.iter().any(|l| l.contains("interrupted by SIGINT")),
+            "{phase}: {rest:?}"
+        );
+        assert_nothing_left(s, name);
+    }
+}
