@@ -561,6 +561,11 @@ impl<'a, D: Driver, F: DriverFactory<D>> Pipeline<'a, D, F> {
         if let Some(s) = &self.settings {
             for serial in diag::serial_logs(&s.diag_dir) {
                 if let Some(t) = diag::tail(&serial, 20) {
+                    let t = if t.trim().is_empty() {
+                        "(the guest wrote nothing on the serial console)".to_string()
+                    } else {
+                        t
+                    };
                     self.log.line(&format!(
                         "--- last lines of the serial console ({}) ---\n{t}\n---",
                         serial.display()
