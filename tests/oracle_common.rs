@@ -70,7 +70,11 @@ pub fn oracle_python() -> PathBuf {
     if let Some(o) = std::env::var_os("OSIMAGER_ORACLE") {
         let p = PathBuf::from(o);
         let py = if p.is_dir() { p.join("bin/python") } else { p };
-        assert!(ok(&py), "OSIMAGER_ORACLE={} cannot import osimager", py.display());
+        assert!(
+            ok(&py),
+            "OSIMAGER_ORACLE={} cannot import osimager",
+            py.display()
+        );
         return py;
     }
     for cand in ["/opt/osimager-venv/bin/python"] {
@@ -81,7 +85,11 @@ pub fn oracle_python() -> PathBuf {
     let venv = target_dir().join("oracle-venv");
     let py = venv.join("bin/python");
     if !ok(&py) {
-        let st = Command::new("python3").args(["-m", "venv"]).arg(&venv).status().expect("python3 -m venv");
+        let st = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 -m venv");
         assert!(st.success(), "creating {}", venv.display());
         let st = Command::new(venv.join("bin/pip"))
             .args(["install", "-q", "osimager==1.11.1"])
@@ -95,7 +103,10 @@ pub fn oracle_python() -> PathBuf {
 /// The oracle package's bundled data directory.
 pub fn oracle_data(py: &Path) -> PathBuf {
     let o = Command::new(py)
-        .args(["-c", "import osimager,os;print(os.path.join(os.path.dirname(osimager.__file__),'data'))"])
+        .args([
+            "-c",
+            "import osimager,os;print(os.path.join(os.path.dirname(osimager.__file__),'data'))",
+        ])
         .output()
         .unwrap();
     PathBuf::from(String::from_utf8_lossy(&o.stdout).trim())
@@ -158,7 +169,11 @@ pub struct OracleResult {
 }
 
 fn hash_tree(h: &mut Sha256, dir: &Path) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir).into_iter().flatten().flatten().collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let p = e.path();
@@ -204,13 +219,17 @@ pub fn run_oracle(py: &Path, data: &Path, sc: &Scratch, cases: &[Case]) -> Vec<O
         for (k, v) in sc.envs() {
             cmd.env(k, v);
         }
-        cmd.env_remove("VAULT_ADDR").env_remove("VAULT_TOKEN").env_remove("OSIMAGER_VENV_DIR").env_remove("VENV_DIR");
+        cmd.env_remove("VAULT_ADDR")
+            .env_remove("VAULT_TOKEN")
+            .env_remove("OSIMAGER_VENV_DIR")
+            .env_remove("VENV_DIR");
         children.push((cmd.spawn().expect("running the oracle"), res));
     }
     let mut all = Vec::new();
     for (mut ch, res) in children {
         assert!(ch.wait().unwrap().success(), "oracle process failed");
-        let v: Vec<OracleResult> = serde_json::from_str(&std::fs::read_to_string(&res).unwrap()).unwrap();
+        let v: Vec<OracleResult> =
+            serde_json::from_str(&std::fs::read_to_string(&res).unwrap()).unwrap();
         all.extend(v);
     }
     std::fs::write(&file, serde_json::to_string(&all.iter().map(|r| serde_json::json!({"ok": r.ok, "defs": r.defs, "build": r.build, "error": r.error, "stdout": r.stdout})).collect::<Vec<_>>()).unwrap()).unwrap();
@@ -223,7 +242,8 @@ pub fn normalize(s: &str) -> String {
     let [re_id, re_crypt, re_mac] = RES.get_or_init(|| {
         [
             regex::Regex::new(r"packer-[0-9a-f]{12}").unwrap(),
-            regex::Regex::new(r"\$(1|5|6)\$(rounds=\d+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]+").unwrap(),
+            regex::Regex::new(r"\$(1|5|6)\$(rounds=\d+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]+")
+                .unwrap(),
             regex::Regex::new(r"mac=52:54:00:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}").unwrap(),
         ]
     });
@@ -255,7 +275,12 @@ pub fn ours(cfg: &Config, sc: &Scratch, case: &Case) -> Result<(String, String),
 
 /// Compare all cases (two threads, each with its own Config); returns (identical, total,
 /// first mismatches).
-pub fn compare(data: &Path, sc: &Scratch, cases: &[Case], oracle: &[OracleResult]) -> (usize, usize, Vec<String>) {
+pub fn compare(
+    data: &Path,
+    sc: &Scratch,
+    cases: &[Case],
+    oracle: &[OracleResult],
+) -> (usize, usize, Vec<String>) {
     let half = cases.len().div_ceil(2).max(1);
     let results: Vec<(usize, Vec<String>)> = std::thread::scope(|s| {
         let hs: Vec<_> = cases
@@ -270,13 +295,20 @@ pub fn compare(data: &Path, sc: &Scratch, cases: &[Case], oracle: &[OracleResult
     (same, cases.len(), diffs)
 }
 
-fn compare_part(cfg: &Config, sc: &Scratch, cases: &[Case], oracle: &[OracleResult]) -> (usize, Vec<String>) {
+fn compare_part(
+    cfg: &Config,
+    sc: &Scratch,
+    cases: &[Case],
+    oracle: &[OracleResult],
+) -> (usize, Vec<String>) {
     let mut same = 0;
     let mut diffs = Vec::new();
     for (case, o) in cases.iter().zip(oracle) {
         let mine = ours(cfg, sc, case);
         let ok = match (&mine, o.ok) {
-            (Ok((d, b)), true) => normalize(d) == normalize(&o.defs) && normalize(b) == normalize(&o.build),
+            (Ok((d, b)), true) => {
+                normalize(d) == normalize(&o.defs) && normalize(b) == normalize(&o.build)
+            }
             (Err(_), false) => true,
             _ => false,
         };
@@ -284,8 +316,14 @@ fn compare_part(cfg: &Config, sc: &Scratch, cases: &[Case], oracle: &[OracleResu
             same += 1;
         } else if diffs.len() < 5 {
             let detail = match (&mine, o.ok) {
-                (Ok((d, b)), true) => first_diff(&format!("{}\n{}", normalize(d), normalize(b)), &format!("{}\n{}", normalize(&o.defs), normalize(&o.build))),
-                (Ok(_), false) => format!("oracle failed ({}; stdout {:?}) but we resolved", o.error, o.stdout),
+                (Ok((d, b)), true) => first_diff(
+                    &format!("{}\n{}", normalize(d), normalize(b)),
+                    &format!("{}\n{}", normalize(&o.defs), normalize(&o.build)),
+                ),
+                (Ok(_), false) => format!(
+                    "oracle failed ({}; stdout {:?}) but we resolved",
+                    o.error, o.stdout
+                ),
                 (Err(e), true) => format!("we failed: {e}"),
                 _ => String::new(),
             };
@@ -301,7 +339,11 @@ fn first_diff(a: &str, b: &str) -> String {
             return format!("line {}: ours {x:?} oracle {y:?}", i + 1);
         }
     }
-    format!("length differs: ours {} lines, oracle {}", a.lines().count(), b.lines().count())
+    format!(
+        "length differs: ours {} lines, oracle {}",
+        a.lines().count(),
+        b.lines().count()
+    )
 }
 
 pub fn load_config(data: &Path) -> Config {
@@ -319,6 +361,8 @@ pub fn run_cli(bin: &str, sc: &Scratch, args: &[&str]) -> std::process::Output {
     for (k, v) in sc.envs() {
         cmd.env(k, v);
     }
-    cmd.env_remove("VAULT_ADDR").env_remove("VAULT_TOKEN").env_remove("OSIMAGER_DATA_DIR");
+    cmd.env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN")
+        .env_remove("OSIMAGER_DATA_DIR");
     cmd.output().expect("running the CLI")
 }

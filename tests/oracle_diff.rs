@@ -50,7 +50,10 @@ fn bundled_data_matches_oracle() {
     let mut list_same = 0;
     let listings: &[(&[&str], &[&str])] = &[
         (&["list"], &["--list"]),
-        (&["list", "--arch", "aarch64"], &["--list", "--arch", "aarch64"]),
+        (
+            &["list", "--arch", "aarch64"],
+            &["--list", "--arch", "aarch64"],
+        ),
         (&["list", "--latest"], &["--latest"]),
         (&["list", "--latest", "rhel-9"], &["--latest", "rhel-9"]),
         (&["list", "--avail"], &["--avail"]),
@@ -63,11 +66,19 @@ fn bundled_data_matches_oracle() {
         args.extend_from_slice(o);
         let ours = run_cli(bin, &sc, &args);
         let theirs = run_cli(mk.to_str().unwrap(), &sc, m);
-        assert!(ours.status.success(), "{o:?}: {}", String::from_utf8_lossy(&ours.stderr));
+        assert!(
+            ours.status.success(),
+            "{o:?}: {}",
+            String::from_utf8_lossy(&ours.stderr)
+        );
         if ours.stdout == theirs.stdout {
             list_same += 1;
         } else {
-            eprintln!("listing {o:?} differs:\n--- ours\n{}\n--- oracle\n{}", String::from_utf8_lossy(&ours.stdout), String::from_utf8_lossy(&theirs.stdout));
+            eprintln!(
+                "listing {o:?} differs:\n--- ours\n{}\n--- oracle\n{}",
+                String::from_utf8_lossy(&ours.stdout),
+                String::from_utf8_lossy(&theirs.stdout)
+            );
         }
     }
     println!("listings identical: {list_same}/{}", listings.len());
@@ -80,16 +91,51 @@ fn bundled_data_matches_oracle() {
     let mut cases: Vec<Case> = Vec::new();
     for k in &keys {
         for p in ["qemu", "vmware", "virtualbox"] {
-            cases.push((format!("{p}/lab/{k}"), Some("host1".into()), Some("10.9.8.7".into()), None));
+            cases.push((
+                format!("{p}/lab/{k}"),
+                Some("host1".into()),
+                Some("10.9.8.7".into()),
+                None,
+            ));
         }
     }
     let extra: &[Case] = &[
-        ("qemu/lab/rhel-latest-x86_64".into(), Some("r1".into()), Some("10.9.8.9".into()), None),
-        ("vmware/lab/debian-12-latest-x86_64".into(), Some("d1.lab.test".into()), Some("10.9.8.9".into()), None),
-        ("qemu/lab/alma-9.4-x86_64".into(), Some("web.other.test".into()), Some("10.9.8.10".into()), Some("memory=8192,boot=,foo=bar".into())),
-        ("qemu/nowhere/alma-9.4-x86_64".into(), Some("a".into()), Some("10.9.8.10".into()), None),
-        ("qemu/lab/nosuch-1-x86_64".into(), Some("a".into()), Some("10.9.8.10".into()), None),
-        ("aws/lab/alma-9.4-x86_64".into(), Some("a".into()), Some("10.9.8.10".into()), None),
+        (
+            "qemu/lab/rhel-latest-x86_64".into(),
+            Some("r1".into()),
+            Some("10.9.8.9".into()),
+            None,
+        ),
+        (
+            "vmware/lab/debian-12-latest-x86_64".into(),
+            Some("d1.lab.test".into()),
+            Some("10.9.8.9".into()),
+            None,
+        ),
+        (
+            "qemu/lab/alma-9.4-x86_64".into(),
+            Some("web.other.test".into()),
+            Some("10.9.8.10".into()),
+            Some("memory=8192,boot=,foo=bar".into()),
+        ),
+        (
+            "qemu/nowhere/alma-9.4-x86_64".into(),
+            Some("a".into()),
+            Some("10.9.8.10".into()),
+            None,
+        ),
+        (
+            "qemu/lab/nosuch-1-x86_64".into(),
+            Some("a".into()),
+            Some("10.9.8.10".into()),
+            None,
+        ),
+        (
+            "aws/lab/alma-9.4-x86_64".into(),
+            Some("a".into()),
+            Some("10.9.8.10".into()),
+            None,
+        ),
         ("qemu/lab".into(), None, None, None),
     ];
     cases.extend_from_slice(extra);

@@ -46,19 +46,47 @@ fn merge_tree_matches_oracle() {
         .collect();
     assert!(index.iter().any(|k| k == "toy-2.01-x86_64"), "{index:?}");
     assert!(index.iter().any(|k| k == "other-2.1-i386"), "{index:?}");
-    assert!(!index.iter().any(|k| k == "toy-1.0-aarch64"), "version_specific arches: {index:?}");
+    assert!(
+        !index.iter().any(|k| k == "toy-1.0-aarch64"),
+        "version_specific arches: {index:?}"
+    );
     let mut cases: Vec<Case> = Vec::new();
     for k in &index {
         for p in ["qemu", "vmware"] {
             for l in ["lab", "lab2"] {
-                cases.push((format!("{p}/{l}/{k}"), Some("box".into()), Some("10.20.1.2".into()), None));
+                cases.push((
+                    format!("{p}/{l}/{k}"),
+                    Some("box".into()),
+                    Some("10.20.1.2".into()),
+                    None,
+                ));
             }
         }
     }
-    cases.push(("qemu/lab/toy-latest-x86_64".into(), Some("web.example.test".into()), Some("10.20.1.3".into()), Some("memory=4096,extra=1".into())));
-    cases.push(("vmware/lab/toy-2-latest-x86_64".into(), Some("b2".into()), Some("10.20.1.4".into()), None));
-    cases.push(("virtualbox/lab/toy-1.0-x86_64".into(), Some("b2".into()), Some("10.20.1.4".into()), None));
-    cases.push(("qemu/lab/toy-1.0-x86_64".into(), Some("b3".into()), Some("10.20.1.4".into()), Some("bad".into())));
+    cases.push((
+        "qemu/lab/toy-latest-x86_64".into(),
+        Some("web.example.test".into()),
+        Some("10.20.1.3".into()),
+        Some("memory=4096,extra=1".into()),
+    ));
+    cases.push((
+        "vmware/lab/toy-2-latest-x86_64".into(),
+        Some("b2".into()),
+        Some("10.20.1.4".into()),
+        None,
+    ));
+    cases.push((
+        "virtualbox/lab/toy-1.0-x86_64".into(),
+        Some("b2".into()),
+        Some("10.20.1.4".into()),
+        None,
+    ));
+    cases.push((
+        "qemu/lab/toy-1.0-x86_64".into(),
+        Some("b3".into()),
+        Some("10.20.1.4".into()),
+        Some("bad".into()),
+    ));
 
     let oracle = run_oracle(&py, &data, &sc, &cases);
     let (same, total, diffs) = compare(&data, &sc, &cases, &oracle);

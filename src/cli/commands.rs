@@ -197,7 +197,6 @@ fn build(dd: &Option<PathBuf>, b: BuildArgs) -> Result<ExitCode> {
         dry_run: b.dry_run,
         dispatcher: b.dispatcher,
         output_dir: b.output_dir,
-        ..BuildOptions::default()
     };
     super::run_engine(&cfg, &r.plan, &opts)?;
     Ok(ExitCode::SUCCESS)

@@ -42,6 +42,6 @@ pub(crate) fn run_engine(
     plan: &crate::plan::BuildPlan,
     opts: &crate::engine::BuildOptions,
 ) -> anyhow::Result<()> {
-    let _ = (cfg, plan, opts);
-    anyhow::bail!("this build of osimager has no engine entry point (crate::engine::build) yet")
+    crate::engine::build(cfg, plan, opts)?;
+    Ok(())
 }

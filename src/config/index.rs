@@ -122,12 +122,15 @@ impl Index {
     }
 }
 
+/// The dist and (version, arches override) of each provided version.
+type Provides = (String, Vec<(String, Option<Value>)>);
+
 /// `spec_get_provides`: (version, arches) for each provided version.
 fn spec_provides(
     cfg: &Config,
     file: &Path,
     data: &Map<String, Value>,
-) -> Result<(String, Vec<(String, Option<Value>)>), ConfigError> {
+) -> Result<Provides, ConfigError> {
     let schema = |key: &str, message: String| ConfigError::Schema {
         file: file.to_path_buf(),
         key: key.into(),

@@ -144,6 +144,27 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
     (line, col)
 }
 
+/// Read a file as JSON whatever its extension (the original's `json.load` call sites: platform
+/// listing and the spec index).
+pub fn read_data_json(path: &Path) -> Result<Map<String, Value>, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, e))?;
+    let v: Value = serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
+        file: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        message: strip_position(&e.to_string()),
+    })?;
+    match v {
+        Value::Object(m) => Ok(m),
+        _ => Err(ConfigError::Parse {
+            file: path.to_path_buf(),
+            line: 1,
+            column: 1,
+            message: "the top level must be an object".into(),
+        }),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,26 +186,5 @@ mod tests {
         )
         .unwrap();
         assert_eq!(v["defs"]["dns"]["servers"][0], "1.2.3.4");
-    }
-}
-
-/// Read a file as JSON whatever its extension (the original's `json.load` call sites: platform
-/// listing and the spec index).
-pub fn read_data_json(path: &Path) -> Result<Map<String, Value>, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, e))?;
-    let v: Value = serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
-        file: path.to_path_buf(),
-        line: e.line(),
-        column: e.column(),
-        message: strip_position(&e.to_string()),
-    })?;
-    match v {
-        Value::Object(m) => Ok(m),
-        _ => Err(ConfigError::Parse {
-            file: path.to_path_buf(),
-            line: 1,
-            column: 1,
-            message: "the top level must be an object".into(),
-        }),
     }
 }

@@ -26,6 +26,9 @@ pub mod settings;
 pub mod suggest;
 pub mod urlname;
 
+#[cfg(test)]
+mod tests;
+
 pub use index::{Index, IndexEntry};
 pub use resolve::{ResolveRequest, Resolved};
 pub use settings::Settings;
@@ -152,6 +155,9 @@ pub fn default_data_tree() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Named data files (`name`, top-level object), sorted by name.
+pub type Named = Vec<(String, Map<String, Value>)>;
+
 /// Loaded configuration: settings, layers, and (lazily) the index.
 pub struct Config {
     pub settings: Settings,
@@ -228,7 +234,7 @@ impl Config {
     }
 
     /// Platforms (`get_platforms`): name → data, sorted by name.
-    pub fn platforms(&self) -> Result<Vec<(String, Map<String, Value>)>, ConfigError> {
+    pub fn platforms(&self) -> Result<Named, ConfigError> {
         let mut out = Vec::new();
         for f in self.layers.files("platforms", ".json") {
             let data = layers::read_data_json(&f)?;
@@ -240,7 +246,7 @@ impl Config {
     }
 
     /// Locations (`get_locations`): user dir only, JSON wins over TOML, sorted by name.
-    pub fn locations(&self) -> Result<Vec<(String, Map<String, Value>)>, ConfigError> {
+    pub fn locations(&self) -> Result<Named, ConfigError> {
         let dir = self.layers.user.join("locations");
         let mut seen: Vec<(String, PathBuf)> = Vec::new();
         for (suffix, files) in [

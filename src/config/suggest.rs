@@ -153,8 +153,24 @@ pub fn undefined_def_warnings(st: &State, warnings: &mut Vec<String>) {
 fn collect_names(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::String(s) => {
+            // Markers inside E>…<E are usually tested for emptiness on purpose; skip them.
+            let mut plain = String::new();
+            for line in s.split('\n') {
+                let mut rest = line;
+                while let Some(i) = rest.find("E>") {
+                    plain.push_str(&rest[..i]);
+                    match rest[i..].find("<E") {
+                        Some(j) => rest = &rest[i + j + 2..],
+                        None => {
+                            rest = "";
+                        }
+                    }
+                }
+                plain.push_str(rest);
+                plain.push('\n');
+            }
             for (start, end) in [(">>", "<<"), ("%>", "<%"), ("+>", "<+")] {
-                for tok in super::markers::extract_all(s, start, end) {
+                for tok in super::markers::extract_all(&plain, start, end) {
                     if super::markers::is_var_name(&tok) {
                         out.push(tok);
                     }
