@@ -8,7 +8,7 @@ command through QMP send-key; waits for the install, the reboot and sshd; logs i
 password over SSH (OpenSSH + SSH_ASKPASS, no extra package), runs checks and `sudo poweroff`
 and waits for QEMU to exit. Prints the wall time of every phase.
 
-Usage: tests/testos/smoke.py [--cache DIR] [--keep] [--rootfs http|cdrom]
+Usage: tests/testos/smoke.py [--cache DIR] [--keep] [--rootfs http|cdrom] [--reboot]
 Stdlib only. Exit status 0 = success.
 """
 
@@ -162,6 +162,8 @@ def main():
         "OSIMAGER_TESTOS_CACHE", os.path.expanduser("~/.cache/osimager-testos")))
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument("--rootfs", choices=["http", "cdrom"], default="http")
+    ap.add_argument("--reboot", action="store_true",
+                    help="also test `sudo reboot` of the installed system")
     ap.add_argument("--cpus", default="1")
     ap.add_argument("--memory", default="512")
     args = ap.parse_args()
@@ -263,6 +265,19 @@ def main():
         if r.stdout.split() != ["open", "blocked", "blocked", "blocked"]:
             raise RuntimeError(f"guest network is not restricted as expected: {r.stdout!r} {r.stderr!r}")
         phase("network restriction probe")
+        if args.reboot:
+            ssh(ssh_port, askpass, "sudo reboot")
+            wait_serial(serial, "testos: shutting down (reboot)", 120, qemu)
+            size = os.path.getsize(serial)
+            wait_serial(serial, "Starting OpenBSD Secure Shell server", 300, qemu, size)
+            while not ssh_banner(ssh_port):
+                if time.time() - mark[0] > 300:
+                    raise TimeoutError("sshd not up within 300s after sudo reboot")
+                time.sleep(1)
+            r = ssh(ssh_port, askpass, "cat /etc/hostname")
+            if r.stdout.strip() != HOSTNAME:
+                raise RuntimeError(f"ssh after reboot failed: {r.stdout!r} {r.stderr!r}")
+            phase("sudo reboot until sshd answers again")
         ssh(ssh_port, askpass, "sudo poweroff")
         qemu.wait(timeout=120)
         phase("sudo poweroff until QEMU exits")
