@@ -367,6 +367,7 @@ pub fn make_index(cfg: &Config) -> Result<Index, ConfigError> {
     let base = cfg.base_defs();
     let iso_path = base.get("iso_path").map(py_str).unwrap_or_default();
     let mut index: Vec<(String, IndexEntry)> = Vec::new();
+    let mut pos: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     for file in cfg.layers.files("specs", ".json") {
         let data = read_data_json(&file)?;
         let (dist, provides) = spec_provides(cfg, &file, &data)?;
@@ -411,9 +412,12 @@ pub fn make_index(cfg: &Config) -> Result<Index, ConfigError> {
                         .is_some_and(|u| check_iso_local(u, &iso_path)),
                     disk_image_url: disk,
                 };
-                match index.iter_mut().find(|(k, _)| *k == key) {
-                    Some(slot) => slot.1 = e,
-                    None => index.push((key, e)),
+                match pos.get(&key) {
+                    Some(&i) => index[i].1 = e,
+                    None => {
+                        pos.insert(key.clone(), index.len());
+                        index.push((key, e));
+                    }
                 }
             }
         }
