@@ -18,6 +18,7 @@ pub mod files;
 pub mod index;
 pub mod layers;
 pub mod loader;
+pub mod minire;
 pub mod natural;
 pub mod network;
 pub mod pyjson;
@@ -105,6 +106,7 @@ impl ConfigError {
 /// result for ASCII, several times cheaper to compile — the index compiles hundreds).
 #[derive(Default)]
 pub struct Regexes {
+    mini: Mutex<HashMap<String, Option<minire::MiniRe>>>,
     ascii: Mutex<HashMap<String, regex::bytes::Regex>>,
     unicode: Mutex<HashMap<String, regex::Regex>>,
 }
@@ -114,6 +116,14 @@ impl Regexes {
         let full = format!("^(?:{pattern})$");
         let bad = |e: regex::Error| format!("invalid regular expression {pattern:?}: {e}");
         if pattern.is_ascii() && value.is_ascii() {
+            let mut mini = self.mini.lock().unwrap_or_else(|e| e.into_inner());
+            let parsed = mini
+                .entry(pattern.to_string())
+                .or_insert_with(|| minire::MiniRe::parse(pattern));
+            if let Some(re) = parsed {
+                return Ok(re.fullmatch(value));
+            }
+            drop(mini);
             let mut cache = self.ascii.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(re) = cache.get(pattern) {
                 return Ok(re.is_match(value.as_bytes()));
