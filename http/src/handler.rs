@@ -15,12 +15,12 @@ use tower_http::services::ServeDir;
 pub(crate) fn router(site: Arc<Site>) -> Router {
     Router::new()
         .fallback(serve)
-        .with_state(site)
-        .layer(middleware::from_fn(log_request))
+        .with_state(site.clone())
+        .layer(middleware::from_fn_with_state(site, log_request))
 }
 
 /// One log line per request: method, path, status, bytes.
-async fn log_request(req: Request, next: Next) -> Response<Body> {
+async fn log_request(State(site): State<Arc<Site>>, req: Request, next: Next) -> Response<Body> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let resp = next.run(req).await;
@@ -28,13 +28,17 @@ async fn log_request(req: Request, next: Next) -> Response<Body> {
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("-")
-        .to_string();
-    tracing::info!(
-        target: "osimager_http",
-        "{method} {path} {} {bytes}",
-        resp.status().as_u16()
-    );
+        .map(String::from)
+        .or_else(|| {
+            use axum::body::HttpBody;
+            resp.body().size_hint().exact().map(|n| n.to_string())
+        })
+        .unwrap_or_else(|| "-".into());
+    let line = format!("{method} {path} {} {bytes}", resp.status().as_u16());
+    tracing::info!(target: "osimager_http", "{line}");
+    if let Some(cb) = &site.on_request {
+        (cb.0)(&line);
+    }
     resp
 }
 

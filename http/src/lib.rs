@@ -43,6 +43,19 @@ pub struct HttpConfig {
     pub content: BTreeMap<String, String>,
     /// Generated files: URL path (with or without leading `/`) → local file, read per request.
     pub files: BTreeMap<String, PathBuf>,
+    /// Also send each request line (`METHOD PATH STATUS BYTES`) here (e.g. a build log);
+    /// lines always go to `tracing` too.
+    pub on_request: Option<RequestLog>,
+}
+
+/// A receiver of request log lines.
+#[derive(Clone)]
+pub struct RequestLog(pub Arc<dyn Fn(&str) + Send + Sync>);
+
+impl std::fmt::Debug for RequestLog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RequestLog(..)")
+    }
 }
 
 impl Default for HttpConfig {
@@ -54,6 +67,7 @@ impl Default for HttpConfig {
             directory: None,
             content: BTreeMap::new(),
             files: BTreeMap::new(),
+            on_request: None,
         }
     }
 }
@@ -98,6 +112,7 @@ pub(crate) struct Site {
     pub root: Option<PathBuf>,
     pub content: BTreeMap<String, Arc<[u8]>>,
     pub files: BTreeMap<String, PathBuf>,
+    pub on_request: Option<RequestLog>,
 }
 
 fn normalize_key(k: &str) -> String {
@@ -138,6 +153,7 @@ impl HttpServer {
                 .iter()
                 .map(|(k, v)| (normalize_key(k), v.clone()))
                 .collect(),
+            on_request: cfg.on_request.clone(),
         };
         let listener = bind_in_range(cfg.bind_address, cfg.port_min, cfg.port_max).await?;
         let addr = listener.local_addr().map_err(|source| HttpError::Bind {

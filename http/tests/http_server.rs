@@ -262,6 +262,29 @@ async fn generated_files_and_port_range() {
 }
 
 #[tokio::test]
+async fn request_lines_reach_the_callback() {
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let s2 = seen.clone();
+    let mut content = BTreeMap::new();
+    content.insert("a.cfg".to_string(), "12345".to_string());
+    let srv = HttpServer::start(HttpConfig {
+        content,
+        on_request: Some(osimager_http::RequestLog(std::sync::Arc::new(
+            move |l: &str| s2.lock().unwrap().push(l.to_string()),
+        ))),
+        ..HttpConfig::default()
+    })
+    .await
+    .unwrap();
+    let base = format!("http://{}", srv.local_addr());
+    reqwest::get(format!("{base}/a.cfg")).await.unwrap();
+    reqwest::get(format!("{base}/missing")).await.unwrap();
+    srv.shutdown().await;
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen, ["GET /a.cfg 200 5", "GET /missing 404 10"]);
+}
+
+#[tokio::test]
 async fn bad_directory_is_a_clear_error() {
     let cfg = HttpConfig {
         directory: Some("/nonexistent/http/dir".into()),

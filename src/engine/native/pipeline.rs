@@ -293,7 +293,12 @@ impl<'a, D: Driver, F: DriverFactory<D>> Pipeline<'a, D, F> {
             self.log.line("nothing to serve: no HTTP server");
             return Ok(());
         }
+        let log = self.log.clone();
+        let on_request = osimager_http::RequestLog(std::sync::Arc::new(move |l: &str| {
+            log.file_only(&format!("http: {l}"))
+        }));
         let srv = HttpServer::start(HttpConfig {
+            on_request: Some(on_request),
             bind_address: s.http_bind,
             port_min: s.http_ports.0,
             port_max: s.http_ports.1,
