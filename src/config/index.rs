@@ -207,6 +207,32 @@ pub fn resolve_url_field(
     arch: &str,
     field: &str,
 ) -> Option<String> {
+    let matching = matching_version_specific(cfg, data, version);
+    url_field(data, base_defs, &matching, version, arch, field)
+}
+
+/// The `version_specific` entries whose pattern fully matches `version`.
+pub fn matching_version_specific<'a>(
+    cfg: &Config,
+    data: &'a Map<String, Value>,
+    version: &str,
+) -> Vec<&'a Map<String, Value>> {
+    arch_entries(data.get("version_specific"))
+        .filter(|vs| {
+            let pat = vs.get("version").map(py_str).unwrap_or_default();
+            cfg.regexes().fullmatch(&pat, version).unwrap_or(false)
+        })
+        .collect()
+}
+
+fn url_field(
+    data: &Map<String, Value>,
+    base_defs: &Map<String, Value>,
+    matching: &[&Map<String, Value>],
+    version: &str,
+    arch: &str,
+    field: &str,
+) -> Option<String> {
     let mut parts = version.split('.');
     let major = parts.next().unwrap_or("");
     let minor = parts.next().unwrap_or("");
@@ -238,17 +264,14 @@ pub fn resolve_url_field(
             }
         }
     }
-    for vs in arch_entries(data.get("version_specific")) {
-        let pat = vs.get("version").map(py_str).unwrap_or_default();
-        if cfg.regexes().fullmatch(&pat, version).unwrap_or(false) {
-            if let Some(v) = field_of(vs) {
-                url = v;
-            }
-            for a in arch_entries(vs.get("arch_specific")) {
-                if a.get("arch").and_then(Value::as_str).unwrap_or("") == arch {
-                    if let Some(v) = field_of(a) {
-                        url = v;
-                    }
+    for vs in matching {
+        if let Some(v) = field_of(vs) {
+            url = v;
+        }
+        for a in arch_entries(vs.get("arch_specific")) {
+            if a.get("arch").and_then(Value::as_str).unwrap_or("") == arch {
+                if let Some(v) = field_of(a) {
+                    url = v;
                 }
             }
         }
@@ -389,10 +412,11 @@ pub fn make_index(cfg: &Config) -> Result<Index, ConfigError> {
                 }
                 None => arches.clone(),
             };
+            let matching = matching_version_specific(cfg, &data, &version);
             for arch in entry_arches {
-                let iso = resolve_url_field(cfg, &data, &base, &version, &arch, "iso_url")
+                let iso = url_field(&data, &base, &matching, &version, &arch, "iso_url")
                     .filter(|s| !s.is_empty());
-                let disk = resolve_url_field(cfg, &data, &base, &version, &arch, "disk_image_url")
+                let disk = url_field(&data, &base, &matching, &version, &arch, "disk_image_url")
                     .filter(|s| !s.is_empty());
                 if iso.is_none() && disk.is_none() {
                     continue;

@@ -117,10 +117,10 @@ impl Regexes {
         let bad = |e: regex::Error| format!("invalid regular expression {pattern:?}: {e}");
         if pattern.is_ascii() && value.is_ascii() {
             let mut mini = self.mini.lock().unwrap_or_else(|e| e.into_inner());
-            let parsed = mini
-                .entry(pattern.to_string())
-                .or_insert_with(|| minire::MiniRe::parse(pattern));
-            if let Some(re) = parsed {
+            if !mini.contains_key(pattern) {
+                mini.insert(pattern.to_string(), minire::MiniRe::parse(pattern));
+            }
+            if let Some(Some(re)) = mini.get(pattern) {
                 return Ok(re.fullmatch(value));
             }
             drop(mini);
