@@ -9,11 +9,11 @@
 
 use super::artifacts;
 use super::cleanup::{Undo, UndoStack};
-use super::diag::{self, BuildLog};
+use super::diag::BuildLog;
 use super::settings::{Settings, USER_NET_HOST_IP};
 use super::{BuildReport, DriverEnv, DriverFactory};
 use crate::comm::Session;
-use crate::engine::{BuildOptions, OnError};
+use crate::engine::BuildOptions;
 use crate::iso::Meter;
 use crate::plan::BuildPlan;
 use anyhow::{anyhow, bail, Context, Result};
@@ -22,7 +22,10 @@ use osimager_drivers::Driver;
 use osimager_http::{HttpConfig, HttpServer};
 use std::future::Future;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
+
+mod report;
+mod unwind;
 
 /// Generates the spec's files into a directory (the real one is `config::files::generate`).
 /// Not `Send`: `Config` is not `Sync`; the build runs on one thread (see `build_blocking`).
@@ -183,37 +186,6 @@ impl<'a, D: Driver, F: DriverFactory<D>> Pipeline<'a, D, F> {
         let files = self.step_export().await?;
         self.enter("manifest");
         self.step_manifest(files)
-    }
-
-    /// `-n`: say what would happen, create nothing.
-    fn dry_run_report(&self) -> BuildReport {
-        let s = self.s();
-        let iso = s
-            .iso
-            .as_ref()
-            .map(|r| r.urls.join(", "))
-            .unwrap_or_default();
-        self.log.line(&format!(
-            "dry run: would build VM {:?} from {} into {} ({} boot command strings, \
-             {} provisioners, communicator {})",
-            s.vm_name,
-            if iso.is_empty() { "no ISO" } else { &iso },
-            s.output_dir.display(),
-            s.boot_command.len(),
-            self.plan.provisioners.len(),
-            if s.ssh.is_some() { "ssh" } else { "none" }
-        ));
-        BuildReport {
-            output_dir: s.output_dir.clone(),
-            files: Vec::new(),
-            checksums: PathBuf::new(),
-            manifest: PathBuf::new(),
-            log: None,
-            diag_dir: s.diag_dir.clone(),
-            run_uuid: String::new(),
-            duration: self.started.elapsed(),
-            dry_run: true,
-        }
     }
 
     fn driver(&mut self) -> Result<&mut D> {
@@ -488,203 +460,4 @@ impl<'a, D: Driver, F: DriverFactory<D>> Pipeline<'a, D, F> {
             .context("exporting the disk image")?;
         Ok(files)
     }
-
-    fn step_manifest(&mut self, files: Vec<PathBuf>) -> Result<BuildReport> {
-        let s = self.s().clone();
-        let staging = self.staging.clone().expect("export ran");
-        let sums = artifacts::write_checksums(&staging, &files)?;
-        artifacts::commit(&staging, &s.output_dir, self.opts.force)?;
-        self.undo.forget(&Undo::RemoveDir(staging.clone()));
-        let moved = |p: &Path| s.output_dir.join(p.strip_prefix(&staging).unwrap_or(p));
-        let files: Vec<PathBuf> = files.iter().map(|f| moved(f)).collect();
-        let mut listed = Vec::new();
-        for f in &files {
-            let size = std::fs::metadata(f).map(|m| m.len()).unwrap_or(0);
-            listed.push((f.display().to_string(), size));
-        }
-        let run_uuid = artifacts::uuid_v4();
-        let manifest = s
-            .output_dir
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join(artifacts::MANIFEST_FILE);
-        let build_time = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0);
-        artifacts::append_manifest(
-            &manifest,
-            &artifacts::ManifestEntry {
-                name: &s.build_name,
-                builder_type: &s.builder_type,
-                build_time,
-                files: listed,
-                artifact_id: "VM",
-                run_uuid: &run_uuid,
-                custom_data: serde_json::json!({
-                    "target": self.plan.target,
-                    "name": self.plan.name,
-                    "vm_name": s.vm_name,
-                    "engine": "native",
-                }),
-            },
-        )?;
-        self.log.line(&format!("manifest: {}", manifest.display()));
-        Ok(BuildReport {
-            output_dir: s.output_dir.clone(),
-            files,
-            checksums: moved(&sums),
-            manifest,
-            log: self.log.path().map(Path::to_path_buf),
-            diag_dir: s.diag_dir.clone(),
-            run_uuid,
-            duration: self.started.elapsed(),
-            dry_run: false,
-        })
-    }
-
-    async fn screenshot(&mut self, name: &str) {
-        let Some(s) = &self.settings else { return };
-        let path = s.diag_dir.join(name);
-        if let Some(d) = self.driver.as_mut() {
-            match tokio::time::timeout(Duration::from_secs(20), d.screenshot(&path)).await {
-                Ok(Ok(())) => self.log.line(&format!("screenshot: {}", path.display())),
-                Ok(Err(e)) => self.log.line(&format!("screenshot {name} failed: {e}")),
-                Err(_) => self.log.line(&format!("screenshot {name} timed out")),
-            }
-        }
-    }
-
-    /// A step failed (or a signal arrived): diagnostics, then cleanup or abort.
-    async fn fail(&mut self, e: anyhow::Error) -> anyhow::Error {
-        let step = self.step;
-        self.log
-            .line(&format!("Build failed in step {step:?}: {e:#}"));
-        if self.pending().contains(&Undo::StopVm) {
-            self.screenshot("failure.png").await;
-        }
-        if let Some(s) = &self.settings {
-            for serial in diag::serial_logs(&s.diag_dir) {
-                if let Some(t) = diag::tail(&serial, 20) {
-                    let t = if t.trim().is_empty() {
-                        "(the guest wrote nothing on the serial console)".to_string()
-                    } else {
-                        t
-                    };
-                    self.log.line(&format!(
-                        "--- last lines of the serial console ({}) ---\n{t}\n---",
-                        serial.display()
-                    ));
-                }
-            }
-            let shot = s.diag_dir.join("failure.png");
-            if shot.exists() {
-                self.log
-                    .line(&format!("screenshot of the console: {}", shot.display()));
-            }
-        }
-        let abort = match self.opts.on_error {
-            OnError::Cleanup => false,
-            OnError::Abort => true,
-            OnError::Ask => !ask_cleanup().await,
-        };
-        if abort {
-            let left: Vec<String> = self.undo.items().iter().map(|u| self.where_is(u)).collect();
-            self.log.line(&format!(
-                "--on-error abort: left in place:\n  {}",
-                if left.is_empty() {
-                    "(nothing)".to_string()
-                } else {
-                    left.join("\n  ")
-                }
-            ));
-        } else {
-            self.unwind().await;
-        }
-        if let Some(p) = self.log.path() {
-            eprintln!("build log: {}", p.display());
-        }
-        e.context(format!("native build failed in step {step:?}"))
-    }
-
-    fn where_is(&self, u: &Undo) -> String {
-        match u {
-            Undo::StopVm | Undo::DestroyVm => match &self.settings {
-                Some(s) => format!(
-                    "{} (VM {:?}; logs in {})",
-                    u.describe(),
-                    s.vm_name,
-                    s.diag_dir.display()
-                ),
-                None => u.describe(),
-            },
-            Undo::StopHttp => match &self.http {
-                Some(h) => format!("HTTP server on http://{}/", h.local_addr()),
-                None => u.describe(),
-            },
-            _ => u.describe(),
-        }
-    }
-
-    /// Undo everything registered, most recent first. Never fails: problems are logged.
-    pub(crate) async fn unwind(&mut self) {
-        for u in self.undo.drain_reverse() {
-            self.log.line(&format!("cleanup: {}", u.describe()));
-            let r: Result<()> = match &u {
-                Undo::CloseSsh => {
-                    if let Some(s) = self.session.take() {
-                        let _ = tokio::time::timeout(UNDO_TIMEOUT, s.close()).await;
-                    }
-                    Ok(())
-                }
-                Undo::StopVm => match self.driver.as_mut() {
-                    Some(d) => match tokio::time::timeout(UNDO_TIMEOUT, d.force_stop()).await {
-                        Ok(r) => r.map_err(Into::into),
-                        Err(_) => Err(anyhow!("timed out")),
-                    },
-                    None => Ok(()),
-                },
-                Undo::DestroyVm => match self.driver.as_mut() {
-                    Some(d) => match tokio::time::timeout(UNDO_TIMEOUT, d.destroy()).await {
-                        Ok(r) => r.map_err(Into::into),
-                        Err(_) => Err(anyhow!("timed out")),
-                    },
-                    None => Ok(()),
-                },
-                Undo::StopHttp => {
-                    if let Some(mut h) = self.http.take() {
-                        h.shutdown_in_place().await;
-                    }
-                    Ok(())
-                }
-                Undo::RemoveDir(p) => match std::fs::remove_dir_all(p) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        Err(anyhow!("removing {}: {e}", p.display()))
-                    }
-                    _ => Ok(()),
-                },
-            };
-            if let Err(e) = r {
-                self.log
-                    .line(&format!("cleanup of {} failed: {e:#}", u.describe()));
-            }
-        }
-    }
-}
-
-/// `--on-error ask`: on a terminal ask whether to clean up; otherwise keep things (abort).
-async fn ask_cleanup() -> bool {
-    use std::io::IsTerminal;
-    if !std::io::stdin().is_terminal() {
-        return false;
-    }
-    eprint!("Build failed. Clean up what was created? [C]leanup / [a]bort: ");
-    let answer = tokio::task::spawn_blocking(|| {
-        let mut s = String::new();
-        let _ = std::io::stdin().read_line(&mut s);
-        s
-    })
-    .await
-    .unwrap_or_default();
-    !answer.trim().eq_ignore_ascii_case("a")
 }
