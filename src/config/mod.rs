@@ -14,6 +14,7 @@ pub mod markers;
 pub mod secrets;
 pub mod vault;
 
+pub mod build_parts;
 pub mod files;
 pub mod index;
 pub mod layers;

@@ -1,0 +1,219 @@
+//! Parts of `make_build`: allow-lists, `-D` defines, the secret store, ISO name defaults and the
+//! `rfosimage` retrofit.
+
+use super::loader::State;
+use super::pyjson::{py_str, truthy};
+use super::resolve::{sub, Resolved};
+use super::secrets::SecretStore;
+use super::urlname::filename_from_url;
+use super::{Config, ConfigError};
+use serde_json::{Map, Value};
+use std::path::Path;
+
+fn err(msg: String) -> ConfigError {
+    ConfigError::Target(msg)
+}
+
+fn s(v: impl Into<String>) -> Value {
+    Value::String(v.into())
+}
+
+fn path_str(p: &Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
+pub(super) fn check_allowed(
+    data: &Map<String, Value>,
+    key: &str,
+    name: &str,
+    msg: impl Fn() -> String,
+) -> Result<(), ConfigError> {
+    let Some(list) = data.get(key) else {
+        return Ok(());
+    };
+    let allowed: Vec<String> = match list {
+        Value::Array(a) => a.iter().map(py_str).collect(),
+        Value::String(s) => {
+            return if s.contains(name) {
+                Ok(())
+            } else {
+                Err(err(msg()))
+            }
+        }
+        _ => Vec::new(),
+    };
+    if allowed.iter().any(|a| a == name) {
+        Ok(())
+    } else {
+        Err(ConfigError::NotSupported(format!(
+            "{}; allowed {key}: {}",
+            msg(),
+            if allowed.is_empty() {
+                "(none)".into()
+            } else {
+                allowed.join(", ")
+            }
+        )))
+    }
+}
+
+/// `-D "k=v,k2=v2"`.
+pub(super) fn apply_defines(defs: &mut Map<String, Value>, item: &str) -> Result<(), ConfigError> {
+    for pair in item.split(',') {
+        let Some((k, v)) = pair.split_once('=') else {
+            return Err(err(format!(
+                "invalid define '{pair}' in -D {item:?}: expected KEY=VALUE[,KEY=VALUE…]"
+            )));
+        };
+        if k.is_empty() || v.is_empty() {
+            return Err(err(format!("invalid define key/value pair: {k}={v}")));
+        }
+        defs.insert(k.trim().into(), s(v.trim()));
+    }
+    Ok(())
+}
+
+/// Open the secret store the settings select (`credential_source`); problems become warnings.
+pub fn open_store(cfg: &Config, warnings: &mut Vec<String>) -> Option<SecretStore> {
+    let source = cfg.settings.get_str("credential_source");
+    if source != "config" {
+        let addr = cfg.settings.get_str("vault_addr");
+        let token = cfg.settings.get_str("vault_token");
+        let vc = super::vault::VaultConfig::from_settings(&addr, &token, "", "");
+        if vc.addr.is_empty() || (vc.token.is_none() && vc.role_id.is_none()) {
+            warnings.push("Vault credentials not configured (osimager config set vault_addr=… vault_token=…, or credential_source=config)".into());
+            return None;
+        }
+    }
+    let vc = super::vault::VaultConfig::from_settings(
+        &cfg.settings.get_str("vault_addr"),
+        &cfg.settings.get_str("vault_token"),
+        "",
+        "",
+    );
+    match SecretStore::open(&source, &cfg.layers.user, &vc) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            warnings.push(e.to_string());
+            None
+        }
+    }
+}
+
+/// The `urls` def (local copy), `iso_name`, `disk_image_name`, `image_import`.
+pub(super) fn iso_defaults(
+    cfg: &Config,
+    st: &mut State,
+    store: Option<&SecretStore>,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    let urls = st
+        .defs
+        .get("urls")
+        .cloned()
+        .unwrap_or(Value::Array(Vec::new()));
+    let local = st.defs.get("local_only").map(truthy).unwrap_or(true);
+    let urls = sub(&urls, &st.defs.clone(), store, "defs.urls", warnings)?;
+    let Value::Array(urls) = urls else {
+        return Err(err("spec error: the `urls` def is not a list".into()));
+    };
+    if local {
+        for e in &urls {
+            let Some(u) = e.get("url").filter(|u| truthy(u)).map(py_str) else {
+                continue;
+            };
+            let (name, path) = if u.starts_with('/') {
+                let p = Path::new(&u);
+                let name = p
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                let dir = p.parent().map(path_str).unwrap_or_default();
+                st.defs.insert("iso_name".into(), s(&name));
+                st.defs.insert("iso_path".into(), s(&dir));
+                (name, dir)
+            } else {
+                let name = filename_from_url(&u);
+                let cache = cfg.settings.get_str("packer_cache_dir");
+                let path = path_str(&Path::new(&cache).join(&name));
+                (name, path)
+            };
+            st.config.shift_remove("iso_urls");
+            st.defs.insert("iso_file".into(), s(path));
+            st.defs.insert("iso_name".into(), s(name));
+            st.defs.insert("iso_checksum".into(), s("none"));
+            break;
+        }
+    } else if !urls.is_empty() {
+        warnings.push(
+            "the `urls` def is only honoured with local_only; checking mirrors over the network is not implemented (the spec's iso_url is used)".into(),
+        );
+    }
+    let iso_url = st.defs.get("iso_url").filter(|v| truthy(v)).map(py_str);
+    if let Some(u) = iso_url {
+        if !st.defs.get("iso_name").is_some_and(truthy) {
+            let name = if u.starts_with('/') {
+                basename(&u)
+            } else {
+                filename_from_url(&u)
+            };
+            st.defs.insert("iso_name".into(), s(name));
+        }
+    }
+    let disk = st
+        .defs
+        .get("disk_image_url")
+        .filter(|v| truthy(v))
+        .map(py_str);
+    if let Some(u) = &disk {
+        if !st.defs.get("disk_image_name").is_some_and(truthy) {
+            let name = if u.starts_with('/') {
+                basename(u)
+            } else {
+                filename_from_url(u)
+            };
+            st.defs.insert("disk_image_name".into(), s(name));
+        }
+    }
+    st.defs.insert(
+        "image_import".into(),
+        s(if disk.is_some() { "true" } else { "" }),
+    );
+    Ok(())
+}
+
+pub(super) fn basename(p: &str) -> String {
+    p.rsplit('/').next().unwrap_or("").to_string()
+}
+
+/// `rfosimage`: replace the builder by a `null` builder that keeps the communicator keys
+/// (keys starting with the `communicator` value), so only provisioning runs.
+pub fn retrofit(r: &mut Resolved) -> Result<(), ConfigError> {
+    let Some(comm) = r
+        .plan
+        .builder
+        .get("communicator")
+        .map(py_str)
+        .filter(|c| !c.is_empty())
+    else {
+        return Err(err(
+            "build does not have a communicator defined (set config.communicator in the platform or spec)".into(),
+        ));
+    };
+    let mut b = Map::new();
+    b.insert(
+        "name".into(),
+        r.plan.defs.get("spec_name").cloned().unwrap_or(s("name")),
+    );
+    b.insert("type".into(), s("null"));
+    for (k, v) in &r.plan.builder {
+        if k.starts_with(&comm) {
+            b.insert(k.clone(), v.clone());
+        }
+    }
+    r.plan.builder = b.clone();
+    if let Some(Value::Array(bs)) = r.build.get_mut("builders") {
+        *bs = vec![Value::Object(b)];
+    }
+    Ok(())
+}
