@@ -447,6 +447,6 @@ pub fn make_index(cfg: &Config) -> Result<Index, ConfigError> {
         }
     }
     // Stable sort: equal keys keep insertion order, like Python's sorted().
-    index.sort_by(|a, b| natural_cmp(&a.0, &b.0));
+    index.sort_by_cached_key(|e| super::natural::NaturalKey::new(&e.0));
     Ok(Index { entries: index })
 }

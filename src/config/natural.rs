@@ -39,9 +39,34 @@ fn finish(s: &str, digits: bool) -> Part {
     }
 }
 
+/// A precomputed natural sort key (`sort_by_cached_key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NaturalKey(Vec<Part>);
+
+impl NaturalKey {
+    pub fn new(s: &str) -> Self {
+        NaturalKey(key(s))
+    }
+}
+
+impl PartialOrd for NaturalKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for NaturalKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        cmp_keys(&self.0, &other.0)
+    }
+}
+
 /// Compare two strings the way `sorted(..., key=natural_key)` does.
 pub fn natural_cmp(a: &str, b: &str) -> Ordering {
-    let (ka, kb) = (key(a), key(b));
+    cmp_keys(&key(a), &key(b))
+}
+
+fn cmp_keys(ka: &[Part], kb: &[Part]) -> Ordering {
     for (x, y) in ka.iter().zip(kb.iter()) {
         let o = match (x, y) {
             (Part::Text(x), Part::Text(y)) => x.cmp(y),
