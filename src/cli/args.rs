@@ -72,12 +72,53 @@ pub enum Command {
         redact: bool,
     },
     /// Build an image
+    #[command(after_help = "Examples:\n  osimager build qemu/lab/debian-12.12-x86_64 web1\n  \
+osimager build vsphere/lab/rhel-9.6-x86_64 web2 10.0.0.7 --engine packer\n  \
+osimager build qemu/lab/rocky-9.6-x86_64 -k --on-error abort   # keep everything for debugging")]
     Build(BuildArgs),
+    /// Re-run a target's provisioning against an existing machine (= rfosimage)
+    #[command(after_help = "Examples:\n  osimager retrofit qemu/lab/debian-12.12-x86_64 web1 10.0.0.5\n  \
+osimager retrofit vsphere/lab/rhel-9.6-x86_64 web2 10.0.0.7 --engine packer\n\n\
+Natively (default) osimager connects over SSH with the target's ssh_* keys (ssh_host, else IP,\n\
+else NAME) and runs its provisioners; --engine packer uses Packer's null builder as OSImager does.")]
+    Retrofit(RetrofitArgs),
+    /// List or create the Ansible venvs specs ask for (= mkvenv)
+    #[command(after_help = "Examples:\n  osimager venv              # status of every venv a spec requires\n  \
+osimager venv 2.16         # create the venv for ansible 2.16 (ansible.json)\n  \
+osimager venv --all        # create every missing one")]
+    Venv {
+        /// Ansible version to create a venv for (e.g. 2.16)
+        version: Option<String>,
+        /// Create all missing venvs
+        #[arg(long)]
+        all: bool,
+    },
+    /// Check every indexed ISO URL with a HEAD request (= mkosimage --check-urls)
+    CheckUrls {
+        /// Seconds per request
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
     /// Print a shell completion script
     Completions {
         /// bash, zsh, fish, elvish or powershell
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct RetrofitArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// native: SSH + provisioners, no Packer; packer: Packer's null builder
+    #[arg(long, value_enum, default_value_t = EngineKind::Native)]
+    pub engine: EngineKind,
+    /// Keep the temp dir
+    #[arg(short, long)]
+    pub keep: bool,
+    /// Print what would run and stop
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Subcommand)]

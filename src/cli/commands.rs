@@ -1,6 +1,6 @@
 //! `osimager` subcommands.
 
-use super::args::{BuildArgs, Cli, Command, ConfigAction, TargetArgs};
+use super::args::{BuildArgs, Cli, Command, ConfigAction, RetrofitArgs, TargetArgs};
 use super::output;
 use crate::config::pyjson::dumps_indent4;
 use crate::config::resolve::{self, Resolved};
@@ -94,6 +94,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             print(&if redact { redact_text(&r, &text) } else { text })?;
         }
         Command::Build(b) => return build(dd, b),
+        Command::Retrofit(r) => return retrofit(dd, r),
+        Command::Venv { version, all } => {
+            let cfg = load(dd, Vec::new(), false)?;
+            let ctx = crate::venv::VenvContext::from_config(&cfg);
+            let code = crate::venv::main(&ctx, &crate::venv::VenvRequest { version, all });
+            return Ok(ExitCode::from(code.clamp(0, 255) as u8));
+        }
+        Command::CheckUrls { timeout } => {
+            let cfg = load(dd, Vec::new(), false)?;
+            let (_, failed) = crate::engine::packer::glue::check_urls(
+                &cfg,
+                std::time::Duration::from_secs(timeout),
+                &mut std::io::stdout(),
+            )?;
+            return Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+        }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut buf = Vec::new();
@@ -199,5 +215,22 @@ fn build(dd: &Option<PathBuf>, b: BuildArgs) -> Result<ExitCode> {
         output_dir: b.output_dir,
     };
     super::run_engine(&cfg, &r.plan, &opts)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn retrofit(dd: &Option<PathBuf>, a: RetrofitArgs) -> Result<ExitCode> {
+    let cfg = load(dd, Vec::new(), a.target.local)?;
+    let tmp = TempDir::new(a.target.temp_dir.clone())?;
+    let r = resolve::resolve(&cfg, &request(&a.target, tmp.path()))?;
+    emit_warnings(&r);
+    let user_temp = matches!(tmp, TempDir::User(_));
+    let opts = BuildOptions {
+        engine: a.engine,
+        keep: a.keep || user_temp,
+        temp_dir: Some(tmp.keep()),
+        dry_run: a.dry_run,
+        ..BuildOptions::default()
+    };
+    crate::engine::retrofit(&cfg, &r.plan, &opts)?;
     Ok(ExitCode::SUCCESS)
 }

@@ -110,9 +110,10 @@ pub struct MkArgs {
     /// Dry run
     #[arg(short = 'n', long = "dry")]
     dry_run: bool,
-    /// Engine (osimager extension; default packer, as the original)
-    #[arg(long, value_enum, default_value_t = EngineKind::Packer)]
-    engine: EngineKind,
+    /// Engine (osimager extension). mkosimage defaults to packer, as the original;
+    /// rfosimage defaults to native (SSH + provisioners, no Packer)
+    #[arg(long, value_enum)]
+    engine: Option<EngineKind>,
     /// Target in format platform/location/spec
     target: Option<String>,
     /// Optional instance name
@@ -139,6 +140,37 @@ pub fn main_mkosimage(argv: Vec<OsString>) -> ExitCode {
 pub fn main_rfosimage(argv: Vec<OsString>) -> ExitCode {
     let args = MkArgs::parse_from(argv);
     exit(run(args, true))
+}
+
+/// `mkvenv [--all] [ANSIBLE_VERSION]`: the original's Ansible venv manager.
+#[derive(Debug, Parser)]
+#[command(name = "mkvenv", about = "Create the Ansible venvs OSImager specs ask for (ansible.json)")]
+struct VenvArgs {
+    /// Create all missing venvs
+    #[arg(long)]
+    all: bool,
+    /// Bundled data tree (osimager extension)
+    #[arg(long, value_name = "DIR", env = "OSIMAGER_DATA_DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// Ansible version to create venv for (e.g. 2.16)
+    ansible_version: Option<String>,
+}
+
+pub fn main_mkvenv(argv: Vec<OsString>) -> ExitCode {
+    let a = VenvArgs::parse_from(argv);
+    exit((|| {
+        let cfg = Config::load(&ConfigOptions {
+            data_dir: a.data_dir.clone(),
+            set: Vec::new(),
+            local_only: false,
+        })?;
+        let ctx = crate::venv::VenvContext::from_config(&cfg);
+        let req = crate::venv::VenvRequest {
+            version: a.ansible_version.clone(),
+            all: a.all,
+        };
+        Ok(ExitCode::from(crate::venv::main(&ctx, &req).clamp(0, 255) as u8))
+    })())
 }
 
 fn out(text: &str) {
@@ -191,9 +223,16 @@ fn run(a: MkArgs, retrofit: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if a.check_urls {
-        bail!(
-            "--check-urls needs internet access to every mirror; it is not supported by osimager"
-        );
+        let (_, failed) = crate::engine::packer::glue::check_urls(
+            &cfg,
+            std::time::Duration::from_secs(10),
+            &mut std::io::stdout(),
+        )?;
+        return Ok(if failed == 0 {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        });
     }
     if a.avail || (a.local_only && a.target.is_none()) {
         out(&output::avail(&cfg, cfg.index()?, arch, wanted));
@@ -238,7 +277,7 @@ fn run(a: MkArgs, retrofit: bool) -> Result<ExitCode> {
         local: a.local_only,
     };
     let tmp = TempDir::new(t.temp_dir.clone())?;
-    let mut r = resolve::resolve(&cfg, &request(&t, tmp.path()))?;
+    let r = resolve::resolve(&cfg, &request(&t, tmp.path()))?;
     emit(&r);
     if a.dump_defs || a.dump_build {
         let v = if a.dump_defs {
@@ -249,12 +288,13 @@ fn run(a: MkArgs, retrofit: bool) -> Result<ExitCode> {
         out(&(dumps_indent4(&v) + "\n"));
         return Ok(ExitCode::SUCCESS);
     }
-    if retrofit {
-        resolve::retrofit(&mut r)?;
-    }
     let user_temp = matches!(tmp, TempDir::User(_));
     let opts = BuildOptions {
-        engine: a.engine,
+        engine: a.engine.unwrap_or(if retrofit {
+            EngineKind::Native
+        } else {
+            EngineKind::Packer
+        }),
         force: a.force,
         on_error: on_error(a.on_error.as_deref(), a.keep)?,
         debug: a.debug,
@@ -268,7 +308,11 @@ fn run(a: MkArgs, retrofit: bool) -> Result<ExitCode> {
         ..BuildOptions::default()
     };
     let _ = redact_text;
-    super::run_engine(&cfg, &r.plan, &opts)?;
+    if retrofit {
+        crate::engine::retrofit(&cfg, &r.plan, &opts)?;
+    } else {
+        super::run_engine(&cfg, &r.plan, &opts)?;
+    }
     Ok(ExitCode::SUCCESS)
 }
 

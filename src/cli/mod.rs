@@ -23,6 +23,7 @@ pub fn main_from_args(argv: Vec<OsString>) -> ExitCode {
     match prog.as_str() {
         "mkosimage" => mkosimage::main_mkosimage(argv),
         "rfosimage" => mkosimage::main_rfosimage(argv),
+        "mkvenv" => mkosimage::main_mkvenv(argv),
         _ => commands::main_osimager(argv),
     }
 }

@@ -217,3 +217,19 @@ pub fn retrofit(r: &mut Resolved) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+/// `pre_build` / `post_build`: OSImager runs the spec's hook, then the platform's. One hook is
+/// kept as written; two become a list (the engines accept either).
+pub fn hooks(spec: &Map<String, Value>, platform: &Map<String, Value>, key: &str) -> Option<Value> {
+    let found: Vec<Value> = [spec.get(key), platform.get(key)]
+        .into_iter()
+        .flatten()
+        .filter(|v| super::pyjson::truthy(v))
+        .cloned()
+        .collect();
+    match found.len() {
+        0 => None,
+        1 => found.into_iter().next(),
+        _ => Some(Value::Array(found)),
+    }
+}

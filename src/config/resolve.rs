@@ -5,6 +5,7 @@ use super::build_parts::{apply_defines, check_allowed, iso_defaults};
 pub use super::build_parts::{open_store, retrofit};
 use super::loader::{Loader, State};
 use super::markers::{self, DefsEnv, MarkerWarning};
+use super::build_parts::hooks;
 use super::pyjson::{py_str, truthy};
 use super::secrets::SecretStore;
 use super::{network, suggest, Config, ConfigError};
@@ -490,7 +491,9 @@ pub fn resolve(cfg: &Config, req: &ResolveRequest) -> Result<Resolved, ConfigErr
         .into_iter()
         .flatten()
         .map(|r| match r {
-            Value::Object(o) => o.get("file").map(py_str).unwrap_or_default(),
+            // The whole entry (file, description, url, location) as JSON text, so the engine's
+            // "required file missing" message can say where to get it.
+            Value::Object(_) => r.to_string(),
             other => py_str(other),
         })
         .collect();
@@ -514,11 +517,8 @@ pub fn resolve(cfg: &Config, req: &ResolveRequest) -> Result<Resolved, ConfigErr
             .get("ansible_version")
             .filter(|v| truthy(v) && !skip)
             .map(py_str),
-        pre_build: spec.get("pre_build").or(platform.get("pre_build")).cloned(),
-        post_build: spec
-            .get("post_build")
-            .or(platform.get("post_build"))
-            .cloned(),
+        pre_build: hooks(&spec, &platform, "pre_build"),
+        post_build: hooks(&spec, &platform, "post_build"),
         data_dir: cfg.layers.system.clone(),
     };
     Ok(Resolved {

@@ -5,6 +5,7 @@
 
 pub mod native;
 pub mod packer;
+pub mod retrofit;
 
 use std::path::PathBuf;
 
@@ -97,6 +98,21 @@ pub fn build(
             native::build_blocking(config, plan, opts).map(BuildOutcome::Native)
         }
         _ => packer::build(config, plan, opts).map(BuildOutcome::Packer),
+    }
+}
+
+/// Re-run the provisioners of `plan` (resolved as for a build) against an existing machine:
+/// natively over SSH unless `--engine packer` (Packer's null builder, as OSImager does).
+pub fn retrofit(
+    config: &crate::config::Config,
+    plan: &crate::plan::BuildPlan,
+    opts: &BuildOptions,
+) -> anyhow::Result<()> {
+    match opts.engine {
+        EngineKind::Packer => packer::retrofit_with(config, plan, opts, Default::default())
+            .map(|_| ())
+            .map_err(anyhow::Error::from),
+        _ => retrofit::run(plan, opts),
     }
 }
 
