@@ -1,11 +1,11 @@
 //! osimager: build virtual-machine images from OSImager configuration.
-pub mod engine;
-pub mod plan;
-pub mod secret;
-pub mod config;
-pub mod comm;
-pub mod hooks;
-pub mod venv;
-pub mod provision;
 pub mod cli;
+pub mod comm;
+pub mod config;
+pub mod engine;
+pub mod hooks;
 pub mod iso;
+pub mod plan;
+pub mod provision;
+pub mod secret;
+pub mod venv;

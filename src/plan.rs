@@ -61,7 +61,10 @@ impl BuildPlan {
     pub fn packer_template(&self) -> Value {
         let mut t = Map::new();
         t.insert("variables".into(), Value::Object(self.variables.clone()));
-        t.insert("provisioners".into(), Value::Array(self.provisioners.clone()));
+        t.insert(
+            "provisioners".into(),
+            Value::Array(self.provisioners.clone()),
+        );
         t.insert(
             "builders".into(),
             Value::Array(vec![Value::Object(self.builder.clone())]),

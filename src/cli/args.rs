@@ -72,20 +72,26 @@ pub enum Command {
         redact: bool,
     },
     /// Build an image
-    #[command(after_help = "Examples:\n  osimager build qemu/lab/debian-12.12-x86_64 web1\n  \
+    #[command(
+        after_help = "Examples:\n  osimager build qemu/lab/debian-12.12-x86_64 web1\n  \
 osimager build vsphere/lab/rhel-9.6-x86_64 web2 10.0.0.7 --engine packer\n  \
-osimager build qemu/lab/rocky-9.6-x86_64 -k --on-error abort   # keep everything for debugging")]
+osimager build qemu/lab/rocky-9.6-x86_64 -k --on-error abort   # keep everything for debugging"
+    )]
     Build(BuildArgs),
     /// Re-run a target's provisioning against an existing machine (= rfosimage)
-    #[command(after_help = "Examples:\n  osimager retrofit qemu/lab/debian-12.12-x86_64 web1 10.0.0.5\n  \
+    #[command(
+        after_help = "Examples:\n  osimager retrofit qemu/lab/debian-12.12-x86_64 web1 10.0.0.5\n  \
 osimager retrofit vsphere/lab/rhel-9.6-x86_64 web2 10.0.0.7 --engine packer\n\n\
 Natively (default) osimager connects over SSH with the target's ssh_* keys (ssh_host, else IP,\n\
-else NAME) and runs its provisioners; --engine packer uses Packer's null builder as OSImager does.")]
+else NAME) and runs its provisioners; --engine packer uses Packer's null builder as OSImager does."
+    )]
     Retrofit(RetrofitArgs),
     /// List or create the Ansible venvs specs ask for (= mkvenv)
-    #[command(after_help = "Examples:\n  osimager venv              # status of every venv a spec requires\n  \
+    #[command(
+        after_help = "Examples:\n  osimager venv              # status of every venv a spec requires\n  \
 osimager venv 2.16         # create the venv for ansible 2.16 (ansible.json)\n  \
-osimager venv --all        # create every missing one")]
+osimager venv --all        # create every missing one"
+    )]
     Venv {
         /// Ansible version to create a venv for (e.g. 2.16)
         version: Option<String>,

@@ -108,7 +108,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 std::time::Duration::from_secs(timeout),
                 &mut std::io::stdout(),
             )?;
-            return Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            return Ok(if failed == 0 {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            });
         }
         Command::Completions { shell } => {
             let mut cmd = Cli::command();

@@ -144,7 +144,10 @@ pub fn main_rfosimage(argv: Vec<OsString>) -> ExitCode {
 
 /// `mkvenv [--all] [ANSIBLE_VERSION]`: the original's Ansible venv manager.
 #[derive(Debug, Parser)]
-#[command(name = "mkvenv", about = "Create the Ansible venvs OSImager specs ask for (ansible.json)")]
+#[command(
+    name = "mkvenv",
+    about = "Create the Ansible venvs OSImager specs ask for (ansible.json)"
+)]
 struct VenvArgs {
     /// Create all missing venvs
     #[arg(long)]
@@ -169,7 +172,9 @@ pub fn main_mkvenv(argv: Vec<OsString>) -> ExitCode {
             version: a.ansible_version.clone(),
             all: a.all,
         };
-        Ok(ExitCode::from(crate::venv::main(&ctx, &req).clamp(0, 255) as u8))
+        Ok(ExitCode::from(
+            crate::venv::main(&ctx, &req).clamp(0, 255) as u8
+        ))
     })())
 }
 

@@ -1,11 +1,11 @@
 //! `make_build`: resolve `platform/location/spec` into defs and a Packer-shaped build, then
 //! into a [`BuildPlan`].
 
+use super::build_parts::hooks;
 use super::build_parts::{apply_defines, check_allowed, iso_defaults};
 pub use super::build_parts::{open_store, retrofit};
 use super::loader::{Loader, State};
 use super::markers::{self, DefsEnv, MarkerWarning};
-use super::build_parts::hooks;
 use super::pyjson::{py_str, truthy};
 use super::secrets::SecretStore;
 use super::{network, suggest, Config, ConfigError};

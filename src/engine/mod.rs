@@ -125,6 +125,9 @@ mod tests {
         assert_eq!(pick(EngineKind::Auto, "qemu"), EngineKind::Native);
         assert_eq!(pick(EngineKind::Auto, "vsphere-iso"), EngineKind::Packer);
         assert_eq!(pick(EngineKind::Packer, "qemu"), EngineKind::Packer);
-        assert_eq!(pick(EngineKind::Native, "virtualbox-iso"), EngineKind::Native);
+        assert_eq!(
+            pick(EngineKind::Native, "virtualbox-iso"),
+            EngineKind::Native
+        );
     }
 }
