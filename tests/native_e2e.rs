@@ -120,6 +120,30 @@ fn spawn_child(scratch: &Path, name: &str, wrong_password: bool) -> Child {
     c.spawn().unwrap()
 }
 
+/// The real CLI: `osimager build TARGET NAME --engine native --output-dir …`, with the
+/// test config (XDG_CONFIG_HOME) and every other per-user directory in the scratch dir.
+fn spawn_cli(scratch: &Path, name: &str) -> Child {
+    std::fs::create_dir_all(scratch.join("tmp")).unwrap();
+    let path = format!(
+        "/opt/osimager-venv/bin:{}",
+        std::env::var("PATH").unwrap_or_default()
+    );
+    Command::new(env!("CARGO_BIN_EXE_osimager"))
+        .args(["build", TARGET, name, "--engine", "native", "--output-dir"])
+        .arg(scratch.join("vms/qemu").join(name))
+        .env("XDG_CONFIG_HOME", repo().join("tests/testos/config"))
+        .env("XDG_DATA_HOME", scratch.join("data"))
+        .env("XDG_CACHE_HOME", scratch.join("cache"))
+        .env("OSIMAGER_TESTOS_CACHE", media_cache())
+        .env("TMPDIR", scratch.join("tmp"))
+        .env("PATH", path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// Collect stderr lines in a thread; returns a receiver of lines.
 fn lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
     let (tx, rx) = std::sync::mpsc::channel();
@@ -191,7 +215,7 @@ fn e2e_builds_testos_then_boots_the_image() {
     let s = scratch.path();
     let name = "nat-e2e";
     let started = Instant::now();
-    let mut child = spawn_child(s, name, false);
+    let mut child = spawn_cli(s, name);
     let _rx = lines(&mut child);
     let code = wait_exit(&mut child, Duration::from_secs(1800));
     eprintln!("native build took {:.1}s", started.elapsed().as_secs_f64());
@@ -205,6 +229,17 @@ fn e2e_builds_testos_then_boots_the_image() {
         .unwrap();
     assert!(ok.success(), "checksums do not verify: {sums}");
     let image = out.join(sums.lines().next().unwrap().split("  ").nth(1).unwrap());
+    // Nothing but the output, its diagnostics and the manifest next to it.
+    let mut siblings: Vec<String> = std::fs::read_dir(s.join("vms/qemu"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    siblings.sort();
+    assert_eq!(
+        siblings,
+        ["nat-e2e", "nat-e2e.build", "packer-manifest.json"],
+        "leftovers next to the output"
+    );
     let manifest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(s.join("vms/qemu/packer-manifest.json")).unwrap())
             .unwrap();
@@ -244,7 +279,7 @@ fn e2e_builds_testos_then_boots_the_image() {
     let result = rt.block_on(async {
         let cfg = SshConfig {
             username: "testos".into(),
-            password: Some(osimager::secret::Secret::new("testos")),
+            password: Some(osimager::secret::Secret::new(testos_password())),
             timeout: Duration::from_secs(600),
             ..SshConfig::default()
         };
@@ -257,8 +292,8 @@ fn e2e_builds_testos_then_boots_the_image() {
     let _ = qemu.wait();
     let text = result.expect("SSH into the rebooted image");
     assert!(text.contains("OSIMAGER_PLATFORM=qemu"), "{text}");
-    // (The spec name contains the test password "testos", so it prints redacted.)
     assert!(text.contains("OSIMAGER_LOCATION=hermetic"), "{text}");
+    assert!(text.contains("OSIMAGER_SPEC=testos"), "{text}");
 }
 
 fn assert_nothing_left_but_output(s: &Path) {
@@ -267,6 +302,13 @@ fn assert_nothing_left_but_output(s: &Path) {
         .unwrap_or_default();
     assert!(tmp.is_empty(), "temp dirs left: {tmp:?}");
     assert!(processes_mentioning(&s.display().to_string()).is_empty());
+}
+
+/// The installed user's password, as the test config's spec sets it.
+fn testos_password() -> String {
+    let spec = repo().join("tests/testos/config/osimager/specs/testos/spec.json");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&spec).unwrap()).unwrap();
+    v["defs"]["testos_password"].as_str().unwrap().to_string()
 }
 
 fn free_port() -> u16 {
@@ -349,4 +391,45 @@ fn e2e_sigint_at_each_phase_leaves_nothing() {
         );
         assert_nothing_left(s, name);
     }
+}
+
+#[test]
+fn e2e_cli_sigint_while_waiting_for_ssh_leaves_nothing() {
+    if !enabled() {
+        return;
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("native-cli-")
+        .tempdir()
+        .unwrap();
+    let s = scratch.path();
+    let name = "nat-cli";
+    let mut child = spawn_cli(s, name);
+    let rx = lines(&mut child);
+    loop {
+        match rx.recv_timeout(Duration::from_secs(300)) {
+            Ok(l) if l.contains("==> wait for ssh") => break,
+            Ok(_) => {}
+            Err(e) => panic!("never reached the SSH wait: {e}"),
+        }
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        !processes_mentioning(&s.display().to_string()).is_empty(),
+        "QEMU should be running now"
+    );
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let t = Instant::now();
+    let code = wait_exit(&mut child, Duration::from_secs(120));
+    eprintln!(
+        "CLI exited {code} {:.1}s after SIGINT",
+        t.elapsed().as_secs_f64()
+    );
+    assert_ne!(code, 0);
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(
+        rest.iter().any(|l| l.contains("interrupted by SIGINT")),
+        "{rest:?}"
+    );
+    assert_nothing_left(s, name);
 }
