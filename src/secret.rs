@@ -15,6 +15,13 @@ impl Secret {
         register(&v);
         Secret(v)
     }
+    /// Wrap a value without registering it for global redaction: for identifiers that live in
+    /// a secret store next to real secrets (user names, server names), which still print `***`
+    /// through this type but would otherwise mask every path or log line containing e.g. `root`.
+    pub fn identifier(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
     pub fn expose(&self) -> &str {
         &self.0
     }
@@ -49,6 +56,15 @@ pub fn register(value: &str) {
         // Longest first so that a secret containing another is replaced whole.
         r.sort_by_key(|v| std::cmp::Reverse(v.len()));
     }
+}
+
+/// Keys of a secret-store entry whose values name things rather than unlock them. Their values
+/// are not registered for redaction (see [`Secret::identifier`]).
+pub fn is_identifier_key(key: &str) -> bool {
+    matches!(
+        key.to_ascii_lowercase().as_str(),
+        "username" | "user" | "server" | "host" | "hostname" | "url" | "address" | "domain"
+    )
 }
 
 /// Replace every registered secret in `text` with `***`.

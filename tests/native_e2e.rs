@@ -32,7 +32,7 @@ fn media_cache() -> PathBuf {
 }
 
 fn enabled() -> bool {
-    if std::env::var_os("OSIMAGER_E2E").is_none() {
+    if std::env::var("OSIMAGER_E2E").as_deref() != Ok("1") {
         eprintln!("skipped: set OSIMAGER_E2E=1 (and build tests/testos media) to run");
         return false;
     }
@@ -131,6 +131,11 @@ fn spawn_cli(scratch: &Path, name: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_osimager"))
         .args(["build", TARGET, name, "--engine", "native", "--output-dir"])
         .arg(scratch.join("vms/qemu").join(name))
+        // The playbook writes this extra-var into /etc/osimager-marker (tasks/README.md).
+        .args([
+            "-D",
+            &format!("ansible_extra_vars=osimager_marker=built-{name}"),
+        ])
         .env("XDG_CONFIG_HOME", repo().join("tests/testos/config"))
         .env("XDG_DATA_HOME", scratch.join("data"))
         .env("XDG_CACHE_HOME", scratch.join("cache"))
@@ -284,13 +289,60 @@ fn e2e_builds_testos_then_boots_the_image() {
             ..SshConfig::default()
         };
         let sess = wait_ready("127.0.0.1", port, &cfg).await?;
-        let (_st, out, _err) = sess.exec_capture("cat /etc/osimager-build").await?;
+        let (_st, out, _err) = sess
+            .exec_capture("cat /etc/osimager-build /etc/osimager-marker")
+            .await?;
         sess.close().await;
         Ok::<_, osimager::comm::CommError>(out)
     });
+    // Retrofit (native: SSH + the target's provisioners, no Packer) against the running
+    // image, with a new extra-var; then read the marker it wrote.
+    let retro = if result.is_ok() {
+        let status = Command::new(env!("CARGO_BIN_EXE_osimager"))
+            .args(["retrofit", TARGET, name, "127.0.0.1"])
+            .args(["-D", &format!("ssh_port={port}")])
+            .args(["-D", "ansible_extra_vars=osimager_marker=retrofitted"])
+            .env("XDG_CONFIG_HOME", repo().join("tests/testos/config"))
+            .env("XDG_DATA_HOME", s.join("data"))
+            .env("XDG_CACHE_HOME", s.join("cache"))
+            .env("OSIMAGER_TESTOS_CACHE", media_cache())
+            .env("TMPDIR", s.join("tmp"))
+            .env(
+                "PATH",
+                format!(
+                    "/opt/osimager-venv/bin:{}",
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .stdin(Stdio::null())
+            .status()
+            .unwrap();
+        let marker = rt.block_on(async {
+            let cfg = SshConfig {
+                username: "testos".into(),
+                password: Some(osimager::secret::Secret::new(testos_password())),
+                timeout: Duration::from_secs(120),
+                ..SshConfig::default()
+            };
+            let sess = wait_ready("127.0.0.1", port, &cfg).await?;
+            let (_st, out, _err) = sess.exec_capture("cat /etc/osimager-marker").await?;
+            sess.close().await;
+            Ok::<_, osimager::comm::CommError>(out)
+        });
+        Some((status, marker))
+    } else {
+        None
+    };
     let _ = qemu.kill();
     let _ = qemu.wait();
     let text = result.expect("SSH into the rebooted image");
+    assert!(
+        text.contains(&format!("built-{name}")),
+        "the extra-var marker written by the playbook is missing: {text}"
+    );
+    let (status, marker) = retro.unwrap();
+    assert!(status.success(), "osimager retrofit failed: {status}");
+    assert_eq!(marker.expect("SSH after retrofit").trim(), "retrofitted");
     assert!(text.contains("OSIMAGER_PLATFORM=qemu"), "{text}");
     assert!(text.contains("OSIMAGER_LOCATION=hermetic"), "{text}");
     assert!(text.contains("OSIMAGER_SPEC=testos"), "{text}");

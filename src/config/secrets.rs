@@ -120,6 +120,9 @@ fn entry_value(
 ) -> Result<Secret, SecretError> {
     match key {
         Some(k) => match entry.get(k) {
+            Some(Value::String(s)) if crate::secret::is_identifier_key(k) => {
+                Ok(Secret::identifier(s.clone()))
+            }
             Some(Value::String(s)) => Ok(Secret::new(s.clone())),
             Some(Value::Null) | None => Err(SecretError::KeyNotFound {
                 path: path.to_string(),
@@ -129,8 +132,10 @@ fn entry_value(
             Some(other) => Ok(Secret::new(PyVal::from_json(other).py_str())),
         },
         None => {
-            for v in entry.values() {
-                register(&PyVal::from_json(v).py_str());
+            for (k, v) in entry {
+                if !crate::secret::is_identifier_key(k) {
+                    register(&PyVal::from_json(v).py_str());
+                }
             }
             Ok(Secret::new(
                 PyVal::from_json(&Value::Object(entry.clone())).py_str(),
@@ -205,7 +210,9 @@ fn parse_secrets(text: &str) -> Map<String, Value> {
         let mut entry = Map::new();
         for pair in &parts[1..] {
             if let Some((k, v)) = pair.split_once('=') {
-                register(v);
+                if !crate::secret::is_identifier_key(k) {
+                    register(v);
+                }
                 entry.insert(k.to_string(), Value::String(v.to_string()));
             }
         }
