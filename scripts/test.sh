@@ -22,4 +22,5 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 echo "== tests =="
-cargo test --workspace --no-fail-fast 2>&1 | tee target/test-output.log
+# One test at a time: the guest builds are timing-sensitive on 2 cores under TCG.
+cargo test --workspace --no-fail-fast -- --test-threads=1 2>&1 | tee target/test-output.log
