@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 VENV=${OSIMAGER_TOOLS_VENV:-/opt/osimager-venv}
 ORACLE_DATA=$("$VENV/bin/python" -c 'import osimager,os;print(os.path.join(os.path.dirname(osimager.__file__),"data"))')
 cargo build --release --quiet
-BIN=$PWD/target/release/osimager
+BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/osimager
 
 S=$(mktemp -d); trap 'rm -rf "$S"' EXIT
 mkdir -p "$S/xdg/osimager/locations" "$S/home"
