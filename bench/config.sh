@@ -25,7 +25,7 @@ printf 'images/linux username=root password=bench-pass\nimages/windows username=
 export HOME=$S/home XDG_CONFIG_HOME=$S/xdg XDG_DATA_HOME=$S/data XDG_CACHE_HOME=$S/cache
 unset VAULT_ADDR VAULT_TOKEN
 
-TARGET=${BENCH_TARGET:-qemu/bench/$("$BIN" --data-dir "$ORACLE_DATA" list | grep -m1 '^rhel-9')}
+TARGET=${BENCH_TARGET:-qemu/bench/$("$BIN" --data-dir "$ORACLE_DATA" list | awk '/^ *rhel-9/{print $1; exit}')}
 # A fixed IP keeps DNS out of the measurement (and off the network).
 NAME=bench1; IP=10.9.0.10
 echo "target: $TARGET"
