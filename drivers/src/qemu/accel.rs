@@ -58,6 +58,10 @@ async fn probe(qemu_binary: String) -> KvmCheck {
         "kvm",
         "-machine",
         "pc",
+        // The CPU model a KVM build uses: on some hosts KVM runs a guest with the default model
+        // but aborts at vCPU set-up with `-cpu host` ("failed to set MSR 0x10a").
+        "-cpu",
+        "host",
         "-nodefaults",
         "-display",
         "none",
