@@ -7,8 +7,9 @@ use super::resolve::{sub, Resolved};
 use super::secrets::SecretStore;
 use super::urlname::filename_from_url;
 use super::{Config, ConfigError};
+use crate::plan::GeneratedFile;
 use serde_json::{Map, Value};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 fn err(msg: String) -> ConfigError {
     ConfigError::Target(msg)
@@ -232,4 +233,76 @@ pub fn hooks(spec: &Map<String, Value>, platform: &Map<String, Value>, key: &str
         1 => found.into_iter().next(),
         _ => Some(Value::Array(found)),
     }
+}
+
+/// The spec's `files` as the plan carries them (gen_files substitutes markers at generation).
+pub(super) fn generated_files(files: &[Value]) -> Vec<GeneratedFile> {
+    files
+        .iter()
+        .filter_map(Value::as_object)
+        .map(|f| GeneratedFile {
+            dest: f.get("dest").map(py_str).unwrap_or_default(),
+            sources: f
+                .get("sources")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|x| PathBuf::from(py_str(x)))
+                .collect(),
+        })
+        .collect()
+}
+
+/// The spec's `required_files`: a plain name, or the whole entry (file, description, url,
+/// location) as JSON text, so the engine's "required file missing" message can say where to
+/// get it.
+pub(super) fn required_files(spec: &Map<String, Value>) -> Vec<String> {
+    spec.get("required_files")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .map(|r| match r {
+            Value::Object(_) => r.to_string(),
+            other => py_str(other),
+        })
+        .collect()
+}
+
+pub(super) fn split_build(build: &Value) -> (Map<String, Value>, Vec<Value>, Map<String, Value>) {
+    let v = build
+        .get("variables")
+        .cloned()
+        .map(into_map)
+        .unwrap_or_default();
+    let p = build
+        .get("provisioners")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    let b = build
+        .get("builders")
+        .and_then(|b| b.get(0))
+        .cloned()
+        .map(into_map)
+        .unwrap_or_default();
+    (v, p, b)
+}
+
+pub(super) fn into_map(v: Value) -> Map<String, Value> {
+    match v {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    }
+}
+
+pub(super) fn random_hex(n: usize) -> String {
+    use rand::Rng;
+    let mut r = rand::thread_rng();
+    (0..n)
+        .map(|_| format!("{:x}", r.gen_range(0..16u8)))
+        .collect()
+}
+
+pub(super) fn random_build_id() -> String {
+    format!("packer-{}", random_hex(12))
 }

@@ -1,15 +1,17 @@
 //! `make_build`: resolve `platform/location/spec` into defs and a Packer-shaped build, then
 //! into a [`BuildPlan`].
 
-use super::build_parts::hooks;
 use super::build_parts::{apply_defines, check_allowed, iso_defaults};
+use super::build_parts::{
+    generated_files, hooks, into_map, random_build_id, random_hex, required_files, split_build,
+};
 pub use super::build_parts::{open_store, retrofit};
 use super::loader::{Loader, State};
 use super::markers::{self, DefsEnv, MarkerWarning};
 use super::pyjson::{py_str, truthy};
 use super::secrets::SecretStore;
 use super::{network, suggest, Config, ConfigError};
-use crate::plan::{BuildPlan, GeneratedFile};
+use crate::plan::BuildPlan;
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 
@@ -469,34 +471,8 @@ pub fn resolve(cfg: &Config, req: &ResolveRequest) -> Result<Resolved, ConfigErr
         }
         None => build,
     };
-    // The generated files (gen_files uses the merged `files`, substituted at generation).
-    let files = st
-        .files
-        .iter()
-        .filter_map(Value::as_object)
-        .map(|f| GeneratedFile {
-            dest: f.get("dest").map(py_str).unwrap_or_default(),
-            sources: f
-                .get("sources")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .map(|x| PathBuf::from(py_str(x)))
-                .collect(),
-        })
-        .collect();
-    let required_files = spec
-        .get("required_files")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|r| match r {
-            // The whole entry (file, description, url, location) as JSON text, so the engine's
-            // "required file missing" message can say where to get it.
-            Value::Object(_) => r.to_string(),
-            other => py_str(other),
-        })
-        .collect();
+    let files = generated_files(&st.files);
+    let required_files = required_files(&spec);
     let (variables, provisioners, builder) = split_build(&build);
     let plan = BuildPlan {
         target: format!("{platform_name}/{location_name}/{spec_name}"),
@@ -530,43 +506,4 @@ pub fn resolve(cfg: &Config, req: &ResolveRequest) -> Result<Resolved, ConfigErr
         platform,
         skip,
     })
-}
-
-fn split_build(build: &Value) -> (Map<String, Value>, Vec<Value>, Map<String, Value>) {
-    let v = build
-        .get("variables")
-        .cloned()
-        .map(into_map)
-        .unwrap_or_default();
-    let p = build
-        .get("provisioners")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    let b = build
-        .get("builders")
-        .and_then(|b| b.get(0))
-        .cloned()
-        .map(into_map)
-        .unwrap_or_default();
-    (v, p, b)
-}
-
-fn into_map(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => Map::new(),
-    }
-}
-
-fn random_hex(n: usize) -> String {
-    use rand::Rng;
-    let mut r = rand::thread_rng();
-    (0..n)
-        .map(|_| format!("{:x}", r.gen_range(0..16u8)))
-        .collect()
-}
-
-fn random_build_id() -> String {
-    format!("packer-{}", random_hex(12))
 }
