@@ -2,6 +2,14 @@
 
 use osimager_http::{HttpConfig, HttpServer};
 use reqwest::StatusCode;
+
+/// A plain-HTTP client. In a workspace build reqwest is compiled with `rustls-no-provider`
+/// (feature unification with the main crate), so a crypto provider must be installed before
+/// any client is built, even one that never speaks TLS.
+fn client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, TcpStream};
@@ -52,7 +60,7 @@ async fn binds_loopback_in_range_and_serves_content() {
     let addr = srv.local_addr();
     assert_eq!(addr.ip(), IpAddr::V4(Ipv4Addr::LOCALHOST));
     assert!((8000..=9000).contains(&addr.port()));
-    let c = reqwest::Client::new();
+    let c = client();
     let r = c.get(format!("http://{addr}/ks.cfg")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let etag = r.headers()["etag"].to_str().unwrap().to_string();
@@ -110,7 +118,7 @@ async fn serves_directory_with_range_etag_and_if_range() {
     let t = tree();
     let srv = server(Some(&t.path().join("www"))).await;
     let addr = srv.local_addr();
-    let c = reqwest::Client::new();
+    let c = client();
     let url = format!("http://{addr}/hello.txt");
     let r = c.get(&url).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
@@ -241,7 +249,9 @@ async fn generated_files_and_port_range() {
         err.contains("no free port") && err.contains("8700-8701"),
         "{err}"
     );
-    let body = reqwest::get(format!("http://{}/answers/gen.cfg", a.local_addr()))
+    let body = client()
+        .get(format!("http://{}/answers/gen.cfg", a.local_addr()))
+        .send()
         .await
         .unwrap()
         .text()
@@ -250,7 +260,9 @@ async fn generated_files_and_port_range() {
     assert_eq!(body, "generated");
     // Files are read per request: regenerated content is served.
     std::fs::write(&f, "changed").unwrap();
-    let body = reqwest::get(format!("http://{}/answers/gen.cfg", b.local_addr()))
+    let body = client()
+        .get(format!("http://{}/answers/gen.cfg", b.local_addr()))
+        .send()
         .await
         .unwrap()
         .text()
@@ -277,8 +289,12 @@ async fn request_lines_reach_the_callback() {
     .await
     .unwrap();
     let base = format!("http://{}", srv.local_addr());
-    reqwest::get(format!("{base}/a.cfg")).await.unwrap();
-    reqwest::get(format!("{base}/missing")).await.unwrap();
+    client().get(format!("{base}/a.cfg")).send().await.unwrap();
+    client()
+        .get(format!("{base}/missing"))
+        .send()
+        .await
+        .unwrap();
     srv.shutdown().await;
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen, ["GET /a.cfg 200 5", "GET /missing 404 10"]);
