@@ -11,15 +11,15 @@ use crate::plan::GeneratedFile;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 
-fn err(msg: String) -> ConfigError {
+pub(super) fn err(msg: String) -> ConfigError {
     ConfigError::Target(msg)
 }
 
-fn s(v: impl Into<String>) -> Value {
+pub(super) fn s(v: impl Into<String>) -> Value {
     Value::String(v.into())
 }
 
-fn path_str(p: &Path) -> String {
+pub(super) fn path_str(p: &Path) -> String {
     p.to_string_lossy().into_owned()
 }
 

@@ -3,7 +3,8 @@
 
 use super::build_parts::{apply_defines, check_allowed, iso_defaults};
 use super::build_parts::{
-    generated_files, hooks, into_map, random_build_id, random_hex, required_files, split_build,
+    err, generated_files, hooks, into_map, path_str, random_build_id, random_hex, required_files,
+    s, split_build,
 };
 pub use super::build_parts::{open_store, retrofit};
 use super::loader::{Loader, State};
@@ -13,7 +14,7 @@ use super::secrets::SecretStore;
 use super::{network, suggest, Config, ConfigError};
 use crate::plan::BuildPlan;
 use serde_json::{json, Map, Value};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// What to resolve (the CLI's positional arguments and `-D`/`-F`).
 #[derive(Debug, Clone, Default)]
@@ -52,18 +53,6 @@ pub struct Resolved {
     pub platform: Map<String, Value>,
     /// True when the spec or `--skip` asked to skip post-install configuration.
     pub skip: bool,
-}
-
-fn err(msg: String) -> ConfigError {
-    ConfigError::Target(msg)
-}
-
-fn s(v: impl Into<String>) -> Value {
-    Value::String(v.into())
-}
-
-fn path_str(p: &Path) -> String {
-    p.to_string_lossy().into_owned()
 }
 
 /// Substitute with `defs` as the marker environment, attributing warnings to `what`.
