@@ -65,8 +65,12 @@ fn defaults(cfg: &QemuConfig, plan: &LaunchPlan) -> Vec<(String, Vec<String>)> {
     }
     add("-smp", vec![smp]);
     let cpu = match (cfg.cpu_model.as_deref(), plan.accel) {
-        // `host` only exists under KVM; under TCG `max` gives the guest the most features.
-        (Some("host"), "tcg") | (None, "tcg") => Some("max".to_string()),
+        // `host` only exists under KVM; under TCG the closest is `max`.
+        (Some("host"), "tcg") => Some("max".to_string()),
+        // No model under TCG: QEMU's default (qemu64), as Packer passes no -cpu. On this
+        // project's test guest, `max` made guest code 25-70 % slower under TCG (python3 start,
+        // compile, sha256sum; docs/BENCHMARKS.md).
+        (None, "tcg") => None,
         (None, _) => Some("host".to_string()),
         (Some(m), _) => Some(m.to_string()),
     };
