@@ -361,6 +361,63 @@ async fn silent_forward_does_not_delay_detection() {
 }
 
 #[tokio::test]
+async fn resets_after_silent_probes_are_retried_at_the_poll_cadence() {
+    // QEMU's user-network forward during a guest boot: first silent (the guest's network is
+    // down), then every connection reset (network up, sshd not listening yet), then sshd. Once
+    // resets come back, the guest is close: the engine must probe at `poll_interval`, not at the
+    // slower cadence meant for silent connections, while the early silent ones still hang.
+    use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+    let files = prepare(false);
+    let sshd_port = free_port();
+    let mut sshd = Sshd::start(&files, sshd_port, None);
+    sshd.wait_listening();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let phase = std::sync::Arc::new(AtomicU8::new(0)); // 0 silent, 1 reset, 2 sshd
+    let resets = std::sync::Arc::new(AtomicU32::new(0));
+    let (p, r) = (phase.clone(), resets.clone());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            match p.load(Ordering::SeqCst) {
+                0 => held.push(s),
+                1 => {
+                    r.fetch_add(1, Ordering::SeqCst);
+                    drop(s);
+                }
+                _ => {
+                    tokio::spawn(async move {
+                        let mut t = tokio::net::TcpStream::connect(("127.0.0.1", sshd_port))
+                            .await
+                            .unwrap();
+                        let _ = tokio::io::copy_bidirectional(&mut s, &mut t).await;
+                    });
+                }
+            }
+        }
+    });
+    let cfg = key_cfg(&files);
+    let (poll, slow) = (cfg.poll_interval, cfg.banner_probe_interval);
+    let waiter = tokio::spawn(async move { wait_ready("127.0.0.1", port, &cfg).await });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    phase.store(1, Ordering::SeqCst);
+    let window = Duration::from_millis(2000);
+    tokio::time::sleep(window).await;
+    let seen = resets.load(Ordering::SeqCst);
+    phase.store(2, Ordering::SeqCst);
+    let s = waiter.await.unwrap().expect("SSH once sshd answers");
+    assert!(s.exec("true").await.unwrap().success());
+    // At the silent-probe cadence the window holds about window/slow probes; at the poll
+    // cadence about window/poll. Require well over the former.
+    let at_slow = (window.as_millis() / slow.as_millis()) as u32;
+    assert!(
+        seen > 2 * at_slow + 1,
+        "{seen} probes in {window:?} of resets (poll_interval {poll:?}, silent-probe interval {slow:?})"
+    );
+}
+
+#[tokio::test]
 async fn ssh_pty_gives_commands_a_terminal() {
     let files = prepare(false);
     let port = free_port();

@@ -49,6 +49,18 @@ enum AttemptError {
 /// and is retried after `cfg.auth_retry_delay`. A progress line (elapsed time, last error) is
 /// logged every `cfg.progress_interval`.
 pub async fn wait_ready(host: &str, port: u16, cfg: &SshConfig) -> Result<Session, CommError> {
+    wait_ready_observed(host, port, cfg, &|m| tracing::info!("{m}")).await
+}
+
+/// [`wait_ready`], telling `note` when the SSH server first answers (its banner arrived; what
+/// follows is the guest's key exchange and login check): a build log records the moment the
+/// guest's sshd was detected apart from the moment the login succeeded.
+pub async fn wait_ready_observed(
+    host: &str,
+    port: u16,
+    cfg: &SshConfig,
+    note: &(dyn Fn(&str) + Sync),
+) -> Result<Session, CommError> {
     cfg.validate()?;
     let key = load_key(cfg)?;
     let addr = format!("{host}:{port}");
@@ -67,7 +79,7 @@ pub async fn wait_ready(host: &str, port: u16, cfg: &SshConfig) -> Result<Sessio
     loop {
         attempts += 1;
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let pause = match attempt(host, port, cfg, key.clone(), remaining).await {
+        let pause = match attempt(host, port, cfg, key.clone(), remaining, note).await {
             Ok(session) => {
                 tracing::info!(
                     "SSH ready on {addr} after {} ({attempts} attempt(s)); host key {} accepted (fresh guest: accept-and-record)",
@@ -151,7 +163,7 @@ pub async fn connect_once(host: &str, port: u16, cfg: &SshConfig) -> Result<Sess
     let key = load_key(cfg)?;
     let addr = format!("{host}:{port}");
     let limit = cfg.banner_timeout + cfg.handshake_timeout;
-    attempt(host, port, cfg, key, limit)
+    attempt(host, port, cfg, key, limit, &|_| {})
         .await
         .map_err(|e| match e {
             AttemptError::Auth { tried, offered } => CommError::AuthRejected {
@@ -195,7 +207,9 @@ const MAX_PROBES: usize = 8;
 /// yet: its SYN towards the guest goes unanswered and is only retried on the user-network
 /// stack's own back-off) does not hold up detection: a fresh probe is started every
 /// [`SshConfig::banner_probe_interval`] while earlier ones keep waiting (each up to
-/// `banner_timeout`, so a slow sshd still gets through), and the first banner wins.
+/// `banner_timeout`, so a slow sshd still gets through), and the first banner wins. Once a
+/// probe is reset while others still wait (the guest's network is up, sshd is not), the next
+/// probe follows after [`SshConfig::poll_interval`].
 async fn connect_banner(
     host: &str,
     port: u16,
@@ -217,7 +231,12 @@ async fn connect_banner(
                 // while others still wait (sshd's MaxStartups dropping one of ours) is not
                 // the final word.
                 Some(Err(e)) if pending.is_empty() || matches!(e, AttemptError::Tcp(_)) => return Err(e),
-                Some(Err(_)) => {}
+                // Closed before the banner while older probes still wait: the guest's network
+                // answers now (its TCP stack reset us), so sshd may be seconds away or less.
+                // Probe again at the poll cadence instead of the slow silent-probe one.
+                Some(Err(_)) => {
+                    next_probe = next_probe.min(tokio::time::Instant::now() + cfg.poll_interval);
+                }
                 None => return Err(AttemptError::NoBanner("no SSH banner".into())),
             },
             _ = tokio::time::sleep_until(deadline) => {
@@ -271,9 +290,14 @@ async fn attempt(
     cfg: &SshConfig,
     key: Option<Arc<PrivateKey>>,
     remaining: Duration,
+    note: &(dyn Fn(&str) + Sync),
 ) -> Result<Session, AttemptError> {
     let addr = format!("{host}:{port}");
     let tcp = connect_banner(host, port, cfg, remaining).await?;
+    note(&format!(
+        "SSH server answered on {addr}; authenticating as {}",
+        cfg.username
+    ));
     let host_key = Arc::new(Mutex::new(None));
     let handler = Client {
         host_key: host_key.clone(),

@@ -28,7 +28,7 @@ mod session;
 
 pub(crate) use config::truthy;
 pub use config::{parse_duration, SshConfig};
-pub use connect::{connect_once, wait_ready};
+pub use connect::{connect_once, wait_ready, wait_ready_observed};
 pub use session::{ExitStatus, OutputStream, Session};
 
 use std::time::Duration;

@@ -350,7 +350,9 @@ impl<'a, D: Driver, F: DriverFactory<D>> Pipeline<'a, D, F> {
         let mut prog = self
             .meter
             .wait(&format!("waiting for SSH on {host}:{port}"));
-        let fut = crate::comm::wait_ready(&host, port, &cfg);
+        let log = self.log.clone();
+        let note = move |m: &str| log.line(m);
+        let fut = crate::comm::wait_ready_observed(&host, port, &cfg, &note);
         tokio::pin!(fut);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let session = loop {
