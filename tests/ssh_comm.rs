@@ -361,12 +361,14 @@ async fn silent_forward_does_not_delay_detection() {
 }
 
 #[tokio::test]
-async fn resets_after_silent_probes_are_retried_at_the_poll_cadence() {
+async fn resets_drop_silent_probes_and_poll_at_the_poll_cadence() {
     // QEMU's user-network forward during a guest boot: first silent (the guest's network is
     // down), then every connection reset (network up, sshd not listening yet), then sshd. Once
-    // resets come back, the guest is close: the engine must probe at `poll_interval`, not at the
-    // slower cadence meant for silent connections, while the early silent ones still hang.
+    // resets come back the silent probes are stale (QEMU would deliver their SYNs to sshd later,
+    // each costing the booting guest an sshd process): they must be closed, and from the first
+    // reset on the engine must probe at `poll_interval`, not at the silent-probe cadence.
     use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+    use tokio::io::AsyncReadExt;
     let files = prepare(false);
     let sshd_port = free_port();
     let mut sshd = Sshd::start(&files, sshd_port, None);
@@ -375,13 +377,13 @@ async fn resets_after_silent_probes_are_retried_at_the_poll_cadence() {
     let port = listener.local_addr().unwrap().port();
     let phase = std::sync::Arc::new(AtomicU8::new(0)); // 0 silent, 1 reset, 2 sshd
     let resets = std::sync::Arc::new(AtomicU32::new(0));
-    let (p, r) = (phase.clone(), resets.clone());
+    let held = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::new()));
+    let (p, r, h) = (phase.clone(), resets.clone(), held.clone());
     tokio::spawn(async move {
-        let mut held = Vec::new();
         loop {
             let (mut s, _) = listener.accept().await.unwrap();
             match p.load(Ordering::SeqCst) {
-                0 => held.push(s),
+                0 => h.lock().await.push(s),
                 1 => {
                     r.fetch_add(1, Ordering::SeqCst);
                     drop(s);
@@ -402,9 +404,31 @@ async fn resets_after_silent_probes_are_retried_at_the_poll_cadence() {
     let waiter = tokio::spawn(async move { wait_ready("127.0.0.1", port, &cfg).await });
     tokio::time::sleep(Duration::from_millis(1500)).await;
     phase.store(1, Ordering::SeqCst);
+    // The next fresh probe (silent ones are spaced out) meets the first reset; count from there.
+    let first = Instant::now();
+    while resets.load(Ordering::SeqCst) == 0 {
+        assert!(
+            first.elapsed() < Duration::from_secs(10),
+            "no probe within 10 s of resets"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let window = Duration::from_millis(2000);
     tokio::time::sleep(window).await;
-    let seen = resets.load(Ordering::SeqCst);
+    let seen = resets.load(Ordering::SeqCst) - 1;
+    let mut silent = std::mem::take(&mut *held.lock().await);
+    assert!(
+        !silent.is_empty(),
+        "the silent phase should have held probes"
+    );
+    for (i, s) in silent.iter_mut().enumerate() {
+        let mut b = [0u8; 1];
+        let r = tokio::time::timeout(Duration::from_millis(200), s.read(&mut b)).await;
+        assert!(
+            matches!(r, Ok(Ok(0)) | Ok(Err(_))),
+            "silent probe {i} still open after resets: {r:?}"
+        );
+    }
     phase.store(2, Ordering::SeqCst);
     let s = waiter.await.unwrap().expect("SSH once sshd answers");
     assert!(s.exec("true").await.unwrap().success());

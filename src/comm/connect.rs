@@ -1,5 +1,6 @@
 //! Readiness polling and one connect + authenticate attempt.
 
+use super::probe::{connect_banner, ProbeError};
 use super::session::Session;
 use super::{fmt_duration, CommError, SshConfig, WaitStage};
 use crate::secret::redact;
@@ -8,7 +9,6 @@ use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicK
 use russh::MethodKind;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 
 /// russh handler: accept-and-record host key policy (see the module documentation).
 pub(crate) struct Client {
@@ -29,10 +29,8 @@ impl client::Handler for Client {
 
 /// Why one attempt failed.
 enum AttemptError {
-    /// TCP connect failed (refused, unreachable, timed out).
-    Tcp(String),
-    /// TCP accepted, but the connection closed or stayed silent before the SSH banner.
-    NoBanner(String),
+    /// No SSH banner: refused, closed before the banner, or silent.
+    Probe(ProbeError),
     /// Key exchange or the SSH transport failed.
     Handshake(String),
     /// Authentication rejected: methods tried, methods the server offers.
@@ -71,6 +69,8 @@ pub async fn wait_ready_observed(
     let mut last_error: String;
     let mut auth_failures = 0u32;
     let mut attempts = 0u64;
+    // Did the last attempt hear from the guest's network (refusal, reset, an SSH server)?
+    let mut net_answered = false;
     tracing::info!(
         "waiting for SSH on {addr} as {} (timeout {})",
         cfg.username,
@@ -79,7 +79,12 @@ pub async fn wait_ready_observed(
     loop {
         attempts += 1;
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let pause = match attempt(host, port, cfg, key.clone(), remaining, note).await {
+        let result = attempt(host, port, cfg, key.clone(), remaining, net_answered, note).await;
+        net_answered = match &result {
+            Err(AttemptError::Probe(e)) => e.answered(),
+            _ => true,
+        };
+        let pause = match result {
             Ok(session) => {
                 tracing::info!(
                     "SSH ready on {addr} after {} ({attempts} attempt(s)); host key {} accepted (fresh guest: accept-and-record)",
@@ -91,11 +96,11 @@ pub async fn wait_ready_observed(
                 }
                 return Ok(session);
             }
-            Err(AttemptError::Tcp(e)) => {
+            Err(AttemptError::Probe(ProbeError::Tcp(e))) => {
                 last_error = e;
                 cfg.poll_interval
             }
-            Err(AttemptError::NoBanner(e)) => {
+            Err(AttemptError::Probe(ProbeError::Closed(e) | ProbeError::Silent(e))) => {
                 stage = stage.max(WaitStage::NoBanner);
                 last_error = e;
                 cfg.poll_interval
@@ -163,7 +168,7 @@ pub async fn connect_once(host: &str, port: u16, cfg: &SshConfig) -> Result<Sess
     let key = load_key(cfg)?;
     let addr = format!("{host}:{port}");
     let limit = cfg.banner_timeout + cfg.handshake_timeout;
-    attempt(host, port, cfg, key, limit, &|_| {})
+    attempt(host, port, cfg, key, limit, false, &|_| {})
         .await
         .map_err(|e| match e {
             AttemptError::Auth { tried, offered } => CommError::AuthRejected {
@@ -173,13 +178,14 @@ pub async fn connect_once(host: &str, port: u16, cfg: &SshConfig) -> Result<Sess
                 tried: tried.join(", "),
                 offered,
             },
-            AttemptError::Tcp(m) | AttemptError::NoBanner(m) | AttemptError::Handshake(m) => {
-                CommError::Ssh {
-                    addr,
-                    context: "connect".into(),
-                    message: redact(&m),
-                }
-            }
+            AttemptError::Probe(
+                ProbeError::Tcp(m) | ProbeError::Closed(m) | ProbeError::Silent(m),
+            )
+            | AttemptError::Handshake(m) => CommError::Ssh {
+                addr,
+                context: "connect".into(),
+                message: redact(&m),
+            },
         })
 }
 
@@ -195,109 +201,25 @@ fn load_key(cfg: &SshConfig) -> Result<Option<Arc<PrivateKey>>, CommError> {
         })
 }
 
-/// Silent connections kept open at once (OpenSSH's MaxStartups starts refusing at 10).
-const MAX_PROBES: usize = 8;
-
-/// A TCP connection on which the server has started to speak (its SSH banner is waiting).
-///
-/// An SSH server speaks first, so waiting for its banner distinguishes "port forwarded but
-/// nobody home" from a real handshake problem, cheaply. A refused connection, or one closed
-/// before the banner while no other probe waits, is reported at once (the caller polls again
-/// shortly). A connection that stays silent (QEMU's forward while the guest's network is not up
-/// yet: its SYN towards the guest goes unanswered and is only retried on the user-network
-/// stack's own back-off) does not hold up detection: a fresh probe is started every
-/// [`SshConfig::banner_probe_interval`] while earlier ones keep waiting (each up to
-/// `banner_timeout`, so a slow sshd still gets through), and the first banner wins. Once a
-/// probe is reset while others still wait (the guest's network is up, sshd is not), the next
-/// probe follows after [`SshConfig::poll_interval`].
-async fn connect_banner(
-    host: &str,
-    port: u16,
-    cfg: &SshConfig,
-    remaining: Duration,
-) -> Result<TcpStream, AttemptError> {
-    use futures_util::stream::{FuturesUnordered, StreamExt};
-    let limit = remaining.min(cfg.banner_timeout);
-    let deadline = tokio::time::Instant::now() + limit;
-    let interval = cfg.banner_probe_interval.max(Duration::from_millis(50));
-    let mut pending = FuturesUnordered::new();
-    pending.push(probe(host, port, deadline));
-    let mut next_probe = tokio::time::Instant::now() + interval;
-    loop {
-        tokio::select! {
-            done = pending.next() => match done {
-                Some(Ok(stream)) => return Ok(stream),
-                // Refused: the port is closed, say so now. A probe closed before the banner
-                // while others still wait (sshd's MaxStartups dropping one of ours) is not
-                // the final word.
-                Some(Err(e)) if pending.is_empty() || matches!(e, AttemptError::Tcp(_)) => return Err(e),
-                // Closed before the banner while older probes still wait: the guest's network
-                // answers now (its TCP stack reset us), so sshd may be seconds away or less.
-                // Probe again at the poll cadence instead of the slow silent-probe one.
-                Some(Err(_)) => {
-                    next_probe = next_probe.min(tokio::time::Instant::now() + cfg.poll_interval);
-                }
-                None => return Err(AttemptError::NoBanner("no SSH banner".into())),
-            },
-            _ = tokio::time::sleep_until(deadline) => {
-                return Err(AttemptError::NoBanner(format!(
-                    "no SSH banner within {}",
-                    fmt_duration(limit)
-                )))
-            }
-            _ = tokio::time::sleep_until(next_probe), if next_probe < deadline && pending.len() < MAX_PROBES => {
-                tracing::debug!("no SSH banner yet on {host}:{port}; probing with a new connection");
-                pending.push(probe(host, port, deadline));
-                next_probe += interval;
-            }
-        }
-    }
-}
-
-/// One TCP connection, waiting until `deadline` for the server's first bytes.
-async fn probe(
-    host: &str,
-    port: u16,
-    deadline: tokio::time::Instant,
-) -> Result<TcpStream, AttemptError> {
-    let connect = tokio::time::timeout_at(deadline, TcpStream::connect((host, port)));
-    let tcp = match connect.await {
-        Err(_) => return Err(AttemptError::Tcp("TCP connect timed out".into())),
-        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            return Err(AttemptError::Tcp("connection refused (port closed)".into()))
-        }
-        Ok(Err(e)) => return Err(AttemptError::Tcp(format!("TCP connect failed: {e}"))),
-        Ok(Ok(s)) => s,
-    };
-    let _ = tcp.set_nodelay(true);
-    let mut buf = [0u8; 4];
-    match tokio::time::timeout_at(deadline, tcp.peek(&mut buf)).await {
-        // Silent until the deadline: `connect_banner` reports that itself.
-        Err(_) => std::future::pending().await,
-        Ok(Ok(0)) => Err(AttemptError::NoBanner(
-            "connection closed before the SSH banner (sshd not up yet)".into(),
-        )),
-        Ok(Err(e)) => Err(AttemptError::NoBanner(format!(
-            "connection failed before the SSH banner: {e}"
-        ))),
-        Ok(Ok(_)) => Ok(tcp),
-    }
-}
-
 async fn attempt(
     host: &str,
     port: u16,
     cfg: &SshConfig,
     key: Option<Arc<PrivateKey>>,
     remaining: Duration,
+    net_answered: bool,
     note: &(dyn Fn(&str) + Sync),
 ) -> Result<Session, AttemptError> {
     let addr = format!("{host}:{port}");
-    let tcp = connect_banner(host, port, cfg, remaining).await?;
+    let banner = connect_banner(host, port, cfg, remaining, net_answered)
+        .await
+        .map_err(AttemptError::Probe)?;
     note(&format!(
-        "SSH server answered on {addr}; authenticating as {}",
+        "SSH server answered on {addr} ({:.2} s after this connection was opened); authenticating as {}",
+        banner.waited.as_secs_f64(),
         cfg.username
     ));
+    let tcp = banner.tcp;
     let host_key = Arc::new(Mutex::new(None));
     let handler = Client {
         host_key: host_key.clone(),

@@ -4,10 +4,10 @@
 //! * readiness polling is cheap and fast: a closed port fails with `ConnectionRefused` at once,
 //!   a port that accepts TCP but closes before the SSH banner (QEMU's user-network forward while
 //!   the guest's sshd is not up yet) is retried after [`SshConfig::poll_interval`] (100 ms), so
-//!   sshd is seen within a few hundred milliseconds of starting (measured: 0.08–0.2 s from
-//!   "Server listening" to an authenticated session); a forward that accepts and then stays
-//!   silent (guest network not up yet) gets a fresh probe every second instead of blocking for
-//!   the whole banner timeout;
+//!   a connection reaches sshd within about 100 ms of it listening (what follows, the banner
+//!   and the login, runs at the guest's pace: docs/BENCHMARKS.md); a forward that accepts and
+//!   then stays silent (guest network not up yet) gets fresh probes, spaced out so as not to
+//!   load the booting guest (`probe.rs`), instead of blocking for the whole banner timeout;
 //! * every connect + key exchange + authentication attempt is bounded by a timeout (russh has
 //!   none of its own);
 //! * like Packer, only authentication rejections count against `ssh_handshake_attempts`; the
@@ -24,6 +24,7 @@
 
 mod config;
 mod connect;
+mod probe;
 mod session;
 
 pub(crate) use config::truthy;
