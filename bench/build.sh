@@ -110,10 +110,10 @@ packer_run() { # $1 = run number
 }
 
 record() { # engine name t0 t1 log serial_ts
-  local eng=$1 n=$2 ph conn lat gt
+  local eng=$1 n=$2 ph ssh lat gt
   ph=$(python3 $H "$eng-phases" "$5" "$3" "$4")
-  conn=$(python3 -c 'import json,sys;print(json.loads(sys.argv[1])["connected"])' "$ph")
-  lat=$(python3 $H sshlat "$6" "$conn" 2>/dev/null || echo null)
+  ssh=$(python3 -c 'import json,sys;print(json.dumps(json.loads(sys.argv[1])["ssh"]))' "$ph")
+  lat=$(python3 $H sshlat "$6" "$ssh" 2>/dev/null || echo null)
   gt=$(awk -F': ' '/Maximum resident set size/{print $2}' "$W/$n.time")
   python3 - "$eng" "$n" "$ph" "$lat" "$gt" "$W/$n.rss.json" >> "$W/runs.jsonl" <<'PY'
 import json, sys
@@ -124,7 +124,7 @@ own = comm.get("packer", 0) if eng == "packer" else r["root"]
 kids = {k: v for k, v in r["by_comm"].items() if k not in ("osimager", "packer")}
 big = max(kids.items(), key=lambda kv: kv[1]) if kids else None
 print(json.dumps({"engine": eng, "name": n, "phases": json.loads(ph)["phases"],
-                  "ssh_latency": None if lat == "null" else float(lat), "gnu_time_kib": int(gt),
+                  "ssh_latency": json.loads(lat), "gnu_time_kib": int(gt),
                   "rss": {"own": own, "largest_child": f"{big[0]} {big[1]/1024:.0f}" if big else "–",
                           "raw": r}}))
 PY
@@ -183,7 +183,12 @@ notes = ("Fairness: the Packer template is `osimager dump` of the same target, n
          "in a file (as the native engine does) for the SSH latency measurement. Packer runs from "
          "the repository root (the data tree), like the native engine's Ansible, so both read "
          "./ansible.cfg. tests/testos/packer-testos.json is not used: it runs a different, smaller "
-         "playbook plus a shell provisioner.")
+         "playbook plus a shell provisioner. CPU model: both engines start QEMU without `-cpu` "
+         "(QEMU's default qemu64): Packer 1.6.6 has no cpu_model key, and the native driver passes "
+         "no -cpu under TCG unless cpu_model is set. Until 2026-12-03 the native driver passed "
+         "`-cpu max` under TCG, which made the same guest code 25-70 % slower (python3 start-up, "
+         "compile, sha256sum measured inside the testos guest) and native provisioning ~9 s "
+         "slower than Packer's in the same run.")
 res = {"command": sys.argv[3].strip(), "date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
        "host": f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}",
        "load": sys.argv[4], "target": sys.argv[5], "runs": runs,
