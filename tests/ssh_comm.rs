@@ -309,38 +309,79 @@ async fn long_waits_report_progress_with_the_last_error() {
     assert!(!log.contains("unused-pw-3"));
 }
 
-#[tokio::test]
-async fn silent_forward_does_not_delay_detection() {
-    // QEMU's user-network forward while the guest's network is still down: TCP is accepted,
-    // then nothing (the SYN towards the guest goes unanswered). Model: a proxy that holds every
-    // connection silently until "the guest comes up", then forwards new ones to a real sshd.
-    // Held connections stay silent forever (the worst case).
-    use std::sync::atomic::{AtomicBool, Ordering};
+/// A stand-in for QEMU's user-network forward of a booting guest's port 22, in one of three
+/// modes: `SILENT` (the guest's network is down: TCP accepted, then nothing, held open),
+/// `RESET` (network up, sshd not listening: closed at once) and `SSHD` (forwarded to sshd).
+struct Forward {
+    port: u16,
+    mode: std::sync::Arc<std::sync::atomic::AtomicU8>,
+    resets: std::sync::Arc<std::sync::atomic::AtomicU32>,
+    held: std::sync::Arc<tokio::sync::Mutex<Vec<tokio::net::TcpStream>>>,
+}
+
+impl Forward {
+    const SILENT: u8 = 0;
+    const RESET: u8 = 1;
+    const SSHD: u8 = 2;
+
+    async fn start(sshd_port: u16) -> Forward {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let f = Forward {
+            port: listener.local_addr().unwrap().port(),
+            mode: Default::default(),
+            resets: Default::default(),
+            held: Default::default(),
+        };
+        let (mode, resets, held) = (f.mode.clone(), f.resets.clone(), f.held.clone());
+        tokio::spawn(async move {
+            loop {
+                let (mut s, _) = listener.accept().await.unwrap();
+                match mode.load(Ordering::SeqCst) {
+                    Forward::SILENT => held.lock().await.push(s),
+                    Forward::RESET => {
+                        resets.fetch_add(1, Ordering::SeqCst);
+                        drop(s);
+                    }
+                    _ => {
+                        tokio::spawn(async move {
+                            let mut t = tokio::net::TcpStream::connect(("127.0.0.1", sshd_port))
+                                .await
+                                .unwrap();
+                            let _ = tokio::io::copy_bidirectional(&mut s, &mut t).await;
+                        });
+                    }
+                }
+            }
+        });
+        f
+    }
+
+    fn set(&self, mode: u8) {
+        self.mode.store(mode, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn resets(&self) -> u32 {
+        self.resets.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A real sshd behind a [`Forward`] (in `SILENT` mode), and communicator settings for it.
+async fn forwarded_sshd() -> (ssh_common::SshdFiles, Sshd, Forward, SshConfig) {
     let files = prepare(false);
     let sshd_port = free_port();
     let mut sshd = Sshd::start(&files, sshd_port, None);
     sshd.wait_listening();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let up = std::sync::Arc::new(AtomicBool::new(false));
-    let proxy_up = up.clone();
-    tokio::spawn(async move {
-        let mut held = Vec::new();
-        loop {
-            let (mut s, _) = listener.accept().await.unwrap();
-            if !proxy_up.load(Ordering::SeqCst) {
-                held.push(s);
-                continue;
-            }
-            tokio::spawn(async move {
-                let mut t = tokio::net::TcpStream::connect(("127.0.0.1", sshd_port))
-                    .await
-                    .unwrap();
-                let _ = tokio::io::copy_bidirectional(&mut s, &mut t).await;
-            });
-        }
-    });
     let cfg = key_cfg(&files);
+    (files, sshd, Forward::start(sshd_port).await, cfg)
+}
+
+#[tokio::test]
+async fn silent_forward_does_not_delay_detection() {
+    // The guest's network comes up with sshd already listening; connections held silent stay
+    // silent forever (the worst case).
+    let (_files, _sshd, fwd, cfg) = forwarded_sshd().await;
+    let port = fwd.port;
     let waiter = tokio::spawn(async move {
         let r = wait_ready("127.0.0.1", port, &cfg).await;
         (r, Instant::now())
@@ -348,7 +389,7 @@ async fn silent_forward_does_not_delay_detection() {
     tokio::time::sleep(Duration::from_millis(2500)).await;
     assert!(!waiter.is_finished());
     let guest_up = Instant::now();
-    up.store(true, Ordering::SeqCst);
+    fwd.set(Forward::SSHD);
     let (r, ready_at) = waiter.await.unwrap();
     let s = r.expect("SSH through the forward");
     eprintln!(
@@ -362,51 +403,20 @@ async fn silent_forward_does_not_delay_detection() {
 
 #[tokio::test]
 async fn resets_drop_silent_probes_and_poll_at_the_poll_cadence() {
-    // QEMU's user-network forward during a guest boot: first silent (the guest's network is
-    // down), then every connection reset (network up, sshd not listening yet), then sshd. Once
-    // resets come back the silent probes are stale (QEMU would deliver their SYNs to sshd later,
-    // each costing the booting guest an sshd process): they must be closed, and from the first
-    // reset on the engine must probe at `poll_interval`, not at the silent-probe cadence.
-    use std::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+    // First silent, then every connection reset, then sshd. Once resets come back the silent
+    // probes are stale (QEMU would deliver their SYNs to sshd later, each costing the booting
+    // guest an sshd process): they must be closed, and from the first reset on the engine must
+    // probe at `poll_interval`, not at the silent-probe cadence.
     use tokio::io::AsyncReadExt;
-    let files = prepare(false);
-    let sshd_port = free_port();
-    let mut sshd = Sshd::start(&files, sshd_port, None);
-    sshd.wait_listening();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let phase = std::sync::Arc::new(AtomicU8::new(0)); // 0 silent, 1 reset, 2 sshd
-    let resets = std::sync::Arc::new(AtomicU32::new(0));
-    let held = std::sync::Arc::new(tokio::sync::Mutex::new(Vec::new()));
-    let (p, r, h) = (phase.clone(), resets.clone(), held.clone());
-    tokio::spawn(async move {
-        loop {
-            let (mut s, _) = listener.accept().await.unwrap();
-            match p.load(Ordering::SeqCst) {
-                0 => h.lock().await.push(s),
-                1 => {
-                    r.fetch_add(1, Ordering::SeqCst);
-                    drop(s);
-                }
-                _ => {
-                    tokio::spawn(async move {
-                        let mut t = tokio::net::TcpStream::connect(("127.0.0.1", sshd_port))
-                            .await
-                            .unwrap();
-                        let _ = tokio::io::copy_bidirectional(&mut s, &mut t).await;
-                    });
-                }
-            }
-        }
-    });
-    let cfg = key_cfg(&files);
+    let (_files, _sshd, fwd, cfg) = forwarded_sshd().await;
+    let port = fwd.port;
     let (poll, slow) = (cfg.poll_interval, cfg.banner_probe_interval);
     let waiter = tokio::spawn(async move { wait_ready("127.0.0.1", port, &cfg).await });
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    phase.store(1, Ordering::SeqCst);
+    fwd.set(Forward::RESET);
     // The next fresh probe (silent ones are spaced out) meets the first reset; count from there.
     let first = Instant::now();
-    while resets.load(Ordering::SeqCst) == 0 {
+    while fwd.resets() == 0 {
         assert!(
             first.elapsed() < Duration::from_secs(10),
             "no probe within 10 s of resets"
@@ -415,8 +425,8 @@ async fn resets_drop_silent_probes_and_poll_at_the_poll_cadence() {
     }
     let window = Duration::from_millis(2000);
     tokio::time::sleep(window).await;
-    let seen = resets.load(Ordering::SeqCst) - 1;
-    let mut silent = std::mem::take(&mut *held.lock().await);
+    let seen = fwd.resets() - 1;
+    let mut silent = std::mem::take(&mut *fwd.held.lock().await);
     assert!(
         !silent.is_empty(),
         "the silent phase should have held probes"
@@ -429,7 +439,7 @@ async fn resets_drop_silent_probes_and_poll_at_the_poll_cadence() {
             "silent probe {i} still open after resets: {r:?}"
         );
     }
-    phase.store(2, Ordering::SeqCst);
+    fwd.set(Forward::SSHD);
     let s = waiter.await.unwrap().expect("SSH once sshd answers");
     assert!(s.exec("true").await.unwrap().success());
     // At the silent-probe cadence the window holds about window/slow probes; at the poll
