@@ -45,12 +45,9 @@ pub enum IsoError {
     NoSumsEntry { sums: String, name: String },
     #[error("{url}: unsupported URL scheme (use http://, https://, file:// or a local path)")]
     Scheme { url: String },
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    // The I/O error is in the message, not a `source`: a cause chain would print it twice.
+    #[error("{path}: {err}")]
+    Io { path: PathBuf, err: std::io::Error },
     #[error("no iso_url or iso_urls in the builder: set one")]
     NoUrl,
     #[error("could not obtain the ISO from any URL:\n  {}", .0.join("\n  "))]
@@ -61,7 +58,7 @@ impl IsoError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> IsoError {
         IsoError::Io {
             path: path.to_path_buf(),
-            source,
+            err: source,
         }
     }
 }
