@@ -33,7 +33,8 @@ pub struct SshConfig {
     pub auth_retry_delay: Duration,
     /// How long to wait for the server's SSH banner after the TCP connection is accepted.
     pub banner_timeout: Duration,
-    /// While a connection stays silent, open another one this often (see `wait_ready`).
+    /// While a connection stays silent, open another one after this long, then after twice
+    /// the previous gap (three times as long after a refusal or reset; see `probe.rs`).
     pub banner_probe_interval: Duration,
     /// Upper bound for key exchange + authentication of one attempt.
     pub handshake_timeout: Duration,
