@@ -96,7 +96,7 @@ pub async fn wait_ready_observed(
                 }
                 return Ok(session);
             }
-            Err(AttemptError::Probe(ProbeError::Tcp(e))) => {
+            Err(AttemptError::Probe(ProbeError::Refused(e) | ProbeError::Tcp(e))) => {
                 last_error = e;
                 cfg.poll_interval
             }
@@ -179,7 +179,10 @@ pub async fn connect_once(host: &str, port: u16, cfg: &SshConfig) -> Result<Sess
                 offered,
             },
             AttemptError::Probe(
-                ProbeError::Tcp(m) | ProbeError::Closed(m) | ProbeError::Silent(m),
+                ProbeError::Refused(m)
+                | ProbeError::Tcp(m)
+                | ProbeError::Closed(m)
+                | ProbeError::Silent(m),
             )
             | AttemptError::Handshake(m) => CommError::Ssh {
                 addr,

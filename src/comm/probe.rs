@@ -29,7 +29,9 @@ const MAX_PROBES: usize = 8;
 
 /// Why no banner was found.
 pub(super) enum ProbeError {
-    /// TCP connect failed (refused, unreachable, timed out).
+    /// Connection refused: nothing listens, but the host answered.
+    Refused(String),
+    /// TCP connect failed otherwise (unreachable, timed out).
     Tcp(String),
     /// Accepted, then closed or failed before the banner: something answers, sshd is not up.
     Closed(String),
@@ -41,9 +43,8 @@ impl ProbeError {
     /// The guest's network stack answered (refusal or reset), as opposed to silence.
     pub(super) fn answered(&self) -> bool {
         match self {
-            ProbeError::Tcp(m) => m.starts_with("connection refused"),
-            ProbeError::Closed(_) => true,
-            ProbeError::Silent(_) => false,
+            ProbeError::Refused(_) | ProbeError::Closed(_) => true,
+            ProbeError::Tcp(_) | ProbeError::Silent(_) => false,
         }
     }
 }
@@ -109,7 +110,9 @@ async fn probe(host: &str, port: u16, deadline: Instant) -> Result<Banner, Probe
     let tcp = match connect.await {
         Err(_) => return Err(ProbeError::Tcp("TCP connect timed out".into())),
         Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
-            return Err(ProbeError::Tcp("connection refused (port closed)".into()))
+            return Err(ProbeError::Refused(
+                "connection refused (port closed)".into(),
+            ))
         }
         Ok(Err(e)) => return Err(ProbeError::Tcp(format!("TCP connect failed: {e}"))),
         Ok(Ok(s)) => s,
