@@ -2,7 +2,8 @@
 //! serial port and powers off after Enter — `fixtures/echo_boot.S`).
 
 use osimager_drivers::bootcmd::{parse, Fields, KeyEvent};
-use osimager_drivers::qemu::{QemuConfig, QemuDriver, QemuEnv};
+use osimager_drivers::qemu::{QemuConfig, QemuDriver};
+use osimager_drivers::{DriverEnv, Media};
 use osimager_drivers::Driver;
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
@@ -23,11 +24,17 @@ fn builder(extra: Value) -> serde_json::Map<String, Value> {
     b.as_object().unwrap().clone()
 }
 
-fn env(dir: &Path) -> QemuEnv {
-    QemuEnv {
+fn env(dir: &Path) -> DriverEnv {
+    DriverEnv {
         build_name: "echo".into(),
         work_dir: dir.join("work"),
         log_dir: dir.join("logs"),
+        vars: Vec::new(),
+    }
+}
+
+fn echo_media() -> Media {
+    Media {
         iso_path: Some(ECHO_BOOT.into()),
         http: None,
     }
@@ -85,7 +92,7 @@ async fn full_lifecycle_on_real_qemu() {
         "output_directory": out_dir,
     }));
     let mut d = QemuDriver::new(QemuConfig::from_builder(&b, env(dir.path())).unwrap());
-    d.create().await.unwrap();
+    d.create(&echo_media()).await.unwrap();
     assert_eq!(d.disks().len(), 2);
     let info = qemu_img_info(&d.disks()[0]);
     assert_eq!(info["format"], "qcow2");
@@ -100,7 +107,8 @@ async fn full_lifecycle_on_real_qemu() {
         "vCPU threads not found (debug-threads=on)"
     );
     let argv = d.argv().join(" ");
-    let (host, port) = d.ssh_endpoint();
+    let a = d.ssh_address(Duration::from_secs(1)).await.unwrap();
+    let (host, port) = (a.host, a.port);
     assert_eq!(host, "127.0.0.1");
     assert!((20000..=29999).contains(&port));
     assert!(
@@ -127,7 +135,7 @@ async fn full_lifecycle_on_real_qemu() {
     // `<<On><<Off>` is a press/release of '<' (shift+comma) through input-send-event.
     assert!(events.contains(&KeyEvent::Down(osimager_drivers::bootcmd::Key::Char('<'))));
     events.extend(parse(&["<wait100ms><enter>".to_string()], &Fields::new()).unwrap());
-    d.send_keys(&events).await.unwrap();
+    d.send_keys(&events, &|_, _| {}).await.unwrap();
 
     assert!(
         d.wait_stopped(Duration::from_secs(60)).await.unwrap(),
@@ -171,7 +179,7 @@ async fn powerdown_force_stop_and_destroy_while_running() {
         json!({"vnc_port_min": 5990, "vnc_port_max": 5999, "skip_compaction": true, "format": "raw"}),
     );
     let mut d = QemuDriver::new(QemuConfig::from_builder(&b, env(dir.path())).unwrap());
-    d.create().await.unwrap();
+    d.create(&echo_media()).await.unwrap();
     d.start().await.unwrap();
     let vnc = d.vnc_port().expect("VNC port");
     assert!((5990..=5999).contains(&vnc));
@@ -201,7 +209,7 @@ async fn powerdown_force_stop_and_destroy_while_running() {
     let files = d.export(&out).await.unwrap();
     assert_eq!(qemu_img_info(&files[0])["format"], "raw");
     d.destroy().await.unwrap();
-    assert!(d.send_keys(&[]).await.is_err());
+    assert!(d.send_keys(&[], &|_, _| {}).await.is_err());
 }
 
 #[tokio::test]
@@ -209,9 +217,9 @@ async fn destroy_kills_a_running_vm() {
     let dir = tempfile::tempdir().unwrap();
     let mut d =
         QemuDriver::new(QemuConfig::from_builder(&builder(json!({})), env(dir.path())).unwrap());
-    d.create().await.unwrap();
+    d.create(&echo_media()).await.unwrap();
     d.start().await.unwrap();
-    let (_, port) = d.ssh_endpoint();
+    let port = d.ssh_address(Duration::from_secs(1)).await.unwrap().port;
     d.destroy().await.unwrap();
     assert!(
         std::net::TcpListener::bind(("127.0.0.1", port)).is_ok(),
@@ -230,13 +238,13 @@ async fn shutdown_event_stops_a_no_shutdown_qemu() {
         ["-netdev", "user,id=user.0,restrict=on"], ["-no-shutdown"]
     ]}));
     let mut d = QemuDriver::new(QemuConfig::from_builder(&b, env(dir.path())).unwrap());
-    d.create().await.unwrap();
+    d.create(&echo_media()).await.unwrap();
     d.start().await.unwrap();
     assert!(d.argv().contains(&"-no-shutdown".to_string()));
     let text = serial_contains(&d.serial_log(), "R\n", Duration::from_secs(60)).await;
     assert!(text.starts_with("R\n"), "{text:?}");
     let enter = parse(&["<enter>".to_string()], &Fields::new()).unwrap();
-    d.send_keys(&enter).await.unwrap();
+    d.send_keys(&enter, &|_, _| {}).await.unwrap();
     assert!(d.wait_stopped(Duration::from_secs(60)).await.unwrap());
     assert_eq!(d.shutdown_event().unwrap()["reason"], "guest-shutdown");
     let files = d.export(&dir.path().join("out")).await.unwrap();

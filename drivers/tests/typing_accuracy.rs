@@ -11,7 +11,8 @@
 //!   `cargo test -p osimager-drivers --test typing_accuracy -- --ignored --nocapture`.
 
 use osimager_drivers::bootcmd::{parse, Fields, KeyEvent};
-use osimager_drivers::qemu::{QemuConfig, QemuDriver, QemuEnv, DEFAULT_KEY_INTERVAL};
+use osimager_drivers::qemu::{QemuConfig, QemuDriver, DEFAULT_KEY_INTERVAL};
+use osimager_drivers::{DriverEnv, Media};
 use osimager_drivers::Driver;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -91,15 +92,18 @@ async fn trial(
         "disk_interface": "ide", "boot_key_interval": format!("{}us", interval.as_micros()),
         "qemuargs": [["-netdev", "user,id=user.0,restrict=on"]]
     });
-    let env = QemuEnv {
+    let env = DriverEnv {
         build_name: "typing".into(),
         work_dir: dir.path().join("work"),
         log_dir: dir.path().join("logs"),
+        vars: Vec::new(),
+    };
+    let media = Media {
         iso_path: Some(media.to_path_buf()),
         http: None,
     };
     let mut d = QemuDriver::new(QemuConfig::from_builder(b.as_object().unwrap(), env).unwrap());
-    d.create().await.unwrap();
+    d.create(&media).await.unwrap();
     d.start().await.unwrap();
     let log = d.serial_log();
     let booted = wait_for(&log, ready, Duration::from_secs(120)).await;
@@ -109,7 +113,7 @@ async fn trial(
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let start = Instant::now();
-    d.send_keys(&events_for(text)).await.unwrap();
+    d.send_keys(&events_for(text), &|_, _| {}).await.unwrap();
     let took = start.elapsed();
     // Let the guest drain its keyboard buffer.
     let after = |s: &str| {

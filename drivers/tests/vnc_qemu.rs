@@ -1,7 +1,8 @@
 //! The VNC client against QEMU's own VNC server: keys typed over RFB reach the echo guest.
 
 use osimager_drivers::bootcmd::{parse, Fields};
-use osimager_drivers::qemu::{QemuConfig, QemuDriver, QemuEnv};
+use osimager_drivers::qemu::{QemuConfig, QemuDriver};
+use osimager_drivers::{DriverEnv, Media};
 use osimager_drivers::vnc::{VncClient, VncError};
 use osimager_drivers::Driver;
 use serde_json::json;
@@ -31,15 +32,18 @@ async fn vnc_keys_reach_the_guest() {
         "vnc_port_min": 5950, "vnc_port_max": 5999,
         "qemuargs": [["-netdev", "user,id=user.0,restrict=on"]]
     });
-    let env = QemuEnv {
+    let env = DriverEnv {
         build_name: "vnc".into(),
         work_dir: dir.path().join("work"),
         log_dir: dir.path().join("logs"),
-        iso_path: Some(ECHO_BOOT.into()),
-        http: None,
+        vars: Vec::new(),
     };
     let mut d = QemuDriver::new(QemuConfig::from_builder(b.as_object().unwrap(), env).unwrap());
-    d.create().await.unwrap();
+    d.create(&Media {
+        iso_path: Some(ECHO_BOOT.into()),
+        http: None,
+    })
+    .await.unwrap();
     d.start().await.unwrap();
     let port = d.vnc_port().expect("QEMU reports its VNC port");
     let log = d.serial_log();

@@ -32,9 +32,9 @@ pub(crate) fn qemuargs_fields(cfg: &QemuConfig, plan: &LaunchPlan) -> Fields {
     let mut f = Fields::new()
         .with("Name", cfg.vm_name.clone())
         .with("OutputDir", cfg.output_directory.display().to_string());
-    if let Some((ip, port)) = &cfg.env.http {
-        f.insert("HTTPIP", ip.clone());
-        f.insert("HTTPPort", port.to_string());
+    if let Some(h) = &cfg.media.http {
+        f.insert("HTTPIP", h.ip.clone());
+        f.insert("HTTPPort", h.port.to_string());
     }
     if let Some(p) = plan.ssh_host_port {
         f.insert("SSHHostPort", p.to_string());
@@ -117,7 +117,7 @@ fn defaults(cfg: &QemuConfig, plan: &LaunchPlan) -> Vec<(String, Vec<String>)> {
         }
     }
     if !cfg.disk_image {
-        if let Some(iso) = &cfg.env.iso_path {
+        if let Some(iso) = &cfg.media.iso_path {
             drives.push(format!("file={},media=cdrom", esc(iso)));
         }
     }
@@ -133,7 +133,7 @@ fn defaults(cfg: &QemuConfig, plan: &LaunchPlan) -> Vec<(String, Vec<String>)> {
     }
     add("-device", devices);
     add("-drive", drives);
-    let boot_cd = !cfg.disk_image && cfg.env.iso_path.is_some();
+    let boot_cd = !cfg.disk_image && cfg.media.iso_path.is_some();
     add(
         "-boot",
         vec![if boot_cd { "once=d".into() } else { "c".into() }],

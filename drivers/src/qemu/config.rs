@@ -2,6 +2,7 @@
 
 use super::value::{parse_size_mib, Builder};
 use crate::bootcmd::parse_go_duration;
+use crate::driver::{DriverEnv, Media};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,22 +16,6 @@ pub struct ConfigError {
     pub message: String,
 }
 
-/// What the engine knows that the builder block does not say.
-#[derive(Debug, Clone, Default)]
-pub struct QemuEnv {
-    /// The build's name: defaults `vm_name` to `packer-<name>` and `output_directory` to
-    /// `output-<name>`, as Packer does.
-    pub build_name: String,
-    /// Private work directory for the VM's disks, CD image and EFI variables (created if
-    /// missing; `destroy` removes what the driver put there).
-    pub work_dir: PathBuf,
-    /// Where the serial console log (`<vm_name>-serial.log`) and QEMU's stderr go.
-    pub log_dir: PathBuf,
-    /// The installer ISO (or, with `disk_image`, the base disk image), already downloaded.
-    pub iso_path: Option<PathBuf>,
-    /// `{{ .HTTPIP }}` / `{{ .HTTPPort }}` for `qemuargs`, when an HTTP server runs.
-    pub http: Option<(String, u16)>,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiskFormat {
@@ -130,7 +115,10 @@ pub struct QemuConfig {
     pub cd_content: BTreeMap<String, String>,
     pub cd_label: Option<String>,
     pub ssh: Option<SshForward>,
-    pub env: QemuEnv,
+    /// What the engine knows that the builder block does not say.
+    pub env: DriverEnv,
+    /// The ISO and HTTP endpoint, set by `create`.
+    pub media: Media,
 }
 
 pub const DISK_INTERFACES: &[&str] = &["virtio", "virtio-scsi", "scsi", "ide", "sata", "nvme"];
@@ -182,7 +170,7 @@ impl QemuConfig {
     /// Read the QEMU builder block. Every error names the key and what it accepts.
     pub fn from_builder(
         builder: &Map<String, Value>,
-        env: QemuEnv,
+        env: DriverEnv,
     ) -> Result<QemuConfig, ConfigError> {
         let b = Builder(builder);
         if let Some(t) = b.string("type")? {
@@ -401,7 +389,14 @@ impl QemuConfig {
             cd_label: b.string("cd_label")?,
             ssh,
             env,
+            media: Media::default(),
         })
+    }
+
+    /// The same configuration with the ISO and HTTP endpoint of the build.
+    pub fn with_media(mut self, media: Media) -> QemuConfig {
+        self.media = media;
+        self
     }
 
     fn firmware(b: &Builder) -> Result<Firmware, ConfigError> {

@@ -1,19 +1,29 @@
 use super::args::{build_argv, LaunchPlan};
 use super::*;
+use crate::driver::{DriverEnv, HttpEndpoint, Media};
 use serde_json::json;
 
-fn env() -> QemuEnv {
-    QemuEnv {
+fn env() -> DriverEnv {
+    DriverEnv {
         build_name: "b1".into(),
         work_dir: "/w".into(),
         log_dir: "/l".into(),
+        vars: Vec::new(),
+    }
+}
+
+fn media() -> Media {
+    Media {
         iso_path: Some("/isos/x.iso".into()),
-        http: Some(("10.0.2.2".into(), 8123)),
+        http: Some(HttpEndpoint {
+            ip: "10.0.2.2".into(),
+            port: 8123,
+        }),
     }
 }
 
 fn cfg(v: serde_json::Value) -> Result<QemuConfig, ConfigError> {
-    QemuConfig::from_builder(v.as_object().unwrap(), env())
+    QemuConfig::from_builder(v.as_object().unwrap(), env()).map(|c| c.with_media(media()))
 }
 
 fn plan() -> LaunchPlan {

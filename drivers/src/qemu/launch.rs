@@ -26,12 +26,17 @@ impl QemuDriver {
             .open(&log_path)
             .map_err(io(format!("creating {}", log_path.display())))?;
         tracing::info!("starting QEMU: {}", argv.join(" "));
-        let mut child = Command::new(&argv[0])
+        let mut cmd = Command::new(&argv[0]);
+        self.cfg.env.apply(&mut cmd);
+        let mut child = cmd
             .args(&argv[1..])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::from(log))
             .kill_on_drop(true)
+            // Its own process group: a Ctrl-C in the terminal reaches osimager, which decides
+            // (clean up, or leave the VM running with --on-error abort), not QEMU directly.
+            .process_group(0)
             .spawn()
             .map_err(io(format!(
                 "starting {} (is QEMU installed? Debian package qemu-system-x86)",

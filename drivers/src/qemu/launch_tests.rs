@@ -2,6 +2,7 @@
 
 use super::args::LaunchPlan;
 use super::*;
+use crate::driver::{DriverEnv, Media};
 use serde_json::json;
 
 const ECHO_BOOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/echo_boot.bin");
@@ -15,12 +16,11 @@ fn driver(dir: &Path, extra: serde_json::Value) -> QemuDriver {
     for (k, v) in extra.as_object().unwrap() {
         b[k] = v.clone();
     }
-    let env = QemuEnv {
+    let env = DriverEnv {
         build_name: "t".into(),
         work_dir: dir.join("work"),
         log_dir: dir.join("logs"),
-        iso_path: Some(ECHO_BOOT.into()),
-        http: None,
+        vars: Vec::new(),
     };
     QemuDriver::new(QemuConfig::from_builder(b.as_object().unwrap(), env).unwrap())
 }
@@ -31,7 +31,7 @@ fn driver(dir: &Path, extra: serde_json::Value) -> QemuDriver {
 async fn taken_ssh_port_means_retry() {
     let dir = tempfile::tempdir().unwrap();
     let mut d = driver(dir.path(), json!({}));
-    d.create().await.unwrap();
+    d.create(&echo_media()).await.unwrap();
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = taken.local_addr().unwrap().port();
     let rt = tempfile::tempdir().unwrap();
@@ -50,7 +50,7 @@ async fn taken_ssh_port_means_retry() {
         dir.path(),
         json!({"qemuargs": [["-machine", "type=no-such-machine"]]}),
     );
-    bad.create().await.unwrap();
+    bad.create(&echo_media()).await.unwrap();
     let e = bad.start().await.unwrap_err().to_string();
     assert!(
         e.contains("no-such-machine") && e.contains("qemu-system-x86_64"),
@@ -90,7 +90,7 @@ async fn auto_accelerator_confirms_kvm_or_falls_back() {
         dir.path(),
         json!({"accelerator": "auto", "communicator": "none"}),
     );
-    d.create().await.unwrap();
+    d.create(&echo_media()).await.unwrap();
     d.start().await.unwrap();
     let used = d.accelerator_used().unwrap();
     assert_eq!(used, if check.usable { "kvm" } else { "tcg" });
@@ -112,4 +112,11 @@ async fn auto_accelerator_confirms_kvm_or_falls_back() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     d.destroy().await.unwrap();
+}
+
+fn echo_media() -> Media {
+    Media {
+        iso_path: Some(ECHO_BOOT.into()),
+        http: None,
+    }
 }

@@ -1,14 +1,20 @@
 //! Disks (qemu-img) and the extra CD image (xorriso) of a QEMU build.
 
 use super::config::{DiskFormat, QemuConfig};
-use crate::DriverError;
+use crate::{DriverEnv, DriverError};
 use std::path::{Path, PathBuf};
 use tokio::process::Command;
 
 /// Run a tool; failure carries the full command and its stderr.
-pub(crate) async fn run(program: &str, args: &[String]) -> Result<String, DriverError> {
+pub(crate) async fn run(
+    env: &DriverEnv,
+    program: &str,
+    args: &[String],
+) -> Result<String, DriverError> {
     let shown = format!("{program} {}", args.join(" "));
-    let out = Command::new(program)
+    let mut cmd = Command::new(program);
+    env.apply(&mut cmd);
+    let out = cmd
         .args(args)
         .stdin(std::process::Stdio::null())
         .output()
@@ -31,8 +37,9 @@ fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
-async fn image_info(path: &Path) -> Result<serde_json::Value, DriverError> {
+async fn image_info(env: &DriverEnv, path: &Path) -> Result<serde_json::Value, DriverError> {
     let out = run(
+        env,
         "qemu-img",
         &["info".into(), "--output=json".into(), s(path)],
     )
@@ -47,14 +54,14 @@ pub(crate) async fn create_disks(cfg: &QemuConfig) -> Result<Vec<PathBuf>, Drive
     let main = cfg.work_disk();
     let size = format!("{}M", cfg.disk_size_mib);
     if cfg.disk_image {
-        let base = cfg.env.iso_path.as_ref().ok_or_else(|| {
+        let base = cfg.media.iso_path.as_ref().ok_or_else(|| {
             DriverError::Msg("disk_image is true but no base image was given (iso_url)".into())
         })?;
         let base = std::fs::canonicalize(base).map_err(|e| DriverError::Io {
             context: format!("reading the base image {}", base.display()),
             source: e,
         })?;
-        let base_fmt = image_info(&base)
+        let base_fmt = image_info(&cfg.env, &base)
             .await?
             .get("format")
             .and_then(|f| f.as_str())
@@ -62,6 +69,7 @@ pub(crate) async fn create_disks(cfg: &QemuConfig) -> Result<Vec<PathBuf>, Drive
             .to_string();
         if cfg.use_backing_file {
             run(
+                &cfg.env,
                 "qemu-img",
                 &[
                     "create".into(),
@@ -77,6 +85,7 @@ pub(crate) async fn create_disks(cfg: &QemuConfig) -> Result<Vec<PathBuf>, Drive
             .await?;
         } else {
             run(
+                &cfg.env,
                 "qemu-img",
                 &[
                     "convert".into(),
@@ -91,13 +100,14 @@ pub(crate) async fn create_disks(cfg: &QemuConfig) -> Result<Vec<PathBuf>, Drive
             .await?;
         }
         if !cfg.skip_resize_disk {
-            let current = image_info(&main)
+            let current = image_info(&cfg.env, &main)
                 .await?
                 .get("virtual-size")
                 .and_then(|v| v.as_u64())
                 .unwrap_or(0);
             if current < cfg.disk_size_mib * 1024 * 1024 {
                 run(
+                    &cfg.env,
                     "qemu-img",
                     &["resize".into(), "-f".into(), fmt.clone(), s(&main), size],
                 )
@@ -106,6 +116,7 @@ pub(crate) async fn create_disks(cfg: &QemuConfig) -> Result<Vec<PathBuf>, Drive
         }
     } else {
         run(
+            &cfg.env,
             "qemu-img",
             &["create".into(), "-f".into(), fmt.clone(), s(&main), size],
         )
@@ -118,6 +129,7 @@ pub(crate) async fn create_disks(cfg: &QemuConfig) -> Result<Vec<PathBuf>, Drive
             .work_dir
             .join(format!("{}-{}.{}", cfg.vm_name, i + 1, fmt));
         run(
+            &cfg.env,
             "qemu-img",
             &[
                 "create".into(),
@@ -203,7 +215,7 @@ pub(crate) async fn make_cd(cfg: &QemuConfig) -> Result<Option<(PathBuf, PathBuf
         args.extend(["-V".into(), label.clone()]);
     }
     args.extend(["-J".into(), "-joliet-long".into(), "-r".into(), s(&staging)]);
-    run("xorriso", &args).await?;
+    run(&cfg.env, "xorriso", &args).await?;
     Ok(Some((iso, staging)))
 }
 
@@ -246,7 +258,7 @@ pub(crate) async fn export_disks(
                 args.push("-c".into());
             }
             args.extend([s(disk), s(&dst)]);
-            run("qemu-img", &args).await?;
+            run(&cfg.env, "qemu-img", &args).await?;
         }
         written.push(dst);
     }

@@ -11,14 +11,20 @@ mod value;
 
 pub use accel::{kvm_usable, KvmCheck};
 pub use config::{
-    Accelerator, ConfigError, DiskFormat, Firmware, QemuConfig, QemuEnv, SshForward, VncConfig,
+    Accelerator, ConfigError, DiskFormat, Firmware, QemuConfig, SshForward, VncConfig,
     DEFAULT_KEY_INTERVAL, DISK_INTERFACES,
 };
+
+/// The guest's view of the host's loopback under QEMU user networking.
+pub const USER_NET_HOST_IP: &str = "10.0.2.2";
 pub use pacer::VcpuPacer;
 
 use crate::bootcmd::KeyEvent;
+use crate::driver::{Capabilities, HostAddress, KeyProgress, LeftRunning, Media, SshAddress};
 use crate::qmp::Qmp;
 use crate::{Driver, DriverError, DriverResult};
+use async_trait::async_trait;
+use std::net::{IpAddr, Ipv4Addr};
 use args::LaunchPlan;
 use launch::{pick_port, port_seed};
 use serde_json::{json, Value};
@@ -56,6 +62,14 @@ pub struct QemuDriver {
 
 fn io(context: String) -> impl FnOnce(std::io::Error) -> DriverError {
     move |source| DriverError::Io { context, source }
+}
+
+/// The registry entry of the QEMU driver (builder type `qemu`).
+pub fn registry_entry() -> crate::registry::DriverEntry {
+    crate::registry::DriverEntry::new("qemu", "QEMU (QMP)", |builder, env| {
+        let cfg = QemuConfig::from_builder(builder, env)?;
+        Ok(Box::new(QemuDriver::new(cfg)) as Box<dyn Driver>)
+    })
 }
 
 impl QemuDriver {
@@ -154,6 +168,24 @@ impl QemuDriver {
         }
     }
 
+    /// The bridge the VM's network is on (`-netdev bridge,…,br=NAME` in qemuargs, which is
+    /// what OSImager writes for `net_bridge`), if any.
+    pub fn bridge(&self) -> Option<String> {
+        self.cfg
+            .qemuargs
+            .iter()
+            .filter(|a| a.first().is_some_and(|f| f == "-netdev"))
+            .map(|a| a[1..].concat())
+            .filter(|v| v.starts_with("bridge"))
+            .map(|v| {
+                v.split(',')
+                    .find_map(|kv| kv.strip_prefix("br="))
+                    .unwrap_or("br0")
+                    .to_string()
+            })
+            .next()
+    }
+
     fn live_qmp(&self) -> DriverResult<Arc<Qmp>> {
         self.qmp.clone().ok_or_else(|| {
             DriverError::Msg(format!(
@@ -182,8 +214,42 @@ impl QemuDriver {
     }
 }
 
+#[async_trait]
 impl Driver for QemuDriver {
-    async fn create(&mut self) -> DriverResult<()> {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            screenshots: true,
+            serial_log: Some(self.cfg.serial_log()),
+        }
+    }
+
+    /// User networking (the default): the guest reaches the host's loopback as 10.0.2.2, so
+    /// the server binds 127.0.0.1 only. A bridge (`net_bridge`, or `-netdev bridge,br=NAME` in
+    /// qemuargs): the host's address on that bridge, bound there only.
+    async fn host_address(&mut self) -> DriverResult<HostAddress> {
+        match self.bridge() {
+            None => Ok(HostAddress {
+                bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+                guest_ip: USER_NET_HOST_IP.to_string(),
+            }),
+            Some(br) => {
+                let ip = crate::netaddr::interface_ipv4(&br).ok_or_else(|| {
+                    DriverError::Msg(format!(
+                        "the VM is on bridge {br:?}, which has no IPv4 address on this host: the guest \
+                         could not reach the build's HTTP server; give the bridge an address or use \
+                         user networking (remove net_bridge)"
+                    ))
+                })?;
+                Ok(HostAddress {
+                    bind: IpAddr::V4(ip),
+                    guest_ip: ip.to_string(),
+                })
+            }
+        }
+    }
+
+    async fn create(&mut self, media: &Media) -> DriverResult<()> {
+        self.cfg.media = media.clone();
         let wd = self.cfg.env.work_dir.clone();
         if !wd.exists() {
             std::fs::create_dir_all(&wd)
@@ -263,8 +329,8 @@ impl Driver for QemuDriver {
                 disks: self.disks.clone(),
                 cd_image: self.cd_image.clone(),
                 efi_vars: self.efi_vars.clone(),
-                have_display: std::env::var_os("DISPLAY").is_some()
-                    || std::env::var_os("WAYLAND_DISPLAY").is_some(),
+                have_display: self.cfg.env.var("DISPLAY").is_some()
+                    || self.cfg.env.var("WAYLAND_DISPLAY").is_some(),
             };
             if let Some((child, qmp)) = self.launch(&plan).await? {
                 self.watch_events(&qmp);
@@ -291,13 +357,18 @@ impl Driver for QemuDriver {
         )))
     }
 
-    async fn send_keys(&mut self, events: &[KeyEvent]) -> DriverResult<()> {
+    async fn send_keys(
+        &mut self,
+        events: &[KeyEvent],
+        progress: KeyProgress<'_>,
+    ) -> DriverResult<()> {
         let qmp = self.live_qmp()?;
         typing::type_events(
             &qmp,
             events,
             self.cfg.boot_key_interval,
             self.pacer.as_ref(),
+            progress,
         )
         .await
     }
@@ -313,8 +384,26 @@ impl Driver for QemuDriver {
         Ok(())
     }
 
-    fn ssh_endpoint(&self) -> (String, u16) {
-        ("127.0.0.1".to_string(), self.ssh_port.unwrap_or(0))
+    /// User networking: the forwarded port on the host's loopback, known from `start`. On a
+    /// bridge the guest's address comes from its DHCP server, which QEMU does not know: the
+    /// builder must say where to connect (`ssh_host`).
+    async fn ssh_address(&mut self, _timeout: Duration) -> DriverResult<SshAddress> {
+        if let Some(br) = self.bridge() {
+            return Err(DriverError::Msg(format!(
+                "the VM is on bridge {br:?}: its address is only known to the bridge's DHCP server; \
+                 set ssh_host in the builder"
+            )));
+        }
+        match self.ssh_port {
+            Some(port) => Ok(SshAddress {
+                host: "127.0.0.1".into(),
+                port,
+            }),
+            None => Err(DriverError::Msg(format!(
+                "QEMU VM {} has no SSH port forwarding (not started, or communicator none)",
+                self.cfg.vm_name
+            ))),
+        }
     }
 
     async fn request_shutdown(&mut self) -> DriverResult<()> {
@@ -424,6 +513,49 @@ impl Driver for QemuDriver {
                 failures.join("; ")
             )))
         }
+    }
+
+    fn leave_running(&mut self) -> LeftRunning {
+        let mut left = LeftRunning::default();
+        let running = !self.is_stopped();
+        if let (true, Some(child)) = (running, self.child.take()) {
+            let pid = child.id();
+            // Dropping the handle would kill QEMU (kill_on_drop): forget it instead, so the VM
+            // outlives this process. QEMU runs in its own process group, so a Ctrl-C in the
+            // terminal does not reach it either.
+            std::mem::forget(child);
+            if let Some(rt) = self.runtime_dir.take() {
+                let qmp = rt.keep();
+                left.items.push(format!("QMP socket directory {}", qmp.display()));
+                left.stop_commands.push(format!("rm -rf {}", qmp.display()));
+            }
+            if let Some(pid) = pid {
+                left.items.push(format!(
+                    "QEMU process {pid} (VM {}; serial console {})",
+                    self.cfg.vm_name,
+                    self.cfg.serial_log().display()
+                ));
+                left.stop_commands.insert(0, format!("kill {pid}"));
+            }
+            if let Some(p) = self.ssh_port {
+                left.items
+                    .push(format!("SSH to the guest: ssh -p {p} <user>@127.0.0.1"));
+            }
+            if let Some(p) = self.vnc_port {
+                left.items.push(format!("VNC console on port {p}"));
+            }
+        }
+        for f in self.work_files.drain(..) {
+            left.items.push(format!("work file {}", f.display()));
+            left.stop_commands.push(format!("rm -rf {}", f.display()));
+        }
+        self.disks.clear();
+        self.qmp = None;
+        left
+    }
+
+    fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
     }
 }
 

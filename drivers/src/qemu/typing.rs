@@ -13,7 +13,7 @@ use super::pacer::VcpuPacer;
 use crate::bootcmd::{Key, KeyEvent};
 use crate::keys::qcode;
 use crate::qmp::Qmp;
-use crate::{DriverError, DriverResult};
+use crate::{DriverError, DriverResult, KeyProgress};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -61,6 +61,7 @@ pub(crate) async fn type_events(
     events: &[KeyEvent],
     interval: Duration,
     pacer: Option<&VcpuPacer>,
+    progress: KeyProgress<'_>,
 ) -> DriverResult<()> {
     let hold = interval / 2;
     tracing::debug!(
@@ -68,7 +69,9 @@ pub(crate) async fn type_events(
         events.len(),
         pacer.is_some()
     );
-    for ev in events {
+    for (i, ev) in events.iter().enumerate() {
+        // Reported before a wait too, so a long `<wait>` does not look like a stall.
+        progress(i, events.len());
         match ev {
             KeyEvent::Wait(d) => tokio::time::sleep(*d).await,
             KeyEvent::Tap(k) => {
@@ -83,5 +86,6 @@ pub(crate) async fn type_events(
             }
         }
     }
+    progress(events.len(), events.len());
     Ok(())
 }

@@ -1,0 +1,96 @@
+//! The driver registry: the one place that maps a builder type (`qemu`, `virtualbox-iso`, …)
+//! to the native driver that builds it. `--engine auto`, validation and the native engine all
+//! ask it. Adding a hypervisor is one module plus one [`DriverEntry`] in [`DriverRegistry::builtin`];
+//! tests register their own drivers the same way with [`DriverRegistry::register`].
+
+use crate::driver::{Driver, DriverEnv, DriverResult};
+use crate::DriverError;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// Makes a driver from the builder block. Must not create anything (it runs at validation).
+pub type MakeDriver =
+    Arc<dyn Fn(&Map<String, Value>, DriverEnv) -> DriverResult<Box<dyn Driver>> + Send + Sync>;
+
+/// One native driver.
+#[derive(Clone)]
+pub struct DriverEntry {
+    /// The builder `type` it builds (Packer's name).
+    pub builder_type: String,
+    /// Shown by `doctor` and in errors, e.g. "QEMU (QMP)".
+    pub description: String,
+    pub make: MakeDriver,
+}
+
+impl std::fmt::Debug for DriverEntry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DriverEntry")
+            .field("builder_type", &self.builder_type)
+            .field("description", &self.description)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DriverEntry {
+    pub fn new(
+        builder_type: impl Into<String>,
+        description: impl Into<String>,
+        make: impl Fn(&Map<String, Value>, DriverEnv) -> DriverResult<Box<dyn Driver>>
+            + Send
+            + Sync
+            + 'static,
+    ) -> DriverEntry {
+        DriverEntry {
+            builder_type: builder_type.into(),
+            description: description.into(),
+            make: Arc::new(make),
+        }
+    }
+}
+
+/// Builder types with a native driver. Cheap to clone.
+#[derive(Clone, Debug, Default)]
+pub struct DriverRegistry {
+    entries: Vec<DriverEntry>,
+}
+
+impl DriverRegistry {
+    /// The drivers this crate ships.
+    pub fn builtin() -> DriverRegistry {
+        DriverRegistry::default().register(crate::qemu::registry_entry())
+    }
+
+    /// Add `entry`, replacing one for the same builder type.
+    pub fn register(mut self, entry: DriverEntry) -> DriverRegistry {
+        self.entries.retain(|e| e.builder_type != entry.builder_type);
+        self.entries.push(entry);
+        self
+    }
+
+    pub fn get(&self, builder_type: &str) -> Option<&DriverEntry> {
+        self.entries.iter().find(|e| e.builder_type == builder_type)
+    }
+
+    /// Whether `builder_type` can be built natively.
+    pub fn supports(&self, builder_type: &str) -> bool {
+        self.get(builder_type).is_some()
+    }
+
+    /// The builder types with a native driver, in registration order.
+    pub fn builder_types(&self) -> Vec<&str> {
+        self.entries
+            .iter()
+            .map(|e| e.builder_type.as_str())
+            .collect()
+    }
+
+    /// Make the driver for `builder` (its `type` key picks the entry).
+    pub fn make(&self, builder: &Map<String, Value>, env: DriverEnv) -> DriverResult<Box<dyn Driver>> {
+        let t = builder.get("type").and_then(Value::as_str).unwrap_or("");
+        let entry = self.get(t).ok_or_else(|| DriverError::NoDriver {
+            builder_type: t.to_string(),
+            available: self.builder_types().join(", "),
+        })?;
+        (entry.make)(builder, env)
+    }
+}
