@@ -7,7 +7,7 @@ mod launch;
 mod media;
 mod pacer;
 mod typing;
-mod value;
+pub(crate) mod value;
 
 pub use accel::{kvm_usable, KvmCheck};
 pub use config::{
