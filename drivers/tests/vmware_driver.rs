@@ -1,0 +1,348 @@
+//! The VMware driver end to end against the stand-ins (tests/fakes/vmware, FAKES of vmrest
+//! and vmrun that run the .vmx as a real QEMU guest with QEMU's VNC server): the echo guest
+//! boots from the ISO the driver attaches, the boot command is typed over VNC (with the
+//! default VNC password), the guest is found from the DHCP leases, powers itself off, the VM
+//! is exported and everything is removed. Once through a private vmrest the driver starts
+//! from a generated .vmrestCfg, once through vmrun alone. Boots guests: run under
+//! `flock /tmp/osimager-guest.lock`.
+
+use osimager_drivers::bootcmd::{Key, KeyEvent, Special};
+use osimager_drivers::vmware::Vmx;
+use osimager_drivers::{DriverEnv, DriverRegistry, Media};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+const FAKES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fakes/vmware");
+const ECHO_BOOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/echo_boot.bin");
+
+struct Rig {
+    dir: tempfile::TempDir,
+    env: DriverEnv,
+    iso: PathBuf,
+    ssh_port: u16,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A scratch directory with the stand-ins on PATH (vmrest only when `with_vmrest`), their
+/// state and VMware's network configuration inside it, and the echo guest as a bootable ISO.
+fn rig(with_vmrest: bool) -> Rig {
+    let dir = tempfile::Builder::new()
+        .prefix("vmw-drv-")
+        .tempdir()
+        .unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let mut tools = vec!["vmrun"];
+    if with_vmrest {
+        tools.push("vmrest");
+    }
+    for t in tools {
+        std::os::unix::fs::symlink(format!("{FAKES}/{t}"), bin.join(t)).unwrap();
+    }
+    let iso_root = dir.path().join("iso-root");
+    std::fs::create_dir_all(&iso_root).unwrap();
+    std::fs::copy(ECHO_BOOT, iso_root.join("echo.bin")).unwrap();
+    let iso = dir.path().join("echo.iso");
+    let st = Command::new("xorriso")
+        .args(["-as", "mkisofs", "-quiet", "-o"])
+        .arg(&iso)
+        .args(["-b", "echo.bin", "-no-emul-boot", "-boot-load-size", "4"])
+        .arg(&iso_root)
+        .stderr(std::process::Stdio::null())
+        .status()
+        .expect("xorriso (Debian package xorriso)");
+    assert!(st.success());
+    let etc = dir.path().join("etc");
+    let ssh_port = free_port();
+    let env = DriverEnv {
+        build_name: "echo".into(),
+        work_dir: dir.path().join("work"),
+        log_dir: dir.path().join("logs"),
+        vars: vec![
+            (
+                "PATH".into(),
+                format!(
+                    "{}:{}",
+                    bin.display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            ),
+            ("HOME".into(), dir.path().join("home").display().to_string()),
+            (
+                "FAKE_VMWARE_STATE".into(),
+                dir.path().join("state").display().to_string(),
+            ),
+            ("FAKE_VMWARE_ETC".into(), etc.display().to_string()),
+            (
+                "OSIMAGER_VMWARE_CONFIG_DIR".into(),
+                etc.display().to_string(),
+            ),
+            ("FAKE_VMWARE_GUEST_PORTS".into(), format!("{ssh_port}:22")),
+        ],
+    };
+    // VMware's installation puts its network configuration in place before any build.
+    let st = Command::new(format!("{FAKES}/fakevmware.py"))
+        .arg("install")
+        .env("FAKE_VMWARE_STATE", dir.path().join("state"))
+        .env("FAKE_VMWARE_ETC", &etc)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    Rig {
+        dir,
+        env,
+        iso,
+        ssh_port,
+    }
+}
+
+fn builder(r: &Rig) -> serde_json::Map<String, serde_json::Value> {
+    json!({
+        "type": "vmware-iso", "vm_name": "echo", "network_adapter_type": "e1000",
+        "memory": 32, "disk_size": "16M", "headless": true, "communicator": "ssh",
+        "ssh_port": r.ssh_port, "boot_key_interval": "10ms",
+        "vnc_port_min": 5950, "vnc_port_max": 5999,
+        "vmx_data_post": {"annotation": "built by the vmware driver test"}
+    })
+    .as_object()
+    .unwrap()
+    .clone()
+}
+
+async fn wait_for(path: &Path, needle: &str, timeout: Duration) -> String {
+    let end = Instant::now() + timeout;
+    loop {
+        let text = String::from_utf8_lossy(&std::fs::read(path).unwrap_or_default()).into_owned();
+        if text.contains(needle) || Instant::now() > end {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Processes whose command line mentions the scratch directory (QEMU, the VM runner, vmrest).
+fn processes_in(dir: &Path) -> Vec<String> {
+    let needle = dir.display().to_string();
+    let me = std::process::id().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let pid = e.file_name().to_string_lossy().into_owned();
+            if !pid.bytes().all(|b| b.is_ascii_digit()) || pid == me {
+                return None;
+            }
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            cmd.contains(&needle).then(|| format!("{pid}: {cmd}"))
+        })
+        .collect()
+}
+
+async fn wait_no_processes(dir: &Path) -> Vec<String> {
+    let end = Instant::now() + Duration::from_secs(15);
+    loop {
+        let p = processes_in(dir);
+        if p.is_empty() || Instant::now() > end {
+            return p;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn taps(text: &str) -> Vec<KeyEvent> {
+    let mut v: Vec<KeyEvent> = text.chars().map(|c| KeyEvent::Tap(Key::Char(c))).collect();
+    v.push(KeyEvent::Tap(Key::Special(Special::Enter)));
+    v
+}
+
+async fn full_build(with_vmrest: bool) {
+    let r = rig(with_vmrest);
+    let mut d = DriverRegistry::builtin()
+        .make(&builder(&r), r.env.clone())
+        .unwrap();
+    // The stand-in's NAT network: the host side is the loopback, the guest sees 10.0.2.2.
+    let h = d.host_address().await.unwrap();
+    assert_eq!(
+        (h.bind.to_string().as_str(), h.guest_ip.as_str()),
+        ("127.0.0.1", "10.0.2.2")
+    );
+    d.create(&Media {
+        iso_path: Some(r.iso.clone()),
+        http: None,
+    })
+    .await
+    .unwrap();
+    let vmx = r.env.work_dir.join("echo.vmx");
+    assert!(vmx.is_file());
+    let serial = d.capabilities().serial_log.unwrap();
+    d.start().await.unwrap();
+    let boot = wait_for(&serial, "R\n", Duration::from_secs(90)).await;
+    assert!(
+        boot.contains("R\n"),
+        "the echo guest did not boot from the ISO: {boot:?}"
+    );
+    let running = Vmx::read(&vmx).unwrap();
+    assert_eq!(running.get("remotedisplay.vnc.enabled"), Some("TRUE"));
+    assert_eq!(
+        running.get("remotedisplay.vnc.password").map(str::len),
+        Some(8),
+        "a VNC password by default"
+    );
+    let shot = r.dir.path().join("shot.png");
+    d.screenshot(&shot).await.unwrap();
+    assert!(std::fs::read(&shot).unwrap().starts_with(b"\x89PNG"));
+    // The guest's address comes from the DHCP leases (no VMware Tools in the guest).
+    let ssh = d.ssh_address(Duration::from_secs(60)).await.unwrap();
+    assert!(
+        ssh.host.starts_with("127.") && ssh.host != "127.0.0.1",
+        "{ssh:?}"
+    );
+    assert_eq!(ssh.port, r.ssh_port);
+    let typed = "vmware: Hello, VNC! ~`{}|:\"_+?><,./[]\\;'=-0123456789 @#$%^&*()";
+    let progress = std::sync::Mutex::new((0, 0));
+    d.send_keys(&taps(typed), &|n, all| *progress.lock().unwrap() = (n, all))
+        .await
+        .unwrap();
+    assert_eq!(
+        *progress.lock().unwrap(),
+        (typed.len() + 1, typed.len() + 1)
+    );
+    let echo = wait_for(&serial, "\r\n", Duration::from_secs(60)).await;
+    assert!(echo.ends_with(&format!("R\n{typed}\r\n")), "{echo:?}");
+    // The echo guest powers itself off after Enter.
+    assert!(d.wait_stopped(Duration::from_secs(60)).await.unwrap());
+    let out = r.dir.path().join("out");
+    let files = d.export(&out).await.unwrap();
+    let names: Vec<String> = files
+        .iter()
+        .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.contains(&"echo.vmx".to_string()), "{names:?}");
+    assert!(names.contains(&"disk.vmdk".to_string()), "{names:?}");
+    assert!(
+        names
+            .iter()
+            .all(|n| !n.ends_with(".lck") && !n.ends_with(".log")),
+        "{names:?}"
+    );
+    let v = Vmx::read(&out.join("echo.vmx")).unwrap();
+    assert!(
+        v.0.keys().all(|k| !k.starts_with("remotedisplay.")),
+        "VNC keys left"
+    );
+    assert_eq!(v.get("ide0:0.devicetype"), Some("cdrom-raw"));
+    assert_eq!(v.get("ide0:0.filename"), Some("auto detect"));
+    assert_eq!(v.get("serial0.present"), Some("FALSE"));
+    assert_eq!(v.get("ethernet0.virtualdev"), Some("e1000"));
+    assert!(v.get("ethernet0.generatedaddress").is_none());
+    assert_eq!(v.get("annotation"), Some("built by the vmware driver test"));
+    let info = Command::new("qemu-img")
+        .args(["info", "--output=json"])
+        .arg(out.join("disk.vmdk"))
+        .output()
+        .unwrap();
+    let info: serde_json::Value = serde_json::from_slice(&info.stdout).unwrap();
+    assert_eq!(info["format"], "vmdk");
+    assert_eq!(info["virtual-size"], 16 * 1024 * 1024);
+    d.destroy().await.unwrap();
+    d.destroy().await.unwrap();
+    assert!(!r.env.work_dir.exists(), "work directory left");
+    assert!(
+        out.join("disk.vmdk").is_file(),
+        "the export survives the cleanup"
+    );
+    let left = wait_no_processes(r.dir.path()).await;
+    assert!(left.is_empty(), "processes left: {left:?}");
+    let inv = r.dir.path().join("home/.vmware/fake-inventory.json");
+    assert!(
+        !inv.exists(),
+        "the private vmrest's HOME (with the registration) is removed"
+    );
+}
+
+#[tokio::test]
+async fn vmware_driver_builds_through_a_private_vmrest() {
+    full_build(true).await;
+}
+
+#[tokio::test]
+async fn vmware_driver_builds_through_vmrun_alone() {
+    full_build(false).await;
+}
+
+#[tokio::test]
+async fn vmware_driver_destroy_while_running_and_leave_running() {
+    let r = rig(true);
+    // destroy() on a running VM (the error path): powered off, unregistered, deleted.
+    let mut d = DriverRegistry::builtin()
+        .make(&builder(&r), r.env.clone())
+        .unwrap();
+    let media = Media {
+        iso_path: Some(r.iso.clone()),
+        http: None,
+    };
+    d.create(&media).await.unwrap();
+    d.start().await.unwrap();
+    let serial = d.capabilities().serial_log.unwrap();
+    assert!(wait_for(&serial, "R\n", Duration::from_secs(90))
+        .await
+        .contains("R\n"));
+    d.destroy().await.unwrap();
+    assert!(!r.env.work_dir.exists());
+    let left = wait_no_processes(r.dir.path()).await;
+    assert!(left.is_empty(), "processes left: {left:?}");
+    // --on-error abort: the VM outlives the driver; the stop command given works.
+    let mut d = DriverRegistry::builtin()
+        .make(&builder(&r), r.env.clone())
+        .unwrap();
+    d.create(&media).await.unwrap();
+    d.start().await.unwrap();
+    let left = d.leave_running();
+    drop(d);
+    assert!(
+        left.items.iter().any(|i| i.contains("echo.vmx")),
+        "{left:?}"
+    );
+    assert!(!format!("{left:?}").contains(
+        &Vmx::read(&r.env.work_dir.join("echo.vmx"))
+            .unwrap()
+            .get("remotedisplay.vnc.password")
+            .unwrap()
+            .to_string()
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let procs = processes_in(r.dir.path());
+    assert!(
+        procs.iter().any(|p| p.contains("qemu-system")),
+        "the VM should still run: {procs:?}"
+    );
+    assert!(
+        !procs.iter().any(|p| p.contains("/vmrest")),
+        "the private vmrest is stopped: {procs:?}"
+    );
+    for cmd in &left.stop_commands {
+        let mut c = Command::new("sh");
+        c.arg("-c")
+            .arg(cmd)
+            .env_clear()
+            .envs(r.env.vars.iter().cloned());
+        assert!(c.status().unwrap().success(), "{cmd}");
+    }
+    let left = wait_no_processes(r.dir.path()).await;
+    assert!(
+        left.is_empty(),
+        "processes left after the stop commands: {left:?}"
+    );
+    assert!(!r.env.work_dir.exists());
+}
