@@ -294,3 +294,64 @@ async fn vmrun_output_and_errors() {
     let e = v.start(&vmx, true).await.unwrap_err();
     assert!(e.to_string().contains("locked"), "{e}");
 }
+
+/// A vmrest that cannot start (not in this edition, no licence): the driver says so and
+/// controls VMware with vmrun; without vmrun either, `create` fails with what to install.
+#[tokio::test]
+async fn a_broken_vmrest_falls_back_to_vmrun() {
+    use osimager_drivers::{DriverRegistry, Media};
+    let d = tempfile::tempdir().unwrap();
+    let bin = d.path().join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let broken = bin.join("vmrest");
+    std::fs::write(
+        &broken,
+        "#!/bin/sh\necho 'vmrest: not licensed' >&2\nexit 1\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&broken, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let env = |with_vmrun: bool| {
+        if with_vmrun {
+            let _ = std::os::unix::fs::symlink(format!("{FAKES}/vmrun"), bin.join("vmrun"));
+        }
+        DriverEnv {
+            build_name: "fb".into(),
+            work_dir: d.path().join("work"),
+            log_dir: d.path().join("logs"),
+            vars: vec![
+                (
+                    "PATH".into(),
+                    format!(
+                        "{}:{}",
+                        bin.display(),
+                        std::env::var("PATH").unwrap_or_default()
+                    ),
+                ),
+                (
+                    "FAKE_VMWARE_STATE".into(),
+                    d.path().join("state").display().to_string(),
+                ),
+            ],
+        }
+    };
+    let b = json!({"type": "vmware-iso", "network_adapter_type": "e1000", "disk_size": "8M"});
+    let reg = DriverRegistry::builtin();
+    let mut drv = reg.make(b.as_object().unwrap(), env(false)).unwrap();
+    let e = drv.create(&Media::default()).await.unwrap_err();
+    assert!(
+        e.to_string().contains("vmrest") && e.to_string().contains("not licensed"),
+        "{e}"
+    );
+    drv.destroy().await.unwrap();
+    let mut drv = reg.make(b.as_object().unwrap(), env(true)).unwrap();
+    drv.create(&Media::default()).await.unwrap();
+    let w = drv.take_warnings();
+    assert!(
+        w.iter()
+            .any(|w| w.contains("controlling VMware with vmrun")),
+        "{w:?}"
+    );
+    assert!(d.path().join("work/packer-fb.vmx").is_file());
+    drv.destroy().await.unwrap();
+    assert!(!d.path().join("work").exists());
+}

@@ -174,6 +174,9 @@ async fn testos_installs_through_the_vmware_driver() {
     d.force_stop().await.unwrap();
     let out = r.dir.path().join("out");
     d.export(&out).await.unwrap();
+    let vmx = osimager_drivers::vmware::Vmx::read(&out.join("vmw-testos.vmx")).unwrap();
+    eprintln!("exported .vmx:\n{}", vmx.encode());
+    assert!(vmx.0.keys().all(|k| !k.starts_with("remotedisplay.")));
     d.destroy().await.unwrap();
     assert_eq!(
         hostname_in(&out.join("disk.vmdk"), r.dir.path()),

@@ -19,6 +19,8 @@ pub struct Control {
     pub vmrun: Option<Vmrun>,
     /// The VM's vmrest id once registered.
     pub id: Option<String>,
+    /// Why vmrest was not used although it is installed (a warning for the user).
+    pub warning: Option<String>,
 }
 
 fn rest_err(e: RestError) -> DriverError {
@@ -45,16 +47,29 @@ impl Control {
                 process: None,
                 vmrun,
                 id: None,
+                warning: None,
             });
         }
+        let mut warning = None;
         if let Some(program) = tools::find(env, "vmrest") {
-            let p = VmrestProcess::spawn(env, &program, log.to_path_buf()).await?;
-            return Ok(Control {
-                rest: Some(p.api.clone()),
-                process: Some(p),
-                vmrun,
-                id: None,
-            });
+            match VmrestProcess::spawn(env, &program, log.to_path_buf()).await {
+                Ok(p) => {
+                    return Ok(Control {
+                        rest: Some(p.api.clone()),
+                        process: Some(p),
+                        vmrun,
+                        id: None,
+                        warning: None,
+                    })
+                }
+                // vmrest is not in every edition (nor licensed everywhere): vmrun does the job.
+                Err(e) if vmrun.is_some() => {
+                    warning = Some(format!(
+                        "vmrest could not be used, controlling VMware with vmrun: {e}"
+                    ));
+                }
+                Err(e) => return Err(e),
+            }
         }
         if vmrun.is_none() {
             return Err(DriverError::Msg(
@@ -68,6 +83,7 @@ impl Control {
             process: None,
             vmrun,
             id: None,
+            warning,
         })
     }
 

@@ -226,7 +226,12 @@ impl Driver for VmwareDriver {
             self.preexisting = Some(v);
         }
         let log = ld.join(format!("{}-vmrest.log", self.cfg.vm_name));
-        self.control = Some(Control::connect(&self.cfg.env, &log).await?);
+        let control = Control::connect(&self.cfg.env, &log).await?;
+        if let Some(w) = &control.warning {
+            tracing::warn!("{w}");
+            self.warnings.push(w.clone());
+        }
+        self.control = Some(control);
         self.disks = disk::create(&self.cfg, &wd).await?;
         let iso = match &media.iso_path {
             Some(p) => {
