@@ -225,6 +225,9 @@ impl Driver for VmwareDriver {
             v.sort();
             self.preexisting = Some(v);
         }
+        // vmrest registers absolute paths only; vmrun lists them absolute.
+        self.vmx = std::path::absolute(&self.vmx)
+            .map_err(io(format!("resolving {}", self.vmx.display())))?;
         let log = ld.join(format!("{}-vmrest.log", self.cfg.vm_name));
         let control = Control::connect(&self.cfg.env, &log).await?;
         if let Some(w) = &control.warning {
