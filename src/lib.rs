@@ -9,4 +9,6 @@ pub mod iso;
 pub mod plan;
 pub mod provision;
 pub mod secret;
+pub mod tools;
+pub mod urlname;
 pub mod venv;

@@ -96,6 +96,8 @@ pub struct BuildInputs {
     /// The settings as loaded (Packer command, venv dir, Vault address and token, …): hooks
     /// see them as `imager.settings`.
     pub settings: Map<String, Value>,
+    /// The directory of Ansible venvs (`<venv_dir>/<ansible_version>`).
+    pub venv_dir: PathBuf,
 }
 
 impl BuildInputs {
@@ -105,16 +107,6 @@ impl BuildInputs {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Null) | None => String::new(),
             Some(v) => v.to_string(),
-        }
-    }
-
-    /// The directory of Ansible venvs (`venv_dir`, relative to `base_dir`).
-    pub fn venv_dir(&self) -> PathBuf {
-        let v = PathBuf::from(self.setting("venv_dir"));
-        if v.is_absolute() {
-            v
-        } else {
-            PathBuf::from(self.setting("base_dir")).join(v)
         }
     }
 

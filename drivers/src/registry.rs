@@ -57,7 +57,7 @@ pub struct DriverRegistry {
 impl DriverRegistry {
     /// The drivers this crate ships.
     pub fn builtin() -> DriverRegistry {
-        DriverRegistry::default().register(crate::qemu::registry_entry())
+        DriverRegistry::default().register(qemu())
     }
 
     /// Add `entry`, replacing one for the same builder type.
@@ -98,4 +98,12 @@ impl DriverRegistry {
         })?;
         (entry.make)(builder, env)
     }
+}
+
+/// QEMU, driven over QMP (builder type `qemu`).
+fn qemu() -> DriverEntry {
+    DriverEntry::new("qemu", "QEMU (QMP)", |builder, env| {
+        let cfg = crate::qemu::QemuConfig::from_builder(builder, env)?;
+        Ok(Box::new(crate::qemu::QemuDriver::new(cfg)) as Box<dyn Driver>)
+    })
 }

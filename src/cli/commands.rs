@@ -99,7 +99,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Venv { version, all } => {
             let cfg = load(dd, Vec::new(), false)?;
             let ctx = crate::venv::VenvContext::from_config(&cfg);
-            let code = crate::venv::main(&ctx, &crate::venv::VenvRequest { version, all });
+            let code = super::venv::main(&ctx, &crate::venv::VenvRequest { version, all });
             return Ok(ExitCode::from(code.clamp(0, 255) as u8));
         }
         Command::CheckUrls { timeout } => {

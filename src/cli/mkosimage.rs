@@ -173,7 +173,7 @@ pub fn main_mkvenv(argv: Vec<OsString>) -> ExitCode {
             all: a.all,
         };
         Ok(ExitCode::from(
-            crate::venv::main(&ctx, &req).clamp(0, 255) as u8
+            super::venv::main(&ctx, &req).clamp(0, 255) as u8
         ))
     })())
 }
@@ -257,7 +257,7 @@ fn run(a: MkArgs, retrofit: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if a.init_plugins {
-        return init_plugins(&cfg);
+        return super::plugins::init_plugins(&cfg);
     }
     if a.list_defs {
         out(&output::defs_list(&cfg)?);
@@ -321,51 +321,6 @@ fn run(a: MkArgs, retrofit: bool) -> Result<ExitCode> {
         ..Default::default()
     };
     super::run::build(plan, opts, &fe, retrofit)?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn init_plugins(cfg: &Config) -> Result<ExitCode> {
-    let packer = cfg.settings.get_str("packer_cmd");
-    let mut plugins = vec!["github.com/hashicorp/ansible".to_string()];
-    for (_, p) in cfg.platforms()? {
-        if let Some(serde_json::Value::String(pl)) = p.get("plugin") {
-            if !plugins.contains(pl) {
-                plugins.push(pl.clone());
-            }
-        }
-    }
-    out(&format!("Installing {} Packer plugins...\n", plugins.len()));
-    let mut failed = Vec::new();
-    for p in &plugins {
-        out(&format!("  {p}\n"));
-        let r = std::process::Command::new(&packer)
-            .args(["plugins", "install", p])
-            .output();
-        match r {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => {
-                out(&format!(
-                    "    FAILED: {}\n",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                ));
-                failed.push(p.clone());
-            }
-            Err(e) => bail!(
-                "cannot run '{packer}' (setting packer_cmd): {e}; install Packer or set packer_cmd"
-            ),
-        }
-    }
-    if !failed.is_empty() {
-        out(&format!(
-            "\n{} plugin(s) failed to install:\n",
-            failed.len()
-        ));
-        for p in failed {
-            out(&format!("  {p}\n"));
-        }
-        return Ok(ExitCode::FAILURE);
-    }
-    out("Done.\n");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -7,8 +7,10 @@ pub mod check_urls;
 mod commands;
 pub mod mkosimage;
 mod output;
+mod plugins;
 pub mod run;
 pub mod sinks;
+mod venv;
 
 pub use args::Cli;
 

@@ -27,7 +27,6 @@ pub mod pyjson;
 pub mod resolve;
 pub mod settings;
 pub mod suggest;
-pub mod urlname;
 
 #[cfg(test)]
 mod tests;
@@ -328,6 +327,7 @@ impl Config {
             user_dir: self.layers.user.clone(),
             data_dirs: vec![self.layers.system.clone()],
             settings: self.settings.values.clone(),
+            venv_dir: self.settings.venv_dir(),
         };
         Ok(())
     }

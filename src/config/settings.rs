@@ -208,6 +208,19 @@ impl Settings {
     }
 }
 
+impl Settings {
+    /// The directory of Ansible venvs: setting `venv_dir`, relative to `base_dir` when relative
+    /// (OSImager's `get_path`).
+    pub fn venv_dir(&self) -> PathBuf {
+        let dir = PathBuf::from(self.get_str("venv_dir"));
+        if dir.is_absolute() {
+            dir
+        } else {
+            PathBuf::from(self.get_str("base_dir")).join(dir)
+        }
+    }
+}
+
 /// OSImager `to_bool`.
 pub fn to_bool(v: &Value) -> bool {
     match v {

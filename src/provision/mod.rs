@@ -145,7 +145,7 @@ impl ProvisionContext {
         ctx.venv_bin = plan
             .venv
             .as_ref()
-            .map(|v| plan.inputs.venv_dir().join(v).join("bin"))
+            .map(|v| plan.inputs.venv_dir.join(v).join("bin"))
             .filter(|b| b.is_dir());
         Ok(ctx)
     }

@@ -65,7 +65,7 @@ impl PackerContext {
                 c if c.is_empty() => "packer".into(),
                 c => c,
             },
-            venv_dir: inputs.venv_dir(),
+            venv_dir: inputs.venv_dir.clone(),
             user_dir: inputs.user_dir.clone(),
             data_dirs: inputs.data_dirs.clone(),
             vault_addr: inputs.setting("vault_addr"),
