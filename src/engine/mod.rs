@@ -248,3 +248,39 @@ mod tests {
         assert_eq!(pick(EngineKind::Auto, "qemu", &none), EngineKind::Packer);
     }
 }
+
+#[cfg(test)]
+mod terminal_rule {
+    /// The engines talk through events and the caller's prompter only: no terminal reads.
+    /// (Printing is refused by `#![deny(clippy::print_stdout, clippy::print_stderr)]` above.)
+    #[test]
+    fn the_engine_never_reads_the_terminal() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/engine"),
+            &mut files,
+        );
+        assert!(files.len() > 20, "{files:?}");
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for needle in ["io::stdin", "stdin()", "read_line", "IsTerminal"] {
+                let hits: Vec<&str> = text
+                    .lines()
+                    .filter(|l| l.contains(needle) && !l.trim_start().starts_with("//"))
+                    .filter(|l| !l.contains("needle") && !l.contains("for needle"))
+                    .collect();
+                assert!(hits.is_empty(), "{}: {needle}: {hits:?}", f.display());
+            }
+        }
+    }
+}
