@@ -205,11 +205,9 @@ pub async fn run_with(
             return result;
         }
     };
-    for n in &prepared.notices {
-        events.log(n.clone());
-    }
     let mut plan = prepared.plan;
     plan.inputs.warnings.splice(0..0, prepared.warnings);
+    plan.inputs.notices = prepared.notices;
     if options.temp_dir.is_none() {
         options.temp_dir = Some(prepared.temp_dir);
     } else {

@@ -138,6 +138,8 @@ pub fn new_build_id() -> String {
 pub enum BuildOutcome {
     Native(native::BuildReport),
     Packer(packer::PackerReport),
+    /// Provisioners re-ran against an existing machine.
+    Retrofit,
 }
 
 /// The engine `--engine auto` picks for a builder type: native where the registry has a driver.
@@ -168,6 +170,9 @@ pub async fn run(build: Build) -> Result<BuildOutcome, BuildError> {
         name: build.plan.name.clone(),
         dry_run: build.options.dry_run,
     });
+    for n in &build.plan.inputs.notices {
+        build.events.log(n.clone());
+    }
     for w in &build.plan.inputs.warnings {
         build.events.warn(w.clone());
     }
@@ -218,13 +223,29 @@ pub fn finish(build: &Build, result: &Result<BuildOutcome, BuildError>, started:
 /// Re-run the provisioners of `plan` (resolved as for a build) against an existing machine:
 /// natively over SSH unless `--engine packer` (Packer's null builder, as OSImager does).
 pub async fn retrofit(build: Build) -> Result<(), BuildError> {
-    match build.options.engine {
-        EngineKind::Packer => packer::run_retrofit(&build)
+    let started = Instant::now();
+    let packer = build.options.engine == EngineKind::Packer;
+    build.events.emit(BuildEvent::BuildStarted {
+        target: build.plan.target.clone(),
+        engine: if packer {
+            EngineName::Packer
+        } else {
+            EngineName::Native
+        },
+        builder_type: "null".into(),
+        name: build.plan.name.clone(),
+        dry_run: build.options.dry_run,
+    });
+    let result = if packer {
+        packer::run_retrofit(&build)
             .await
-            .map(|_| ())
-            .map_err(BuildError::from),
-        _ => retrofit::run(&build).await,
-    }
+            .map(BuildOutcome::Packer)
+            .map_err(BuildError::from)
+    } else {
+        retrofit::run(&build).await.map(|_| BuildOutcome::Retrofit)
+    };
+    finish(&build, &result, started);
+    result.map(|_| ())
 }
 
 #[cfg(test)]
