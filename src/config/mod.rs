@@ -323,6 +323,7 @@ impl Config {
         plan.inputs = crate::plan::BuildInputs {
             files,
             warnings,
+            notices: Vec::new(),
             iso_cache_dir: cache.join("iso"),
             user_dir: self.layers.user.clone(),
             data_dirs: vec![self.layers.system.clone()],
