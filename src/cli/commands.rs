@@ -184,6 +184,15 @@ pub(crate) fn request(t: &TargetArgs, temp: PathBuf) -> ResolveRequest {
         temp_dir: temp,
         skip: t.skip,
         build_id: None,
+        require_secrets: false,
+    }
+}
+
+/// A build (or retrofit) refuses secrets that do not exist instead of using "".
+pub(crate) fn build_request(t: &TargetArgs, temp: PathBuf) -> ResolveRequest {
+    ResolveRequest {
+        require_secrets: true,
+        ..request(t, temp)
     }
 }
 
@@ -197,7 +206,7 @@ fn resolve_target(dd: &Option<PathBuf>, t: &TargetArgs) -> Result<(Resolved, Tem
 fn build(dd: &Option<PathBuf>, b: BuildArgs) -> Result<ExitCode> {
     let cfg = load(dd, Vec::new(), b.target.local)?;
     let tmp = TempDir::new(b.target.temp_dir.clone())?;
-    let r = resolve::resolve(&cfg, &request(&b.target, tmp.path()))?;
+    let r = resolve::resolve(&cfg, &build_request(&b.target, tmp.path()))?;
     emit_warnings(&r);
     let user_temp = matches!(tmp, TempDir::User(_));
     let opts = BuildOptions {
@@ -225,7 +234,7 @@ fn build(dd: &Option<PathBuf>, b: BuildArgs) -> Result<ExitCode> {
 fn retrofit(dd: &Option<PathBuf>, a: RetrofitArgs) -> Result<ExitCode> {
     let cfg = load(dd, Vec::new(), a.target.local)?;
     let tmp = TempDir::new(a.target.temp_dir.clone())?;
-    let r = resolve::resolve(&cfg, &request(&a.target, tmp.path()))?;
+    let r = resolve::resolve(&cfg, &build_request(&a.target, tmp.path()))?;
     emit_warnings(&r);
     let user_temp = matches!(tmp, TempDir::User(_));
     let opts = BuildOptions {

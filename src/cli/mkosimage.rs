@@ -282,7 +282,12 @@ fn run(a: MkArgs, retrofit: bool) -> Result<ExitCode> {
         local: a.local_only,
     };
     let tmp = TempDir::new(t.temp_dir.clone())?;
-    let r = resolve::resolve(&cfg, &request(&t, tmp.path()))?;
+    // A build refuses secrets that do not exist; -x/-u print the result with "" as 1.11.1.
+    let req = crate::config::ResolveRequest {
+        require_secrets: !(a.dump_defs || a.dump_build),
+        ..request(&t, tmp.path())
+    };
+    let r = resolve::resolve(&cfg, &req)?;
     emit(&r);
     if a.dump_defs || a.dump_build {
         let v = if a.dump_defs {

@@ -2,10 +2,12 @@
 //! `rfosimage` retrofit.
 
 use super::loader::State;
+use super::markers::MissingSecret;
 use super::pyjson::{py_str, truthy};
 use super::resolve::{sub, Resolved};
-use super::secrets::SecretStore;
+use super::secrets::{SecretError, SecretStore};
 use super::urlname::filename_from_url;
+use super::vault::VaultConfig;
 use super::{Config, ConfigError};
 use crate::plan::GeneratedFile;
 use serde_json::{Map, Value};
@@ -74,30 +76,109 @@ pub(super) fn apply_defines(defs: &mut Map<String, Value>, item: &str) -> Result
     Ok(())
 }
 
-/// Open the secret store the settings select (`credential_source`); problems become warnings.
-pub fn open_store(cfg: &Config, warnings: &mut Vec<String>) -> Option<SecretStore> {
+/// Open the secret store the settings select (`credential_source`). `Ok(None)`: Vault is
+/// selected (the default) but no address, or no token/AppRole, is set.
+pub fn open_store(cfg: &Config) -> Result<Option<SecretStore>, SecretError> {
     let source = cfg.settings.get_str("credential_source");
-    if source != "config" {
-        let addr = cfg.settings.get_str("vault_addr");
-        let token = cfg.settings.get_str("vault_token");
-        let vc = super::vault::VaultConfig::from_settings(&addr, &token, "", "");
-        if vc.addr.is_empty() || (vc.token.is_none() && vc.role_id.is_none()) {
-            warnings.push("Vault credentials not configured (osimager config set vault_addr=… vault_token=…, or credential_source=config)".into());
-            return None;
-        }
-    }
-    let vc = super::vault::VaultConfig::from_settings(
+    let vc = VaultConfig::from_settings(
         &cfg.settings.get_str("vault_addr"),
         &cfg.settings.get_str("vault_token"),
         "",
         "",
     );
-    match SecretStore::open(&source, &cfg.layers.user, &vc) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            warnings.push(e.to_string());
-            None
+    if source != "config" && (vc.addr.is_empty() || (vc.token.is_none() && vc.role_id.is_none())) {
+        return Ok(None);
+    }
+    SecretStore::open(&source, &cfg.layers.user, &vc).map(Some)
+}
+
+/// The secret store for resolving `target`. When the configuration reads secrets
+/// (`uses_refs`), a store that is not set up or cannot be opened is an error saying why (a
+/// refused token, an unreachable server, a missing secrets file); otherwise it is at most a
+/// warning.
+pub(super) fn store_for(
+    cfg: &Config,
+    target: &str,
+    uses_refs: bool,
+    warnings: &mut Diags,
+) -> Result<Option<SecretStore>, ConfigError> {
+    match open_store(cfg) {
+        Ok(store) if store.is_some() || !uses_refs => Ok(store),
+        Ok(_) => {
+            let secrets = cfg.layers.user.join("secrets");
+            Err(err(format!(
+                "{target} reads secrets (|>…<|, 6>…<6 or {{{{vault …}}}} references), but no \
+                 secret store is set up: credential_source is 'vault' and no Vault address and \
+                 token are set. Either export VAULT_ADDR and VAULT_TOKEN (or `osimager config \
+                 set vault_addr=URL`), or keep the secrets in a file: `osimager init` writes {} \
+                 and sets credential_source=config (docs/DATA.md, Secrets, lists the paths)",
+                path_str(&secrets)
+            )))
         }
+        Err(e) if uses_refs => Err(ConfigError::Other(format!(
+            "{target} reads secrets, and the secret store cannot be used: {e}"
+        ))),
+        Err(e) => {
+            warnings.push(format!(
+                "{e} ({target} reads no secrets, so this does not stop it)"
+            ));
+            Ok(None)
+        }
+    }
+}
+
+/// Warnings collected while resolving. Secrets that do not exist (replaced by "") are kept
+/// apart: they are reported once per secret with every place that used it, and a build refuses
+/// to go on with them.
+#[derive(Debug, Default)]
+pub(super) struct Diags {
+    pub list: Vec<String>,
+    /// (where, marker) and why, per missing secret reference.
+    pub missing_secrets: Vec<(String, MissingSecret)>,
+}
+
+impl Diags {
+    pub fn push(&mut self, w: String) {
+        self.list.push(w);
+    }
+
+    /// One line per missing secret: why it is missing, then the places that used it.
+    fn grouped_missing(&self) -> Vec<String> {
+        let mut groups: Vec<(&str, Vec<String>)> = Vec::new();
+        for (place, m) in &self.missing_secrets {
+            let at = format!("{place} ({})", m.marker);
+            match groups.iter_mut().find(|(e, _)| *e == m.error) {
+                Some((_, places)) if places.contains(&at) => {}
+                Some((_, places)) => places.push(at),
+                None => groups.push((&m.error, vec![at])),
+            }
+        }
+        groups
+            .into_iter()
+            .map(|(e, places)| format!("{e}; needed by {}", places.join(", ")))
+            .collect()
+    }
+
+    /// The warnings, the missing secrets last (`"" was used`).
+    pub fn finish(self) -> Vec<String> {
+        let grouped = self.grouped_missing();
+        let mut list = self.list;
+        list.extend(grouped.into_iter().map(|g| format!("{g}; \"\" was used")));
+        list
+    }
+
+    /// A build with missing secrets: one error listing each (1.11.1 built with "" instead).
+    pub fn missing_secrets_error(&self, target: &str) -> Option<ConfigError> {
+        if self.missing_secrets.is_empty() {
+            return None;
+        }
+        Some(ConfigError::Other(format!(
+            "{target} needs secrets that do not exist; a build would go on with empty values \
+             (an empty user name or password in the image), so it stops here:\n  - {}\n\
+             Store them, then build again (docs/DATA.md, Secrets, lists the paths and keys); \
+             `osimager dump` shows the template with the empty values",
+            self.grouped_missing().join("\n  - ")
+        )))
     }
 }
 
@@ -106,7 +187,7 @@ pub(super) fn iso_defaults(
     cfg: &Config,
     st: &mut State,
     store: Option<&SecretStore>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Diags,
 ) -> Result<(), ConfigError> {
     let urls = st
         .defs

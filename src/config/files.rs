@@ -17,8 +17,18 @@ fn marker_err(what: &str, e: markers::MarkerError) -> ConfigError {
 /// the paths written. Like the original, an entry whose content is empty stops generation of
 /// the remaining entries.
 pub fn generate(cfg: &Config, plan: &BuildPlan, dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
-    let mut warnings = Vec::new();
-    let store = open_store(cfg, &mut warnings);
+    // A store that cannot be opened matters only if the files read secrets: the markers then
+    // fail with "no credential source", and the reason the store could not be opened is said.
+    let (store, store_err) = match open_store(cfg) {
+        Ok(s) => (s, None),
+        Err(e) => (None, Some(e)),
+    };
+    let marker_err = |what: &str, e: markers::MarkerError| match &store_err {
+        Some(se) if matches!(&e, markers::MarkerError::Secret { .. }) => ConfigError::Other(
+            format!("files: {what}: {e}; the secret store cannot be used: {se}"),
+        ),
+        _ => marker_err(what, e),
+    };
     let mut env = DefsEnv::new(&plan.defs);
     if let Some(s) = store.as_ref() {
         env = env.with_secrets(s);

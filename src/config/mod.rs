@@ -24,6 +24,7 @@ pub mod natural;
 pub mod network;
 pub mod pyjson;
 pub mod resolve;
+pub mod setting_types;
 pub mod settings;
 pub mod suggest;
 pub mod urlname;

@@ -266,7 +266,15 @@ fn packer_vault_references() {
     );
     let w = env.take_warnings();
     assert_eq!(w.len(), 1);
-    assert_eq!(w[0].message, "secret not found: images/x/y");
+    assert!(
+        w[0].message
+            .starts_with("secret not found: images/x/y (secret path 'images/x' not"),
+        "{}",
+        w[0].message
+    );
+    let m = w[0].missing_secret.as_ref().unwrap();
+    assert_eq!(m.marker, "{{vault `images/x` `y`}}");
+    assert!(m.error.contains("images/x"), "{}", m.error);
     assert_eq!(w[0].key, "gone");
     // Without a store the references stay for Packer.
     let bare = DefsEnv::new(&d);
