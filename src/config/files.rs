@@ -85,8 +85,27 @@ pub fn generate(cfg: &Config, plan: &BuildPlan, dir: &Path) -> Result<Vec<PathBu
             written.push(path);
         }
     }
+    // Files are generated only for builds, and a build does not go on with "" for a secret that
+    // does not exist (an answer file with an empty password): see `ResolveRequest::require_secrets`.
+    let mut missing = Vec::new();
     for w in env.take_warnings() {
-        eprintln!("warning: files: {w}");
+        match &w.missing_secret {
+            Some(m) => {
+                let line = format!("{} ({})", m.error, m.marker);
+                if !missing.contains(&line) {
+                    missing.push(line);
+                }
+            }
+            None => eprintln!("warning: files: {w}"),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(ConfigError::Other(format!(
+            "files: the answer files read secrets that do not exist; the build stops rather \
+             than write them with empty values:\n  - {}\nStore them (docs/DATA.md, Secrets, \
+             lists the paths and keys), then build again",
+            missing.join("\n  - ")
+        )));
     }
     Ok(written)
 }

@@ -11,9 +11,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum SecretError {
     #[error(
-        "no credential source is configured for secret '{reference}': set credential_source=config \
-         and create ~/.config/osimager/secrets, or set credential_source=vault with vault_addr and \
-         vault_token (or VAULT_ADDR/VAULT_TOKEN, or an AppRole: VAULT_ROLE_ID/VAULT_SECRET_ID)"
+        "no credential source is configured for secret '{reference}': run `osimager init` (a \
+         secrets file, credential_source=config), or use Vault: export VAULT_ADDR and \
+         VAULT_TOKEN (or an AppRole: VAULT_ROLE_ID/VAULT_SECRET_ID)"
     )]
     NotConfigured { reference: String },
     #[error(
