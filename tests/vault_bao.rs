@@ -442,6 +442,24 @@ fn cli_messages_for_refused_token_and_wrong_mount() {
         "{err}"
     );
     assert_eq!(err.matches("refused the token").count(), 1, "{err}");
+    // `doctor` reports the same, as an error (exit status 1).
+    let o = Command::new(env!("CARGO_BIN_EXE_osimager"))
+        .args(["--data-dir", repo, "doctor", "--no-kvm-probe"])
+        .env("HOME", home.path())
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(1), "{report}");
+    assert!(
+        report.contains(&format!(
+            "  error    secrets           Vault at {addr} refused the token from the setting \
+             vault_token"
+        )),
+        "{report}"
+    );
 
     // Wrong token in VAULT_TOKEN.
     assert!(run(&["config", "set", "vault_token="], None).0);
@@ -507,5 +525,22 @@ fn cli_messages_for_refused_token_and_wrong_mount() {
     let (ok, err) = run(&build, Some("root"));
     assert!(ok, "{err}");
     assert!(!err.contains("not found"), "{err}");
+    let o = Command::new(env!("CARGO_BIN_EXE_osimager"))
+        .args(["--data-dir", repo, "doctor", "--no-kvm-probe"])
+        .env("HOME", home.path())
+        .env("VAULT_TOKEN", "root")
+        .env_remove("XDG_CONFIG_HOME")
+        .env_remove("VAULT_ADDR")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        report.contains(&format!(
+            "  ok       secrets           Vault at {addr}: reachable, token accepted, image \
+             account (images/linux) present"
+        )),
+        "{report}"
+    );
+    assert!(!report.contains(PASSWORD), "{report}");
     drop(bao);
 }

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 const EXAMPLES: &str = "\
 Examples:
+  osimager init                               first run: a location for this host + secrets
+  osimager doctor                             what this host can build
   osimager list                               every <dist>-<version>-<arch> target
   osimager list --arch x86_64 --latest rhel   newest RHEL per arch
   osimager defs qemu/lab/rhel-9.4-x86_64 web1 10.0.0.5
@@ -105,6 +107,12 @@ osimager venv --all        # create every missing one"
         #[arg(long, default_value_t = 10)]
         timeout: u64,
     },
+    /// First run: write a location for this host's hypervisors and the image account's secrets
+    #[command(after_help = super::init::AFTER_HELP)]
+    Init(super::init::InitArgs),
+    /// Report what this host can build, and what to do about what is missing
+    #[command(after_help = super::doctor::AFTER_HELP)]
+    Doctor(super::doctor::DoctorArgs),
     /// Print a shell completion script
     Completions {
         /// bash, zsh, fish, elvish or powershell

@@ -4,8 +4,11 @@
 
 mod args;
 mod commands;
+mod doctor;
+mod init;
 pub mod mkosimage;
 mod output;
+mod prompt;
 
 pub use args::Cli;
 
