@@ -1,81 +1,17 @@
-//! The first hour of a new user (issue 18): `osimager init` and `osimager doctor`, the messages
-//! a newcomer meets (empty XDG variables, `config set` type checks), and — with OSIMAGER_E2E=1
+//! The first hour of a new user (issue 18): `osimager init` (`doctor`: tests/doctor_host.rs),
+//! the messages a newcomer meets (empty XDG variables, `config set` type checks, no location or
+//! secret store yet), and — with OSIMAGER_E2E=1
 //! and the test OS media built — a scripted newcomer: from an empty HOME, `osimager init`, then
 //! `osimager build` of the test OS through the location init wrote (a real QEMU guest under
 //! TCG: run it alone, e.g. `flock /tmp/osimager-guest.lock cargo test --test newcomer`).
 //!
-//! Every run uses the real binary with HOME in a fresh temporary directory and no XDG_*,
-//! VAULT_* or OSIMAGER_DATA_DIR variables: the bundled tree is found the way an installed
-//! binary finds it.
+//! Every run uses the real binary in a newcomer's environment (tests/newcomer_support).
 
+mod newcomer_support;
+use newcomer_support::{out, Home};
 use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-struct Home {
-    dir: tempfile::TempDir,
-}
-
-impl Home {
-    fn new() -> Home {
-        Home {
-            dir: tempfile::Builder::new()
-                .prefix("newcomer-")
-                .tempdir()
-                .unwrap(),
-        }
-    }
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-    fn user(&self) -> PathBuf {
-        self.path().join(".config/osimager")
-    }
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_osimager"));
-        c.args(args).env("HOME", self.path()).env("TMPDIR", "/tmp");
-        for v in [
-            "XDG_CONFIG_HOME",
-            "XDG_DATA_HOME",
-            "XDG_CACHE_HOME",
-            "VAULT_ADDR",
-            "VAULT_TOKEN",
-            "VAULT_ROLE_ID",
-            "VAULT_SECRET_ID",
-            "OSIMAGER_DATA_DIR",
-        ] {
-            c.env_remove(v);
-        }
-        c.stdin(Stdio::null());
-        c
-    }
-    fn run(&self, args: &[&str]) -> (bool, String, String) {
-        out(self.cmd(args).output().unwrap())
-    }
-    /// Run with `input` on standard input (not a terminal).
-    fn run_with_stdin(&self, args: &[&str], input: &str) -> (bool, String, String) {
-        let mut c = self.cmd(args);
-        c.stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(input.as_bytes())
-            .unwrap();
-        out(child.wait_with_output().unwrap())
-    }
-}
-
-fn out(o: Output) -> (bool, String, String) {
-    (
-        o.status.success(),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 
 #[test]
 fn empty_xdg_variables_are_unset() {
@@ -329,141 +265,6 @@ fn first_messages_point_at_init() {
             && !stdout.contains("incomplete install"),
         "{stdout}"
     );
-}
-
-fn kvm_probe() -> osimager_drivers::qemu::KvmCheck {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-        .block_on(osimager_drivers::qemu::kvm_usable("qemu-system-x86_64"))
-}
-
-/// `doctor` on this host, with PATH limited to the system directories (no Ansible venv): the
-/// CI machines have QEMU, qemu-img, socat and Packer 1.6.6, /dev/kvm present but unusable, no
-/// VirtualBox and no VMware. Where the host differs, the test expects what the host has.
-#[test]
-fn doctor_reports_this_host() {
-    let h = Home::new();
-    let mut c = h.cmd(&["doctor"]);
-    c.env("PATH", "/usr/sbin:/usr/bin:/sbin:/bin");
-    let (ok, stdout, err) = out(c.output().unwrap());
-    assert!(ok, "nothing is broken here: {stdout}{err}");
-    eprintln!("{stdout}");
-    let line = |id: &str| -> String {
-        stdout
-            .lines()
-            .find(|l| {
-                l.get(11..)
-                    .is_some_and(|r| r.starts_with(&format!("{id} ")))
-            })
-            .unwrap_or_else(|| panic!("no {id} line in:\n{stdout}"))
-            .to_string()
-    };
-    assert!(line("qemu").starts_with("  ok       qemu              QEMU found: /usr/bin/qemu-system-x86_64 (QEMU emulator version"));
-    let kvm = kvm_probe();
-    if !Path::new("/dev/kvm").exists() {
-        assert!(line("kvm").contains("KVM not available (/dev/kvm does not exist)"));
-    } else if kvm.usable {
-        assert!(line("kvm").starts_with("  ok       kvm               KVM usable"));
-    } else {
-        // This host: present but unusable, said exactly so, with what it means.
-        assert_eq!(
-            line("kvm"),
-            format!(
-                "  warn     kvm               KVM present but unusable: {}; QEMU builds run \
-                 under TCG (software emulation, several times slower)",
-                kvm.reason
-            )
-        );
-        assert!(
-            stdout.contains("Can build: qemu (native engine, TCG)"),
-            "{stdout}"
-        );
-    }
-    let no_vbox = !Path::new("/usr/bin/VBoxManage").exists();
-    if no_vbox {
-        assert_eq!(
-            line("virtualbox"),
-            "  missing  virtualbox        VirtualBox not found (no VBoxManage on PATH): \
-             virtualbox/… targets cannot be built here"
-        );
-    }
-    if !Path::new("/usr/bin/vmrun").exists() && !Path::new("/usr/bin/vmrest").exists() {
-        assert_eq!(
-            line("vmware"),
-            "  missing  vmware            VMware not found (no vmrun or vmrest on PATH): \
-             vmware/… targets cannot be built here"
-        );
-    }
-    assert!(line("ansible-playbook")
-        .starts_with("  missing  ansible-playbook  ansible-playbook not found on PATH"));
-    assert!(
-        stdout.contains("fix: install Ansible into a venv"),
-        "{stdout}"
-    );
-    assert!(
-        line("packer").contains("Packer 1.6.6 found: /usr/bin/packer"),
-        "{stdout}"
-    );
-    assert!(line("secrets").starts_with("  missing  secrets           no secret store"));
-    assert!(line("locations").starts_with("  missing  locations         no locations in"));
-    assert!(stdout.ends_with("Next: osimager init\n"), "{stdout}");
-
-    // With (fake) VirtualBox and VMware command-line tools on PATH they are found, and the
-    // platforms they serve are listed as buildable through Packer. The fakes answer
-    // `VBoxManage --version` as VirtualBox 7.0 does; nothing else is asked of them.
-    let fakes = tempfile::tempdir().unwrap();
-    for (name, body) in [
-        ("VBoxManage", "#!/bin/sh\necho 7.0.14r161095\n"),
-        ("vmrun", "#!/bin/sh\nexit 0\n"),
-    ] {
-        let p = fakes.path().join(name);
-        std::fs::write(&p, body).unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    }
-    let mut c = h.cmd(&["doctor", "--json", "--no-kvm-probe"]);
-    c.env("PATH", format!("{}:/usr/bin:/bin", fakes.path().display()));
-    let (ok, stdout, err) = out(c.output().unwrap());
-    assert!(ok, "{err}");
-    let r: serde_json::Value = serde_json::from_str(&stdout).unwrap();
-    let check = |id: &str| {
-        r["checks"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|c| c["id"] == id)
-            .unwrap()
-            .clone()
-    };
-    assert_eq!(check("virtualbox")["status"], "ok");
-    assert_eq!(check("virtualbox")["version"], "7.0.14r161095");
-    assert_eq!(check("vmware")["status"], "ok");
-    if no_vbox {
-        assert_eq!(r["accelerator"]["name"], "tcg");
-        let platforms: Vec<String> = r["can_build"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|b| {
-                format!(
-                    "{}/{}",
-                    b["platform"].as_str().unwrap(),
-                    b["engine"].as_str().unwrap()
-                )
-            })
-            .collect();
-        assert_eq!(
-            platforms,
-            [
-                "qemu/native",
-                "qemu/packer",
-                "virtualbox/packer",
-                "vmware/packer"
-            ]
-        );
-    }
 }
 
 fn media_cache() -> PathBuf {

@@ -1,10 +1,10 @@
 //! Parts of `make_build`: allow-lists, `-D` defines, the secret store, ISO name defaults and the
 //! `rfosimage` retrofit.
 
+use super::diags::{sub, Diags};
 use super::loader::State;
-use super::markers::MissingSecret;
 use super::pyjson::{py_str, truthy};
-use super::resolve::{sub, Resolved};
+use super::resolve::Resolved;
 use super::secrets::{SecretError, SecretStore};
 use super::urlname::filename_from_url;
 use super::vault::VaultConfig;
@@ -124,61 +124,6 @@ pub(super) fn store_for(
             ));
             Ok(None)
         }
-    }
-}
-
-/// Warnings collected while resolving. Secrets that do not exist (replaced by "") are kept
-/// apart: they are reported once per secret with every place that used it, and a build refuses
-/// to go on with them.
-#[derive(Debug, Default)]
-pub(super) struct Diags {
-    pub list: Vec<String>,
-    /// (where, marker) and why, per missing secret reference.
-    pub missing_secrets: Vec<(String, MissingSecret)>,
-}
-
-impl Diags {
-    pub fn push(&mut self, w: String) {
-        self.list.push(w);
-    }
-
-    /// One line per missing secret: why it is missing, then the places that used it.
-    fn grouped_missing(&self) -> Vec<String> {
-        let mut groups: Vec<(&str, Vec<String>)> = Vec::new();
-        for (place, m) in &self.missing_secrets {
-            let at = format!("{place} ({})", m.marker);
-            match groups.iter_mut().find(|(e, _)| *e == m.error) {
-                Some((_, places)) if places.contains(&at) => {}
-                Some((_, places)) => places.push(at),
-                None => groups.push((&m.error, vec![at])),
-            }
-        }
-        groups
-            .into_iter()
-            .map(|(e, places)| format!("{e}; needed by {}", places.join(", ")))
-            .collect()
-    }
-
-    /// The warnings, the missing secrets last (`"" was used`).
-    pub fn finish(self) -> Vec<String> {
-        let grouped = self.grouped_missing();
-        let mut list = self.list;
-        list.extend(grouped.into_iter().map(|g| format!("{g}; \"\" was used")));
-        list
-    }
-
-    /// A build with missing secrets: one error listing each (1.11.1 built with "" instead).
-    pub fn missing_secrets_error(&self, target: &str) -> Option<ConfigError> {
-        if self.missing_secrets.is_empty() {
-            return None;
-        }
-        Some(ConfigError::Other(format!(
-            "{target} needs secrets that do not exist; a build would go on with empty values \
-             (an empty user name or password in the image), so it stops here:\n  - {}\n\
-             Store them, then build again (docs/DATA.md, Secrets, lists the paths and keys); \
-             `osimager dump` shows the template with the empty values",
-            self.grouped_missing().join("\n  - ")
-        )))
     }
 }
 

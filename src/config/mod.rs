@@ -15,6 +15,7 @@ pub mod secrets;
 pub mod vault;
 
 pub mod build_parts;
+mod diags;
 pub mod files;
 pub mod index;
 pub mod layers;

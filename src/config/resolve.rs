@@ -1,16 +1,16 @@
 //! `make_build`: resolve `platform/location/spec` into defs and a Packer-shaped build, then
 //! into a [`BuildPlan`].
 
-use super::build_parts::{apply_defines, check_allowed, iso_defaults, store_for, Diags};
+use super::build_parts::{apply_defines, check_allowed, iso_defaults, store_for};
 use super::build_parts::{
     err, generated_files, hooks, into_map, path_str, random_build_id, random_hex, required_files,
     s, split_build,
 };
 pub use super::build_parts::{open_store, retrofit};
+use super::diags::{sub, take_warnings, Diags};
 use super::loader::{Loader, State};
-use super::markers::{self, DefsEnv, MarkerWarning};
+use super::markers::{self, DefsEnv};
 use super::pyjson::{py_str, truthy};
-use super::secrets::SecretStore;
 use super::{network, suggest, Config, ConfigError};
 use crate::plan::BuildPlan;
 use serde_json::{json, Map, Value};
@@ -56,51 +56,6 @@ pub struct Resolved {
     pub platform: Map<String, Value>,
     /// True when the spec or `--skip` asked to skip post-install configuration.
     pub skip: bool,
-}
-
-/// Substitute with `defs` as the marker environment, attributing warnings to `what`.
-pub(super) fn sub(
-    v: &Value,
-    defs: &Map<String, Value>,
-    store: Option<&SecretStore>,
-    what: &str,
-    warnings: &mut Diags,
-) -> Result<Value, ConfigError> {
-    let mut env = DefsEnv::new(defs);
-    if let Some(st) = store {
-        env = env.with_secrets(st);
-    }
-    let out = markers::substitute_value(v, &env)
-        .map_err(|source| ConfigError::Marker { file: None, source });
-    take_warnings(&env, what, warnings);
-    out.map_err(|e| match e {
-        ConfigError::Marker { source, .. } => ConfigError::Other(format!("{what}: {source}")),
-        other => other,
-    })
-}
-
-fn take_warnings(env: &DefsEnv, what: &str, warnings: &mut Diags) {
-    for w in env.take_warnings() {
-        match w.missing_secret {
-            Some(m) => {
-                let place = if w.key.is_empty() {
-                    what.to_string()
-                } else {
-                    format!("{what}.{}", w.key)
-                };
-                warnings.missing_secrets.push((place, m));
-            }
-            None => warnings.push(format_warning(what, &w)),
-        }
-    }
-}
-
-fn format_warning(what: &str, w: &MarkerWarning) -> String {
-    if w.key.is_empty() {
-        format!("{what}: {}", w.message)
-    } else {
-        format!("{what}.{}: {}", w.key, w.message)
-    }
 }
 
 /// `make_build`.
