@@ -1,9 +1,9 @@
 //! The first hour of a new user (issue 18): `osimager init` (`doctor`: tests/doctor_host.rs),
 //! the messages a newcomer meets (empty XDG variables, `config set` type checks, no location or
-//! secret store yet), and — with OSIMAGER_E2E=1
-//! and the test OS media built — a scripted newcomer: from an empty HOME, `osimager init`, then
-//! `osimager build` of the test OS through the location init wrote (a real QEMU guest under
-//! TCG: run it alone, e.g. `flock /tmp/osimager-guest.lock cargo test --test newcomer`).
+//! secret store yet), and — with OSIMAGER_E2E=1 and the test OS media built — a scripted
+//! newcomer: from an empty HOME, `osimager init`, then `osimager build` of the test OS through
+//! the location init wrote (a real QEMU guest under TCG: run it alone, e.g.
+//! `flock /tmp/osimager-guest.lock cargo test --test newcomer`).
 //!
 //! Every run uses the real binary in a newcomer's environment (tests/newcomer_support).
 
