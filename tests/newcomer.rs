@@ -39,6 +39,15 @@ fn empty_xdg_variables_are_unset() {
     assert!(ok, "{stderr}");
     assert!(h.user().join("config.json").is_file());
     assert!(!cwd.path().join("osimager").exists());
+    // OSIMAGER_DATA_DIR= (empty) is unset too: the default data tree is used.
+    let mut c = h.cmd(&["list", "--latest", "debian"]);
+    c.env("OSIMAGER_DATA_DIR", "");
+    let (ok, stdout, stderr) = out(c.output().unwrap());
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.starts_with("Latest specs:\n  debian-latest-"),
+        "{stdout}"
+    );
 }
 
 #[test]

@@ -25,7 +25,9 @@ OSImager's meaning (the XDG data directory where venvs live).";
 pub struct Cli {
     /// Bundled data tree (platforms/, specs/, files/, tasks/ …); default: $OSIMAGER_DATA_DIR,
     /// <exe>/../share/osimager, or the source tree
-    #[arg(long, global = true, value_name = "DIR", env = "OSIMAGER_DATA_DIR")]
+    // Not `env = "OSIMAGER_DATA_DIR"`: clap treats a set-but-empty variable as an empty value and
+    // refuses it; `config::default_data_tree` reads the variable and ignores it when empty.
+    #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Verbose output
     #[arg(short, long, global = true)]

@@ -119,7 +119,8 @@ pub fn run(data_dir: &Option<PathBuf>, a: &InitArgs) -> Result<ExitCode> {
     if a.vault {
         lines.push(format!(
             "secrets: kept in Vault (credential_source=vault); the image account is read from \
-             mount '{}', path '{}'",
+             KV v2 mount '{}', path '{}' (`osimager doctor` checks that Vault accepts the token \
+             and has it)",
             IMAGE_ACCOUNT.split('/').next().unwrap_or(""),
             IMAGE_ACCOUNT.split_once('/').map(|x| x.1).unwrap_or("")
         ));
