@@ -217,6 +217,25 @@ fn first_messages_point_at_init() {
         r#"{"platforms": ["qemu"]}"#,
     )
     .unwrap();
+    // The test OS reads no secrets; its media path comes from an environment variable, and an
+    // unset one is said once for all the defs that use it.
+    let mut c = h.cmd(&["dump", "qemu/local/testos-1-x86_64", "t1", "10.0.0.5"]);
+    c.env_remove("OSIMAGER_TESTOS_CACHE");
+    let (ok, _, err) = out(c.output().unwrap());
+    assert!(ok, "{err}");
+    let env_warnings: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("OSIMAGER_TESTOS_CACHE"))
+        .collect();
+    assert_eq!(
+        env_warnings,
+        [
+            "warning: defs.iso_checksum, defs.testos_media, defs.iso_url: \
+          $>OSIMAGER_TESTOS_CACHE<$: environment variable OSIMAGER_TESTOS_CACHE is not set; \
+          using \"\" (export it, or set the def that uses it with -D)"
+        ],
+        "{err}"
+    );
     let (ok, _, err) = h.run(&["dump", "qemu/local/debian-12.12-x86_64", "web1", "10.0.0.5"]);
     assert!(!ok);
     assert!(

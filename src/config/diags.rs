@@ -7,19 +7,34 @@ use super::secrets::SecretStore;
 use super::ConfigError;
 use serde_json::{Map, Value};
 
-/// Warnings collected while resolving. Secrets that do not exist (replaced by "") are kept
-/// apart: they are reported once per secret with every place that used it, and a build refuses
-/// to go on with them.
+/// Warnings collected while resolving, each said once: a marker warning repeated at several
+/// places (the same unset environment variable in three defs) is one warning listing them.
+/// Secrets that do not exist (replaced by "") are kept apart: they are reported once per secret
+/// with every place that used it, and a build refuses to go on with them.
 #[derive(Debug, Default)]
 pub(super) struct Diags {
-    pub list: Vec<String>,
+    /// (message, places where it happened); no places for a warning that is not a marker's.
+    list: Vec<(String, Vec<String>)>,
     /// (where, marker) and why, per missing secret reference.
     pub missing_secrets: Vec<(String, MissingSecret)>,
 }
 
 impl Diags {
     pub fn push(&mut self, w: String) {
-        self.list.push(w);
+        self.list.push((w, Vec::new()));
+    }
+
+    /// A warning about `place`; the same message seen before gets this place added.
+    pub fn push_at(&mut self, place: String, message: String) {
+        match self
+            .list
+            .iter_mut()
+            .find(|(m, places)| !places.is_empty() && *m == message)
+        {
+            Some((_, places)) if places.contains(&place) => {}
+            Some((_, places)) => places.push(place),
+            None => self.list.push((message, vec![place])),
+        }
     }
 
     /// One line per missing secret: why it is missing, then the places that used it.
@@ -42,7 +57,17 @@ impl Diags {
     /// The warnings, the missing secrets last (`"" was used`).
     pub fn finish(self) -> Vec<String> {
         let grouped = self.grouped_missing();
-        let mut list = self.list;
+        let mut list: Vec<String> = self
+            .list
+            .into_iter()
+            .map(|(m, places)| {
+                if places.is_empty() {
+                    m
+                } else {
+                    format!("{}: {m}", places.join(", "))
+                }
+            })
+            .collect();
         list.extend(grouped.into_iter().map(|g| format!("{g}; \"\" was used")));
         list
     }
@@ -85,24 +110,18 @@ pub(super) fn sub(
 
 pub(super) fn take_warnings(env: &DefsEnv, what: &str, warnings: &mut Diags) {
     for w in env.take_warnings() {
+        let place = place(what, &w);
         match w.missing_secret {
-            Some(m) => {
-                let place = if w.key.is_empty() {
-                    what.to_string()
-                } else {
-                    format!("{what}.{}", w.key)
-                };
-                warnings.missing_secrets.push((place, m));
-            }
-            None => warnings.push(format_warning(what, &w)),
+            Some(m) => warnings.missing_secrets.push((place, m)),
+            None => warnings.push_at(place, w.message),
         }
     }
 }
 
-fn format_warning(what: &str, w: &MarkerWarning) -> String {
+fn place(what: &str, w: &MarkerWarning) -> String {
     if w.key.is_empty() {
-        format!("{what}: {}", w.message)
+        what.to_string()
     } else {
-        format!("{what}.{}: {}", w.key, w.message)
+        format!("{what}.{}", w.key)
     }
 }

@@ -366,7 +366,16 @@ fn handle(
             Err(e) => return Err(secret_err(path, full, e)),
         },
         6 => arith(key, env, &warn),
-        7 => PyVal::Str(env.env_var(key).unwrap_or_default()),
+        7 => match env.env_var(key) {
+            Some(v) => PyVal::Str(v),
+            None => {
+                warn(format!(
+                    "{full}: environment variable {key} is not set; using \"\" (export it, or \
+                     set the def that uses it with -D)"
+                ));
+                PyVal::Str(String::new())
+            }
+        },
         8..=10 => {
             let method = match action {
                 8 => CryptMethod::Md5,

@@ -312,7 +312,9 @@ pub fn resolve(cfg: &Config, req: &ResolveRequest) -> Result<Resolved, ConfigErr
     iso_defaults(cfg, &mut st, store.as_ref(), &mut warnings)?;
     let ptype = st.config.get("type").cloned().unwrap_or(s(platform_name));
     st.defs.insert("platform_type".into(), ptype);
-    super::suggest::undefined_def_warnings(&st, &mut warnings.list);
+    let mut undefined = Vec::new();
+    super::suggest::undefined_def_warnings(&st, &mut undefined);
+    undefined.into_iter().for_each(|w| warnings.push(w));
 
     let store = store.as_ref();
     let defs_v = sub(

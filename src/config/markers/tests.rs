@@ -294,3 +294,21 @@ fn extract_all_is_line_based_and_non_greedy() {
     assert!(!is_var_name(""));
     assert!(!is_var_name("a-b"));
 }
+
+#[test]
+fn unset_environment_variable_is_reported() {
+    let d = defs();
+    let env = DefsEnv::new(&d).with_env_vars(HashMap::new());
+    assert_eq!(
+        substitute_str("$>OSIMAGER_NOT_SET<$/current", &env).unwrap(),
+        json!("/current")
+    );
+    let w = env.take_warnings();
+    assert_eq!(w.len(), 1);
+    assert!(
+        w[0].message
+            .starts_with("$>OSIMAGER_NOT_SET<$: environment variable OSIMAGER_NOT_SET is not set"),
+        "{}",
+        w[0].message
+    );
+}
