@@ -10,7 +10,10 @@ fn kvm_probe() -> osimager_drivers::qemu::KvmCheck {
         .enable_all()
         .build()
         .unwrap()
-        .block_on(osimager_drivers::qemu::kvm_usable("qemu-system-x86_64"))
+        .block_on(osimager_drivers::qemu::kvm_usable(&format!(
+            "qemu-system-{}",
+            std::env::consts::ARCH
+        )))
 }
 
 /// `doctor` on this host, with PATH limited to the system directories (no Ansible venv): the
@@ -34,7 +37,14 @@ fn doctor_reports_this_host() {
             .unwrap_or_else(|| panic!("no {id} line in:\n{stdout}"))
             .to_string()
     };
-    assert!(line("qemu").starts_with("  ok       qemu              QEMU found: /usr/bin/qemu-system-x86_64 (QEMU emulator version"));
+    let arch = std::env::consts::ARCH;
+    assert!(
+        line("qemu").starts_with(&format!(
+            "  ok       qemu              QEMU found: /usr/bin/qemu-system-{arch} (QEMU emulator \
+             version"
+        )),
+        "{stdout}"
+    );
     let kvm = kvm_probe();
     if !Path::new("/dev/kvm").exists() {
         assert!(line("kvm").contains("KVM not available (/dev/kvm does not exist)"));
