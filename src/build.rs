@@ -126,6 +126,8 @@ pub fn prepare_with_config(
                 temp_dir: temp.clone(),
                 skip: req.options.skip,
                 build_id: None,
+                // A build does not go on with "" for a secret that does not exist.
+                require_secrets: true,
             },
         )?;
         if let Some(serde_json::Value::String(t)) = r.plan.defs.get("vault_token") {
