@@ -1,11 +1,15 @@
 //! osimager: build virtual-machine images from OSImager configuration.
+pub mod build;
 pub mod cli;
 pub mod comm;
 pub mod config;
 pub mod engine;
 pub mod hooks;
+pub mod host;
 pub mod iso;
 pub mod plan;
 pub mod provision;
 pub mod secret;
+pub mod tools;
+pub mod urlname;
 pub mod venv;

@@ -57,14 +57,13 @@ pub struct DriverRegistry {
 impl DriverRegistry {
     /// The drivers this crate ships.
     pub fn builtin() -> DriverRegistry {
-        DriverRegistry::default()
-            .register(crate::qemu::registry_entry())
-            .register(crate::vmware::registry_entry())
+        DriverRegistry::default().register(qemu()).register(vmware())
     }
 
     /// Add `entry`, replacing one for the same builder type.
     pub fn register(mut self, entry: DriverEntry) -> DriverRegistry {
-        self.entries.retain(|e| e.builder_type != entry.builder_type);
+        self.entries
+            .retain(|e| e.builder_type != entry.builder_type);
         self.entries.push(entry);
         self
     }
@@ -87,7 +86,11 @@ impl DriverRegistry {
     }
 
     /// Make the driver for `builder` (its `type` key picks the entry).
-    pub fn make(&self, builder: &Map<String, Value>, env: DriverEnv) -> DriverResult<Box<dyn Driver>> {
+    pub fn make(
+        &self,
+        builder: &Map<String, Value>,
+        env: DriverEnv,
+    ) -> DriverResult<Box<dyn Driver>> {
         let t = builder.get("type").and_then(Value::as_str).unwrap_or("");
         let entry = self.get(t).ok_or_else(|| DriverError::NoDriver {
             builder_type: t.to_string(),
@@ -95,4 +98,23 @@ impl DriverRegistry {
         })?;
         (entry.make)(builder, env)
     }
+}
+
+/// QEMU, driven over QMP (builder type `qemu`).
+fn qemu() -> DriverEntry {
+    DriverEntry::new("qemu", "QEMU (QMP)", |builder, env| {
+        let cfg = crate::qemu::QemuConfig::from_builder(builder, env)?;
+        Ok(Box::new(crate::qemu::QemuDriver::new(cfg)) as Box<dyn Driver>)
+    })
+}
+
+fn vmware() -> DriverEntry {
+    DriverEntry::new(
+        "vmware-iso",
+        "VMware Workstation (vmrest or vmrun, VNC typing)",
+        |builder, env| {
+            let cfg = crate::vmware::VmwareConfig::from_builder(builder, env)?;
+            Ok(Box::new(crate::vmware::VmwareDriver::new(cfg)) as Box<dyn Driver>)
+        },
+    )
 }

@@ -9,12 +9,14 @@
 //! ```
 pub mod crypt;
 pub mod dns;
+pub mod env;
 pub mod expr;
 pub mod markers;
 pub mod secrets;
 pub mod vault;
 
 pub mod build_parts;
+mod diags;
 pub mod files;
 pub mod index;
 pub mod layers;
@@ -24,9 +26,9 @@ pub mod natural;
 pub mod network;
 pub mod pyjson;
 pub mod resolve;
+pub mod setting_types;
 pub mod settings;
 pub mod suggest;
-pub mod urlname;
 
 #[cfg(test)]
 mod tests;
@@ -166,7 +168,7 @@ pub struct ConfigOptions {
 /// The bundled tree: `$OSIMAGER_DATA_DIR`, else `<exe>/../share/osimager`, else the source
 /// tree this binary was built from.
 pub fn default_data_tree() -> PathBuf {
-    if let Some(d) = std::env::var_os("OSIMAGER_DATA_DIR") {
+    if let Some(d) = env::var_os("OSIMAGER_DATA_DIR") {
         if !d.is_empty() {
             return PathBuf::from(d);
         }
@@ -307,6 +309,35 @@ impl Config {
     /// Resolve a target into a build plan (`make_build`).
     pub fn resolve(&self, req: &ResolveRequest) -> Result<crate::plan::BuildPlan, ConfigError> {
         Ok(resolve::resolve(self, req)?.plan)
+    }
+
+    /// The ISO cache: `<packer_cache_dir>/iso`, default `~/.cache/osimager/iso`.
+    pub fn iso_cache_dir(&self) -> PathBuf {
+        let s = self.settings.get_str("packer_cache_dir");
+        let base = if s.is_empty() {
+            settings::home_dir().join(".cache/osimager")
+        } else {
+            PathBuf::from(s)
+        };
+        base.join("iso")
+    }
+
+    /// Make a resolved plan ready to build: render the spec's files and record what the engines
+    /// need from the settings and data layers ([`crate::plan::BuildInputs`]), so that the plan
+    /// alone can be handed to an engine (on another thread, in a server, …).
+    pub fn prepare(&self, plan: &mut crate::plan::BuildPlan) -> Result<(), ConfigError> {
+        let (files, warnings) = files::render(self, plan)?;
+        plan.inputs = crate::plan::BuildInputs {
+            files,
+            warnings,
+            notices: Vec::new(),
+            iso_cache_dir: self.iso_cache_dir(),
+            user_dir: self.layers.user.clone(),
+            data_dirs: vec![self.layers.system.clone()],
+            settings: self.settings.values.clone(),
+            venv_dir: self.settings.venv_dir(),
+        };
+        Ok(())
     }
 }
 

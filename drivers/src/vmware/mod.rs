@@ -38,18 +38,6 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use vmx::Temporary;
 
-/// The registry entry of the VMware driver (builder type `vmware-iso`).
-pub fn registry_entry() -> crate::registry::DriverEntry {
-    crate::registry::DriverEntry::new(
-        "vmware-iso",
-        "VMware Workstation (vmrest or vmrun, VNC typing)",
-        |builder, env| {
-            let cfg = VmwareConfig::from_builder(builder, env)?;
-            Ok(Box::new(VmwareDriver::new(cfg)) as Box<dyn Driver>)
-        },
-    )
-}
-
 /// Where VMware's VNC server listens for this build, and its password (never logged).
 #[derive(Clone)]
 struct Vnc {
