@@ -61,6 +61,15 @@ fn spawn_cli(scratch: &Path, name: &str) -> Child {
     std::fs::create_dir_all(scratch.join("tmp")).unwrap();
     let bin = fake_bin(scratch);
     let etc = scratch.join("vmware-etc");
+    // VMware's installation puts its network configuration in place before any build.
+    let st = Command::new(repo().join("tests/fakes/vmware/fakevmware.py"))
+        .arg("install")
+        .env("FAKE_VMWARE_STATE", scratch.join("vmware-state"))
+        .env("FAKE_VMWARE_ETC", &etc)
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "installing the fake VMware");
     let path = format!(
         "{}:/opt/osimager-venv/bin:{}",
         bin.display(),

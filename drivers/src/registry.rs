@@ -57,7 +57,9 @@ pub struct DriverRegistry {
 impl DriverRegistry {
     /// The drivers this crate ships.
     pub fn builtin() -> DriverRegistry {
-        DriverRegistry::default().register(qemu()).register(vmware())
+        DriverRegistry::default()
+            .register(qemu())
+            .register(vmware())
     }
 
     /// Add `entry`, replacing one for the same builder type.
