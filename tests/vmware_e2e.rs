@@ -363,3 +363,65 @@ fn e2e_vmware_builds_testos_through_the_standins() {
         "the fake still has running VMs: {running:?}"
     );
 }
+
+/// Ctrl-C while the engine waits for SSH (the VM running, registered with the private
+/// vmrest): the build stops, the VM is powered off, unregistered and deleted, the private
+/// vmrest and its HOME are gone.
+#[test]
+fn e2e_vmware_sigint_while_waiting_for_ssh_leaves_nothing() {
+    if !enabled() {
+        return;
+    }
+    let scratch = tempfile::Builder::new()
+        .prefix("vmware-sig-")
+        .tempdir()
+        .unwrap();
+    let s = scratch.path();
+    let name = "vmw-sig";
+    let mut child = spawn_cli(s, name);
+    let rx = lines(&mut child);
+    loop {
+        match rx.recv_timeout(Duration::from_secs(300)) {
+            Ok(l) if l.contains("==> wait for ssh") => break,
+            Ok(_) => {}
+            Err(e) => panic!("never reached the SSH wait: {e}"),
+        }
+    }
+    std::thread::sleep(Duration::from_secs(3));
+    let procs = processes_mentioning(&s.display().to_string());
+    assert!(
+        procs.iter().any(|p| p.contains("qemu-system"))
+            && procs.iter().any(|p| p.contains("vmrest")),
+        "the VM and the private vmrest should be running now: {procs:?}"
+    );
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let t = Instant::now();
+    let code = wait_exit(&mut child, Duration::from_secs(180));
+    eprintln!(
+        "CLI exited {code} {:.1}s after SIGINT",
+        t.elapsed().as_secs_f64()
+    );
+    assert_ne!(code, 0);
+    let rest: Vec<String> = rx.try_iter().collect();
+    assert!(
+        rest.iter().any(|l| l.contains("interrupted by SIGINT")),
+        "{rest:?}"
+    );
+    let procs = processes_mentioning(&s.display().to_string());
+    assert!(procs.is_empty(), "processes left: {procs:?}");
+    let tmp: Vec<_> = std::fs::read_dir(s.join("tmp"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(
+        tmp.is_empty(),
+        "temp dirs left (the private vmrest's HOME?): {tmp:?}"
+    );
+    assert!(!s.join("vms/vmware").join(name).exists(), "output dir left");
+    let running: Vec<_> = std::fs::read_dir(s.join("vmware-state/running"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(
+        running.is_empty(),
+        "the fake still has running VMs: {running:?}"
+    );
+}

@@ -97,15 +97,22 @@ impl VmrestProcess {
         for _attempt in 0..3 {
             let port = free_port()?;
             let cfg = home.path().join(".vmrestCfg");
-            std::fs::write(&cfg, config_text(port, &user, &password, &salt)?).map_err(
-                |source| DriverError::Io {
-                    context: format!("writing {}", cfg.display()),
-                    source,
-                },
-            )?;
+            // 0600 from the start: the file holds the password's hash.
             {
-                use std::os::unix::fs::PermissionsExt;
-                let _ = std::fs::set_permissions(&cfg, std::fs::Permissions::from_mode(0o600));
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                let text = config_text(port, &user, &password, &salt)?;
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(true)
+                    .mode(0o600)
+                    .open(&cfg)
+                    .and_then(|mut f| f.write_all(text.as_bytes()))
+                    .map_err(|source| DriverError::Io {
+                        context: format!("writing {}", cfg.display()),
+                        source,
+                    })?;
             }
             let out = std::fs::File::create(&log).map_err(|source| DriverError::Io {
                 context: format!("creating {}", log.display()),
