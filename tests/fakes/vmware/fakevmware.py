@@ -162,11 +162,16 @@ def record_path(vmx):
 
 
 def alive(pid):
+    """A running process (an exited child nobody has reaped yet — a zombie — is not)."""
     try:
         os.kill(pid, 0)
-        return True
     except (OSError, TypeError):
         return False
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def running_record(vmx):
@@ -218,11 +223,14 @@ def power_on(vmx, headless=True):
             [sys.executable, os.path.join(HERE, "fakevmware.py"), "run", vmx],
             stdin=subprocess.DEVNULL, stdout=out, stderr=out, start_new_session=True,
         )
+    # Reap the VM process when it ends (a long-lived vmrest would collect zombies otherwise).
+    import threading
+    threading.Thread(target=p.wait, daemon=True).start()
     end = time.time() + 60
     while time.time() < end:
         if running_record(vmx):
             return
-        if p.poll() is not None:
+        if p.returncode is not None or not alive(p.pid):
             tail = open(log, errors="replace").read().splitlines()[-5:]
             raise VmError("failed", "Failed to power on %s: %s" % (vmx, " | ".join(tail)))
         time.sleep(0.1)
@@ -266,7 +274,7 @@ def power_off(vmx, hard):
         pass
     if hard:
         end = time.time() + 30
-        while time.time() < end and alive(rec["runner_pid"]):
+        while time.time() < end and running_record(vmx):
             time.sleep(0.1)
 
 
