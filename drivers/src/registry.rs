@@ -57,7 +57,9 @@ pub struct DriverRegistry {
 impl DriverRegistry {
     /// The drivers this crate ships.
     pub fn builtin() -> DriverRegistry {
-        DriverRegistry::default().register(crate::qemu::registry_entry())
+        DriverRegistry::default()
+            .register(crate::qemu::registry_entry())
+            .register(crate::virtualbox::registry_entry())
     }
 
     /// Add `entry`, replacing one for the same builder type.

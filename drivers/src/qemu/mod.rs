@@ -4,10 +4,10 @@ mod accel;
 mod args;
 mod config;
 mod launch;
-mod media;
+pub(crate) mod media;
 mod pacer;
 mod typing;
-mod value;
+pub(crate) mod value;
 
 pub use accel::{kvm_usable, KvmCheck};
 pub use config::{
