@@ -1,9 +1,9 @@
 //! Creating, starting and exporting the VM.
 
-use super::config::{GuestAdditions, VBoxConfig};
+use super::config::VBoxConfig;
 use super::info::parse_list_vms;
 use super::ports;
-use super::setup::{self, Layout, MediumKind};
+use super::setup::{self, MediumKind};
 use super::vboxmanage::{self, args, VBoxManage};
 use super::{io, VirtualBoxDriver};
 use crate::{DriverError, DriverResult};
@@ -20,18 +20,6 @@ fn settings_file(stdout: &str) -> Option<PathBuf> {
     stdout.lines().find_map(|l| {
         let rest = l.trim().strip_prefix("Settings file:")?.trim();
         Some(PathBuf::from(rest.trim_matches('\'')))
-    })
-}
-
-/// `Default Guest Additions ISO: /usr/share/virtualbox/VBoxGuestAdditions.iso` in
-/// `list systemproperties`.
-fn default_additions(stdout: &str) -> Option<PathBuf> {
-    stdout.lines().find_map(|l| {
-        let rest = l
-            .trim()
-            .strip_prefix("Default Guest Additions ISO:")?
-            .trim();
-        (!rest.is_empty()).then(|| PathBuf::from(rest))
     })
 }
 
@@ -90,7 +78,7 @@ impl VirtualBoxDriver {
         self.register().await?;
         self.configure_hardware().await?;
         self.create_storage().await?;
-        self.configure_network().await?;
+        self.configure_forward().await?;
         self.run_user_commands(false).await
     }
 
@@ -110,104 +98,18 @@ impl VirtualBoxDriver {
         Ok(())
     }
 
+    /// One `modifyvm` for the hardware, the serial console, the NIC and (headless) VRDP —
+    /// each VBoxManage call costs a process start and a session — then `setextradata`.
     async fn configure_hardware(&mut self) -> DriverResult<()> {
         let version = self.version.clone().expect("version known");
-        let vbox = self.vbox()?;
-        vbox.call(&setup::modifyvm_hardware(&self.cfg, &version))
-            .await?;
-        for c in setup::extradata(&self.cfg) {
-            vbox.call(&c).await?;
+        let mut argv = setup::modifyvm_hardware(&self.cfg, &version);
+        let log = self.serial_log();
+        if let Some(dir) = log.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(io(format!("creating the log directory {}", dir.display())))?;
         }
-        Ok(())
-    }
-
-    async fn create_storage(&mut self) -> DriverResult<()> {
-        let disk_dir = if self.cfg.keep_registered {
-            // Kept registered: the disks live with the VM, not in the build's temp dir.
-            self.cfg_file
-                .as_ref()
-                .and_then(|c| c.parent().map(Path::to_path_buf))
-                .unwrap_or_else(|| self.cfg.env.work_dir.clone())
-        } else {
-            self.cfg.env.work_dir.clone()
-        };
-        let mut layout = Layout::default();
-        for (path, mib) in setup::disk_paths(&self.cfg, &disk_dir) {
-            // Recorded first: a half-created disk is cleaned up too.
-            self.disks.push(path.clone());
-            self.vbox()?.call(&setup::createmedium(&path, mib)).await?;
-            layout.add(self.cfg.disk_bus, MediumKind::Hdd, path)?;
-        }
-        if let Some(iso) = self.media.iso_path.clone() {
-            // VirtualBox registers media by path: the real file, not a symlink (as Packer).
-            let iso = std::fs::canonicalize(&iso)
-                .map_err(io(format!("reading the installer ISO {}", iso.display())))?;
-            layout.add(self.cfg.iso_bus, MediumKind::Dvd, iso)?;
-        }
-        let cd = crate::qemu::media::make_cd_image(
-            &self.cfg.env,
-            &self.cfg.vm_name,
-            &self.cfg.cd_files,
-            &self.cfg.cd_content,
-            self.cfg.cd_label.as_deref(),
-        )
-        .await?;
-        if let Some((iso, staging)) = cd {
-            self.work_files.push(staging);
-            self.work_files.push(iso.clone());
-            layout.add(self.cfg.iso_bus, MediumKind::Dvd, iso)?;
-        }
-        if let GuestAdditions::Attach { path } = self.cfg.guest_additions.clone() {
-            let path = match path {
-                Some(p) => p,
-                None => {
-                    let out = self
-                        .vbox()?
-                        .call(&args(["list", "systemproperties"]))
-                        .await?;
-                    default_additions(&out.stdout).ok_or_else(|| {
-                        DriverError::Msg(
-                            "guest_additions_mode \"attach\": VirtualBox knows no default guest \
-                             additions ISO; set guest_additions_path"
-                                .into(),
-                        )
-                    })?
-                }
-            };
-            layout.add(self.cfg.iso_bus, MediumKind::Dvd, path)?;
-        }
-        for c in layout.controllers(&self.cfg) {
-            self.vbox()?.call(&c).await?;
-        }
-        for a in layout.attachments {
-            self.vbox()?.call(&a.attach_args(&self.cfg)).await?;
-            self.attachments.push(a);
-        }
-        Ok(())
-    }
-
-    async fn configure_network(&mut self) -> DriverResult<()> {
-        let version = self.version.clone().expect("version known");
-        self.vbox()?
-            .call(&setup::modifyvm_nat(&self.cfg, &version))
-            .await?;
-        if let (Some(fwd), false) = (self.cfg.forward.clone(), self.cfg.skip_nat_mapping) {
-            let held = ports::hold(LOOPBACK, fwd.host_port_min, fwd.host_port_max, &[])
-                .ok_or_else(|| no_port(&self.cfg, "host_port_min..host_port_max"))?;
-            let add = setup::add_forward(self.name(), held.port, fwd.guest_port);
-            match self.vbox()?.call_raw(&add).await {
-                Ok(_) => {}
-                Err(f) if f.mentions("A NAT rule of this name already exists") => {
-                    self.vbox()?
-                        .call(&setup::delete_forward(self.name()))
-                        .await?;
-                    self.vbox()?.call(&add).await?;
-                }
-                Err(f) => return Err(f.into()),
-            }
-            self.ssh_port = Some(held.port);
-            self.held.push(held);
-        }
+        argv.extend(setup::serial_to_file(self.name(), &log).into_iter().skip(2));
+        argv.extend(setup::modifyvm_nat(&self.cfg, &version).into_iter().skip(2));
         if self.cfg.headless {
             let v = &self.cfg.vrdp;
             let addr: IpAddr = v.bind_address.parse().map_err(|_| {
@@ -218,12 +120,41 @@ impl VirtualBoxDriver {
             })?;
             let held = ports::hold(addr, v.port_min, v.port_max, &[])
                 .ok_or_else(|| no_port(&self.cfg, "vrdp_port_min..vrdp_port_max"))?;
-            self.vbox()?
-                .call(&setup::modifyvm_vrde(&self.cfg, held.port))
-                .await?;
+            argv.extend(
+                setup::modifyvm_vrde(&self.cfg, held.port)
+                    .into_iter()
+                    .skip(2),
+            );
             self.vrdp_port = Some(held.port);
             self.held.push(held);
         }
+        self.vbox()?.call(&argv).await?;
+        for c in setup::extradata(&self.cfg) {
+            self.vbox()?.call(&c).await?;
+        }
+        Ok(())
+    }
+
+    /// The communicator's forward on 127.0.0.1, its port held until start.
+    async fn configure_forward(&mut self) -> DriverResult<()> {
+        let (Some(fwd), false) = (self.cfg.forward.clone(), self.cfg.skip_nat_mapping) else {
+            return Ok(());
+        };
+        let held = ports::hold(LOOPBACK, fwd.host_port_min, fwd.host_port_max, &[])
+            .ok_or_else(|| no_port(&self.cfg, "host_port_min..host_port_max"))?;
+        let add = setup::add_forward(self.name(), held.port, fwd.guest_port);
+        match self.vbox()?.call_raw(&add).await {
+            Ok(_) => {}
+            Err(f) if f.mentions("A NAT rule of this name already exists") => {
+                self.vbox()?
+                    .call(&setup::delete_forward(self.name()))
+                    .await?;
+                self.vbox()?.call(&add).await?;
+            }
+            Err(f) => return Err(f.into()),
+        }
+        self.ssh_port = Some(held.port);
+        self.held.push(held);
         Ok(())
     }
 
@@ -290,8 +221,9 @@ impl VirtualBoxDriver {
         self.vbox()?.call(&argv).await?;
         self.started = true;
         let info = self.info().await?;
+        self.note_log_folder(&info);
         if !info.is_running() {
-            let log = self.vbox_log().await;
+            let log = self.vbox_log();
             let tail: Vec<&str> = log.lines().rev().take(15).collect();
             return Err(DriverError::Msg(format!(
                 "VBoxManage startvm reported success but VM {} is {:?}; last lines of VBox.log:\n{}",
@@ -311,7 +243,7 @@ impl VirtualBoxDriver {
     async fn forward_up(&self, port: u16, wait: Duration) -> bool {
         let end = Instant::now() + wait;
         loop {
-            if ports::redirect_failed(&self.vbox_log().await, port) {
+            if ports::redirect_failed(&self.vbox_log(), port) {
                 return false;
             }
             if tokio::task::spawn_blocking(move || listening(port))
@@ -383,8 +315,10 @@ impl VirtualBoxDriver {
             )));
         }
         self.started = false;
-        self.wait_unlocked(self.cfg.unlock_timeout).await?;
+        self.wait_unlocked(Some(info), self.cfg.unlock_timeout)
+            .await?;
         self.detach_dvds(true).await?;
+        self.vbox()?.call(&setup::serial_off(self.name())).await?;
         self.run_user_commands(true).await?;
         if self.ssh_port.is_some() && !self.cfg.skip_nat_mapping {
             self.vbox()?
@@ -489,16 +423,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn createvm_and_systemproperties_output() {
+    fn createvm_output() {
         let out = "Virtual machine 'osi' is created and registered.\nUUID: 1234\nSettings file: '/w/osi/osi.vbox'\n";
         assert_eq!(settings_file(out), Some(PathBuf::from("/w/osi/osi.vbox")));
-        let sp = "API version:                     7_0\nDefault Guest Additions ISO:     /usr/share/virtualbox/VBoxGuestAdditions.iso\n";
-        assert_eq!(
-            default_additions(sp),
-            Some(PathBuf::from(
-                "/usr/share/virtualbox/VBoxGuestAdditions.iso"
-            ))
-        );
-        assert_eq!(default_additions("Default Guest Additions ISO:\n"), None);
     }
 }

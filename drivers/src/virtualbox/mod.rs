@@ -16,12 +16,14 @@
 //! powers off, detaches the DVDs and unregisters with `--delete` — on every path.
 
 pub mod config;
+mod config_read;
 pub mod info;
 pub mod keys;
 mod lifecycle;
 pub mod ports;
 pub mod setup;
 mod stop;
+mod storage;
 pub mod typing;
 pub mod vboxmanage;
 pub mod version;
@@ -66,6 +68,8 @@ pub struct VirtualBoxDriver {
     registered: bool,
     /// The VM's settings file (`CfgFile`), once known.
     cfg_file: Option<PathBuf>,
+    /// The VM's log folder (`LogFldr`), once started.
+    log_folder: Option<PathBuf>,
     /// Disk files this build created (closed and deleted by `destroy` if still there).
     disks: Vec<PathBuf>,
     /// The drives attached, in order.
@@ -100,6 +104,7 @@ impl VirtualBoxDriver {
             media: Media::default(),
             registered: false,
             cfg_file: None,
+            log_folder: None,
             disks: Vec::new(),
             attachments: Vec::new(),
             work_files: Vec::new(),
@@ -139,6 +144,14 @@ impl VirtualBoxDriver {
         &self.disks
     }
 
+    /// The guest's serial console (COM1 in file mode).
+    pub fn serial_log(&self) -> PathBuf {
+        self.cfg
+            .env
+            .log_dir
+            .join(format!("{}-serial.log", self.cfg.vm_name))
+    }
+
     /// Whether the VM is registered with VirtualBox (by this driver).
     pub fn is_registered(&self) -> bool {
         self.registered
@@ -167,19 +180,22 @@ impl VirtualBoxDriver {
         Ok(VmInfo::parse(&out.stdout))
     }
 
-    /// The VM's VBox.log (from `LogFldr`), or "" when it cannot be read.
-    async fn vbox_log(&self) -> String {
-        let Ok(info) = self.info().await else {
-            return String::new();
+    /// Remember where the VM's logs are (`LogFldr`, else `Logs` next to `CfgFile`).
+    fn note_log_folder(&mut self, info: &VmInfo) {
+        let dir = match (info.get("LogFldr"), info.get("CfgFile")) {
+            (Some(d), _) => PathBuf::from(d),
+            (None, Some(c)) => Path::new(c).parent().unwrap_or(Path::new("")).join("Logs"),
+            (None, None) => return,
         };
-        let dir = match info.get("LogFldr") {
-            Some(d) => PathBuf::from(d),
-            None => match info.get("CfgFile") {
-                Some(c) => Path::new(c).parent().unwrap_or(Path::new("")).join("Logs"),
-                None => return String::new(),
-            },
-        };
-        std::fs::read_to_string(dir.join("VBox.log")).unwrap_or_default()
+        self.log_folder = Some(dir);
+    }
+
+    /// The VM's VBox.log, or "" when it is not known or cannot be read.
+    fn vbox_log(&self) -> String {
+        self.log_folder
+            .as_ref()
+            .and_then(|d| std::fs::read_to_string(d.join("VBox.log")).ok())
+            .unwrap_or_default()
     }
 
     fn require_started(&self) -> DriverResult<()> {
@@ -242,7 +258,7 @@ impl Driver for VirtualBoxDriver {
     fn capabilities(&self) -> Capabilities {
         Capabilities {
             screenshots: true,
-            serial_log: None,
+            serial_log: Some(self.serial_log()),
         }
     }
 

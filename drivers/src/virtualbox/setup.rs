@@ -102,6 +102,25 @@ pub fn modifyvm_hardware(cfg: &VBoxConfig, v: &VBoxVersion) -> Vec<String> {
     a
 }
 
+/// COM1 written to a file: the guest's serial console in the build's log directory (the
+/// engine shows its tail on failure). Turned off again before export ([`serial_off`]).
+pub fn serial_to_file(vm: &str, log: &Path) -> Vec<String> {
+    vec![
+        "modifyvm".into(),
+        vm.into(),
+        "--uart1".into(),
+        "0x3F8".into(),
+        "4".into(),
+        "--uartmode1".into(),
+        "file".into(),
+        s(log),
+    ]
+}
+
+pub fn serial_off(vm: &str) -> Vec<String> {
+    vec!["modifyvm".into(), vm.into(), "--uart1".into(), "off".into()]
+}
+
 /// `setextradata` calls (EFI resolution).
 pub fn extradata(cfg: &VBoxConfig) -> Vec<Vec<String>> {
     cfg.gfx_efi_resolution

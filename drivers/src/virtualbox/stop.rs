@@ -14,10 +14,19 @@ impl VirtualBoxDriver {
     /// Wait until the VM's session is unlocked (VirtualBox keeps the lock for a moment after
     /// power-off; commands in that window fail with VBOX_E_INVALID_OBJECT_STATE). `Ok(false)`
     /// when it is still locked after `limit` (the lock retries of later calls take over).
-    pub(super) async fn wait_unlocked(&self, limit: Duration) -> DriverResult<bool> {
+    /// `first`: a `showvminfo` just taken, to save a call.
+    pub(super) async fn wait_unlocked(
+        &self,
+        first: Option<super::info::VmInfo>,
+        limit: Duration,
+    ) -> DriverResult<bool> {
         let end = Instant::now() + limit;
+        let mut known = first;
         loop {
-            let info = self.info().await?;
+            let info = match known.take() {
+                Some(i) => i,
+                None => self.info().await?,
+            };
             if !info.session_locked() {
                 return Ok(true);
             }
@@ -61,7 +70,7 @@ impl VirtualBoxDriver {
                 let left = timeout
                     .saturating_sub(start.elapsed())
                     .max(Duration::from_secs(10));
-                self.wait_unlocked(left).await?;
+                self.wait_unlocked(Some(info), left).await?;
                 if !self.cfg.post_shutdown_delay.is_zero() {
                     tokio::time::sleep(self.cfg.post_shutdown_delay).await;
                 }
@@ -95,7 +104,7 @@ impl VirtualBoxDriver {
         if !self.registered || self.vbox.is_none() {
             return Ok(());
         }
-        let info = self.info().await?;
+        let mut info = self.info().await?;
         if info.is_running() || info.state() == Some("gurumeditation") {
             if let Err(f) = self
                 .vbox()?
@@ -108,7 +117,11 @@ impl VirtualBoxDriver {
                 }
             }
             let end = Instant::now() + POWEROFF_WAIT;
-            while self.info().await?.is_running() {
+            loop {
+                info = self.info().await?;
+                if !info.is_running() {
+                    break;
+                }
                 if Instant::now() >= end {
                     return Err(DriverError::Msg(format!(
                         "VirtualBox VM {} did not stop within {POWEROFF_WAIT:?} of `controlvm \
@@ -120,7 +133,8 @@ impl VirtualBoxDriver {
             }
         }
         self.started = false;
-        self.wait_unlocked(self.cfg.unlock_timeout).await?;
+        self.wait_unlocked(Some(info), self.cfg.unlock_timeout)
+            .await?;
         Ok(())
     }
 

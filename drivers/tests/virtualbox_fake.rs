@@ -1,0 +1,546 @@
+//! Contract tests of the VirtualBox driver against the FAKE VBoxManage
+//! (`tests/fakes/vboxmanage/`, a stand-in following VBoxManage's documented CLI and output
+//! formats; VirtualBox cannot run on these machines). The fake keeps VM state on disk, holds
+//! forwarded ports in a stand-in VM process, and injects VirtualBox's known failures: an error
+//! printed with exit status 0, the session lock outliving a power-off, a keyboard queue that
+//! overflows, 6.x rejecting 7.x options, a forwarded port taken in the race before start.
+
+mod vbox_common;
+
+use osimager_drivers::bootcmd::{parse_str, Fields};
+use osimager_drivers::{Driver, HttpEndpoint, Media};
+use serde_json::json;
+use std::io::Read;
+use std::time::Duration;
+use vbox_common::*;
+
+fn media(s: &Scratch) -> Media {
+    Media {
+        iso_path: Some(s.iso()),
+        http: Some(HttpEndpoint {
+            ip: "10.0.2.2".into(),
+            port: 8123,
+        }),
+    }
+}
+
+fn no_progress(_: usize, _: usize) {}
+
+/// Decode set-1 scancodes (US layout) back into text; special keys as `<name>`.
+fn decode(codes: &[u8]) -> String {
+    let rows: [(&str, &str, u8); 4] = [
+        ("1234567890-=", "!@#$%^&*()_+", 0x02),
+        ("qwertyuiop[]", "QWERTYUIOP{}", 0x10),
+        ("asdfghjkl;'`", "ASDFGHJKL:\"~", 0x1e),
+        ("\\zxcvbnm,./", "|ZXCVBNM<>?", 0x2b),
+    ];
+    let mut out = String::new();
+    let mut shift = false;
+    let mut ext = false;
+    for &c in codes {
+        if c == 0xe0 {
+            ext = true;
+            continue;
+        }
+        let make = c & 0x80 == 0;
+        let code = c & 0x7f;
+        if code == 0x2a && !ext {
+            shift = make;
+            continue;
+        }
+        if make {
+            let s = match (ext, code) {
+                (false, 0x39) => " ".to_string(),
+                (false, 0x1c) => "<enter>".to_string(),
+                (false, 0x01) => "<esc>".to_string(),
+                (true, 0x4b) => "<left>".to_string(),
+                (true, 0x53) => "<del>".to_string(),
+                (false, _) => rows
+                    .iter()
+                    .find_map(|(lo, hi, start)| {
+                        let i = code.checked_sub(*start)? as usize;
+                        let row = if shift { hi } else { lo };
+                        row.chars().nth(i).map(String::from)
+                    })
+                    .unwrap_or_else(|| format!("<{code:02x}>")),
+                (true, _) => format!("<e0 {code:02x}>"),
+            };
+            out.push_str(&s);
+        }
+        ext = false;
+    }
+    out
+}
+
+fn ova_members(path: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    // A ustar archive: 512-byte headers, data padded to 512.
+    let mut data = Vec::new();
+    std::fs::File::open(path)
+        .unwrap()
+        .read_to_end(&mut data)
+        .unwrap();
+    let mut out = Vec::new();
+    let mut off = 0;
+    while off + 512 <= data.len() && data[off] != 0 {
+        let h = &data[off..off + 512];
+        let name = String::from_utf8_lossy(&h[..100])
+            .trim_end_matches('\0')
+            .to_string();
+        let size_str = String::from_utf8_lossy(&h[124..136]);
+        let size = usize::from_str_radix(size_str.trim_matches(|c: char| c == '\0' || c == ' '), 8)
+            .unwrap();
+        out.push((name, data[off + 512..off + 512 + size].to_vec()));
+        off += 512 + size.div_ceil(512) * 512;
+    }
+    out
+}
+
+fn sha1_hex(data: &[u8]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("x");
+    std::fs::write(&p, data).unwrap();
+    let out = std::process::Command::new("sha1sum")
+        .arg(&p)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test]
+async fn full_lifecycle_on_virtualbox_7() {
+    let s = Scratch::new(json!({"version": "7.1.4r165100"}));
+    let mut d = driver(&s, json!({}));
+    assert!(d.host_address().await.unwrap().guest_ip == "10.0.2.2");
+    d.create(&media(&s)).await.unwrap();
+    assert_eq!(d.version().unwrap().to_string(), "7.1.4r165100");
+    assert_eq!(s.registered(), ["vbtest"]);
+    let calls = s.calls();
+    let argvs: Vec<&Vec<String>> = calls.iter().map(|(a, _)| a).collect();
+    // Registered inside the build's work directory, NAT reaching the host's loopback (7.x),
+    // the forward on 127.0.0.1 in the configured range, VRDP for the headless VM, the user's
+    // vboxmanage command with {{ .Name }} rendered.
+    let createvm = argvs.iter().find(|a| a[0] == "createvm").unwrap();
+    assert!(createvm
+        .join(" ")
+        .contains(&format!("--basefolder {}", s.path().join("work").display())));
+    assert!(argvs
+        .iter()
+        .any(|a| has_opt(a, "modifyvm", "--nat-localhostreachable1")));
+    let port = d.ssh_host_port().unwrap();
+    assert!((20000..=29999).contains(&port));
+    assert!(argvs
+        .iter()
+        .any(|a| a.last().unwrap() == &format!("packercomm,tcp,127.0.0.1,{port},,22")));
+    assert!(argvs.iter().any(|a| has_opt(a, "modifyvm", "--vrde")));
+    assert!(argvs
+        .iter()
+        .any(|a| a[0] == "modifyvm" && a[1] == "vbtest" && a.contains(&"vmsvga".to_string())));
+    // While configured, the port is held so no one else takes it.
+    assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_err());
+
+    d.start().await.unwrap();
+    let ssh = d.ssh_address(Duration::from_secs(5)).await.unwrap();
+    assert_eq!((ssh.host.as_str(), ssh.port), ("127.0.0.1", port));
+    // The stand-in VM holds the forward.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    let startvm = s
+        .calls()
+        .into_iter()
+        .find(|(a, _)| a[0] == "startvm")
+        .unwrap()
+        .0;
+    assert_eq!(startvm[2..], ["--type", "headless"]);
+
+    let text = "<esc>install Url=http://{{ .HTTPIP }}:{{ .HTTPPort }}/ks.cfg?a=\"B\"&x~|<left><del><enter>";
+    let events = parse_str(text, &Fields::placeholders().with("HTTPPort", "8123")).unwrap();
+    let seen = std::sync::Mutex::new(Vec::new());
+    d.send_keys(&events, &|i, n| seen.lock().unwrap().push((i, n)))
+        .await
+        .unwrap();
+    let calls = s.key_calls();
+    assert!(calls.len() > 3, "{} calls", calls.len());
+    for c in &calls {
+        assert!(c.len() <= 25, "{} codes in one call", c.len());
+        assert_ne!(c.last(), Some(&0xe0));
+    }
+    assert_eq!(
+        decode(&calls.concat()),
+        "<esc>install Url=http://10.0.2.2:8123/ks.cfg?a=\"B\"&x~|<left><del><enter>"
+    );
+    assert_eq!(
+        seen.lock().unwrap().last(),
+        Some(&(events.len(), events.len()))
+    );
+    // Typed keys never show in the call log's failure messages: typing went through once().
+    let shot = s.path().join("shot.png");
+    d.screenshot(&shot).await.unwrap();
+    assert_eq!(&std::fs::read(&shot).unwrap()[..4], b"\x89PNG");
+
+    d.request_shutdown().await.unwrap();
+    assert!(d.wait_stopped(Duration::from_secs(30)).await.unwrap());
+    let out = s.path().join("out");
+    let files = d.export(&out).await.unwrap();
+    assert_eq!(files, vec![out.join("vbtest.ova")]);
+    let members = ova_members(&files[0]);
+    let names: Vec<&str> = members.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["vbtest.ovf", "vbtest.mf", "vbtest-disk001.vmdk"]);
+    let mf = String::from_utf8(members[1].1.clone()).unwrap();
+    for (name, body) in [&members[0], &members[2]] {
+        assert!(
+            mf.contains(&format!("SHA1 ({name}) = {}", sha1_hex(body))),
+            "{mf}"
+        );
+    }
+    let ovf = String::from_utf8(members[0].1.clone()).unwrap();
+    assert!(ovf.contains("ovf:href=\"vbtest-disk001.vmdk\""), "{ovf}");
+    let calls = s.calls();
+    let argvs: Vec<&Vec<String>> = calls.iter().map(|(a, _)| a).collect();
+    let export_at = argvs.iter().position(|a| a[0] == "export").unwrap();
+    let export = argvs[export_at];
+    assert!(export.contains(&"--manifest".to_string()));
+    // Before export: DVD emptied, COM1 off, the forward removed.
+    let before = &argvs[..export_at];
+    assert!(before
+        .iter()
+        .any(|a| a[0] == "storageattach" && a.last().unwrap() == "none"));
+    assert!(before
+        .iter()
+        .any(|a| a[0] == "modifyvm" && a.ends_with(&["--uart1".into(), "off".into()])));
+    assert!(before
+        .iter()
+        .any(|a| a[0] == "modifyvm" && a.ends_with(&["delete".into(), "packercomm".into()])));
+
+    d.destroy().await.unwrap();
+    assert!(s.registered().is_empty());
+    assert!(!s.path().join("work").exists(), "work dir left");
+    assert!(s.iso().exists(), "the installer ISO must survive");
+    assert!(s
+        .calls()
+        .iter()
+        .any(|(a, _)| a[..] == ["unregistervm", "vbtest", "--delete"]));
+    // Idempotent.
+    d.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn virtualbox_6_gets_no_7x_options_and_crlf_output_parses() {
+    let s = Scratch::new(json!({"version": "6.1.26_Ubuntur145957", "crlf": true}));
+    // The fake itself rejects the 7.x option, as 6.1 does.
+    s.vboxmanage(&["createvm", "--name", "probe", "--register"]);
+    let out = s.vboxmanage(&["modifyvm", "probe", "--nat-localhostreachable1", "on"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Unknown option: --nat-localhostreachable1")
+    );
+    s.vboxmanage(&["unregistervm", "probe", "--delete"]);
+
+    let mut d = driver(&s, json!({}));
+    d.create(&media(&s)).await.unwrap();
+    d.start().await.unwrap();
+    d.force_stop().await.unwrap();
+    d.export(&s.path().join("out")).await.unwrap();
+    d.destroy().await.unwrap();
+    for (a, status) in s
+        .calls()
+        .into_iter()
+        .filter(|(a, _)| !a.contains(&"probe".to_string()))
+    {
+        assert_ne!(status, 2, "syntax error from {a:?}");
+        for opt in [
+            "--nat-localhostreachable1",
+            "--audio-driver",
+            "--audio-enabled",
+        ] {
+            assert!(!a.contains(&opt.to_string()), "{opt} sent to 6.x: {a:?}");
+        }
+    }
+    assert!(s
+        .calls()
+        .iter()
+        .any(|(a, _)| has_opt(a, "modifyvm", "--audio")));
+}
+
+#[tokio::test]
+async fn a_7x_option_in_vboxmanage_fails_clearly_on_6x() {
+    let s = Scratch::new(json!({"version": "6.1.50r161033"}));
+    let mut d = driver(
+        &s,
+        json!({"vboxmanage": [["modifyvm", "{{.Name}}", "--nic-type1", "virtio"]]}),
+    );
+    let e = d.create(&media(&s)).await.unwrap_err().to_string();
+    assert!(
+        e.contains("vboxmanage command failed") && e.contains("Unknown option: --nic-type1"),
+        "{e}"
+    );
+    assert!(e.contains("syntax error"), "{e}");
+    d.destroy().await.unwrap();
+    assert!(s.registered().is_empty());
+}
+
+#[tokio::test]
+async fn an_error_printed_with_exit_status_0_is_a_failure() {
+    let s = Scratch::new(json!({"faults": {"error_exit0": [
+        {"command": "startvm", "message": "VT-x is not available (VERR_VMX_NO_VMX)"}]}}));
+    let mut d = driver(&s, json!({}));
+    d.create(&media(&s)).await.unwrap();
+    let e = d.start().await.unwrap_err().to_string();
+    assert!(
+        e.contains("VT-x is not available") && e.contains("exit status 0"),
+        "{e}"
+    );
+    let (argv, status) = s
+        .calls()
+        .into_iter()
+        .find(|(a, _)| a[0] == "startvm")
+        .unwrap();
+    assert_eq!(status, 0, "{argv:?}");
+    d.destroy().await.unwrap();
+    assert!(s.registered().is_empty());
+}
+
+#[tokio::test]
+async fn the_session_lock_after_power_off_is_waited_out() {
+    let s = Scratch::new(json!({"faults": {"lock_after_poweroff": 4}}));
+    let mut d = driver(&s, json!({}));
+    d.create(&media(&s)).await.unwrap();
+    d.start().await.unwrap();
+    d.request_shutdown().await.unwrap();
+    assert!(d.wait_stopped(Duration::from_secs(30)).await.unwrap());
+    d.export(&s.path().join("out")).await.unwrap();
+    d.destroy().await.unwrap();
+    assert!(s.registered().is_empty());
+    let shows_locked = s
+        .calls()
+        .iter()
+        .filter(|(a, _)| a[0] == "showvminfo")
+        .count();
+    assert!(
+        shows_locked >= 4,
+        "the driver did not poll the session state"
+    );
+}
+
+#[tokio::test]
+async fn a_lock_that_does_not_clear_fails_within_the_bound() {
+    let s = Scratch::new(json!({"faults": {"lock_after_poweroff": 40}}));
+    let mut d = driver(&s, json!({}));
+    d.create(&media(&s)).await.unwrap();
+    d.start().await.unwrap();
+    d.force_stop().await.unwrap();
+    let e = d
+        .export(&s.path().join("out"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("VBOX_E_INVALID_OBJECT_STATE") && e.contains("attempts"),
+        "{e}"
+    );
+    let failures = s.calls().iter().filter(|(_, st)| *st == 1).count();
+    assert!((6..40).contains(&failures), "{failures} failed calls");
+    // The lock clears eventually (each call spends one of the 40); destroy then succeeds.
+    let mut cleaned = false;
+    for _ in 0..5 {
+        if d.destroy().await.is_ok() {
+            cleaned = true;
+            break;
+        }
+    }
+    assert!(cleaned && s.registered().is_empty());
+}
+
+#[tokio::test]
+async fn an_overflowing_keyboard_queue_is_reported() {
+    let s = Scratch::new(json!({"faults": {"keyboard_queue": 10}}));
+    // The fake rejects more than its queue holds.
+    let mut d = driver(&s, json!({}));
+    d.create(&media(&s)).await.unwrap();
+    d.start().await.unwrap();
+    let events = parse_str("ABCDEFGHIJKLMNOP", &Fields::placeholders()).unwrap();
+    let e = d
+        .send_keys(&events, &no_progress)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("VERR_PDM_NO_QUEUE_ITEMS") && e.contains("boot_keygroup_interval"),
+        "{e}"
+    );
+    // No typed key appears in the message (it might be a password).
+    assert!(!e.contains("1e") && !e.contains("2a "), "{e}");
+    d.destroy().await.unwrap();
+
+    // With the documented queue (25 codes), a call of 26 fails and the driver's calls pass.
+    let s = Scratch::new(json!({}));
+    s.vboxmanage(&["createvm", "--name", "k", "--register"]);
+    s.vboxmanage(&["startvm", "k", "--type", "headless"]);
+    let mut many = vec!["controlvm", "k", "keyboardputscancode"];
+    many.extend(std::iter::repeat_n("39", 26));
+    let out = s.vboxmanage(&many);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("VERR_PDM_NO_QUEUE_ITEMS"));
+    let out = s.vboxmanage(&["controlvm", "k", "keyboardputscancode", "e038"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'e038' is not a hex byte"));
+    s.vboxmanage(&["controlvm", "k", "poweroff"]);
+    s.vboxmanage(&["unregistervm", "k", "--delete"]);
+}
+
+#[tokio::test]
+async fn a_forward_port_taken_before_start_is_moved() {
+    let s = Scratch::new(json!({"faults": {"steal_forward_port": 1}}));
+    let mut d = driver(&s, json!({}));
+    d.create(&media(&s)).await.unwrap();
+    let first = d.ssh_host_port().unwrap();
+    d.start().await.unwrap();
+    let port = d.ssh_address(Duration::from_secs(5)).await.unwrap().port;
+    assert_ne!(port, first, "the forward stayed on the stolen port");
+    let log = std::fs::read_to_string(s.path().join("work/vbtest/Logs/VBox.log")).unwrap();
+    assert!(
+        log.contains(&format!("Failed to redirect TCP 127.0.0.1:{first} ")),
+        "{log}"
+    );
+    let calls = s.calls();
+    assert!(calls
+        .iter()
+        .any(|(a, st)| *st == 0
+            && a[..] == ["controlvm", "vbtest", "natpf1", "delete", "packercomm"]));
+    assert!(calls.iter().any(|(a, st)| *st == 0
+        && a.get(2).is_some_and(|x| x == "natpf1")
+        && a.get(3) == Some(&format!("packercomm,tcp,127.0.0.1,{port},,22"))));
+    d.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_ignored_power_button_ends_in_power_off() {
+    let s = Scratch::new(json!({"faults": {"acpi": "ignore"}}));
+    let mut d = driver(&s, json!({}));
+    d.create(&media(&s)).await.unwrap();
+    d.start().await.unwrap();
+    // No shutdown_command effect: the driver presses the power button half-way, the guest
+    // ignores it, the wait times out, the engine powers off.
+    assert!(!d.wait_stopped(Duration::from_secs(2)).await.unwrap());
+    assert!(s
+        .calls()
+        .iter()
+        .any(|(a, _)| a[..] == ["controlvm", "vbtest", "acpipowerbutton"]));
+    d.force_stop().await.unwrap();
+    assert!(s
+        .calls()
+        .iter()
+        .any(|(a, _)| a[..] == ["controlvm", "vbtest", "poweroff"]));
+    assert!(d.wait_stopped(Duration::from_secs(2)).await.unwrap());
+    d.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_vm_of_the_same_name_is_never_touched() {
+    let s = Scratch::new(json!({}));
+    s.vboxmanage(&["createvm", "--name", "vbtest", "--register"]);
+    let mut d = driver(&s, json!({}));
+    let e = d.create(&media(&s)).await.unwrap_err().to_string();
+    assert!(
+        e.contains("already registered") && e.contains("unregistervm"),
+        "{e}"
+    );
+    d.destroy().await.unwrap();
+    assert_eq!(s.registered(), ["vbtest"]);
+}
+
+#[tokio::test]
+async fn destroy_powers_off_a_running_vm_and_leave_running_keeps_it() {
+    let s = Scratch::new(json!({}));
+    let mut d = driver(&s, json!({}));
+    d.create(&media(&s)).await.unwrap();
+    d.start().await.unwrap();
+    d.destroy().await.unwrap();
+    assert!(s.registered().is_empty());
+
+    let mut d = driver(&s, json!({}));
+    d.create(&media(&s)).await.unwrap();
+    d.start().await.unwrap();
+    let left = d.leave_running();
+    d.destroy().await.unwrap();
+    assert_eq!(s.registered(), ["vbtest"]);
+    let all = left.stop_commands.join("\n");
+    assert!(
+        all.contains("controlvm \"vbtest\" poweroff")
+            && all.contains("unregistervm \"vbtest\" --delete"),
+        "{all}"
+    );
+    assert!(
+        left.items.iter().any(|i| i.contains("SSH to the guest")),
+        "{:?}",
+        left.items
+    );
+    s.vboxmanage(&["controlvm", "vbtest", "poweroff"]);
+    s.vboxmanage(&["unregistervm", "vbtest", "--delete"]);
+}
+
+#[tokio::test]
+async fn skip_export_copies_the_disk_and_keep_registered_keeps_the_vm() {
+    let s = Scratch::new(json!({}));
+    let mut d = driver(&s, json!({"skip_export": true, "keep_registered": true}));
+    d.create(&media(&s)).await.unwrap();
+    d.start().await.unwrap();
+    d.force_stop().await.unwrap();
+    let files = d.export(&s.path().join("out")).await.unwrap();
+    assert_eq!(files, vec![s.path().join("out/vbtest.vdi")]);
+    let disk = d.disks()[0].clone();
+    assert!(
+        disk.starts_with(s.home().join("VirtualBox VMs")),
+        "{}",
+        disk.display()
+    );
+    d.destroy().await.unwrap();
+    assert_eq!(s.registered(), ["vbtest"]);
+    assert!(disk.exists());
+    s.vboxmanage(&["unregistervm", "vbtest", "--delete"]);
+    assert!(!disk.exists());
+}
+
+#[tokio::test]
+async fn cd_content_is_attached_and_removed() {
+    let s = Scratch::new(json!({}));
+    let mut d = driver(
+        &s,
+        json!({"cd_content": {"ks.cfg": "text"}, "cd_label": "OEMDRV"}),
+    );
+    d.create(&media(&s)).await.unwrap();
+    let cd = s.path().join("work/vbtest-cd.iso");
+    assert!(cd.exists());
+    assert!(s
+        .calls()
+        .iter()
+        .any(|(a, _)| a[0] == "storageattach" && a.last().unwrap() == &cd.display().to_string()));
+    d.destroy().await.unwrap();
+    assert!(!cd.exists());
+}
+
+#[tokio::test]
+async fn missing_vboxmanage_says_what_to_do() {
+    let s = Scratch::new(json!({}));
+    let mut env = s.env();
+    env.vars = vec![("PATH".into(), "/nonexistent".into())];
+    let cfg =
+        osimager_drivers::virtualbox::VBoxConfig::from_builder(&builder(json!({})), env).unwrap();
+    let mut d = osimager_drivers::virtualbox::VirtualBoxDriver::new(cfg);
+    let e = d.create(&media(&s)).await.unwrap_err().to_string();
+    assert!(
+        e.contains("VBoxManage was not found") && e.contains("--engine packer"),
+        "{e}"
+    );
+    d.destroy().await.unwrap();
+}
+
+#[tokio::test]
+async fn version_warning_about_the_kernel_module_fails_early() {
+    let s = Scratch::new(json!({"version_warning": true}));
+    let mut d = driver(&s, json!({}));
+    let e = d.create(&media(&s)).await.unwrap_err().to_string();
+    assert!(e.contains("vboxconfig") && e.contains("not set up"), "{e}");
+    d.destroy().await.unwrap();
+}
