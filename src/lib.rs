@@ -1,4 +1,5 @@
 //! osimager: build virtual-machine images from OSImager configuration.
+pub mod build;
 pub mod cli;
 pub mod comm;
 pub mod config;
@@ -8,4 +9,6 @@ pub mod iso;
 pub mod plan;
 pub mod provision;
 pub mod secret;
+pub mod tools;
+pub mod urlname;
 pub mod venv;

@@ -58,13 +58,14 @@ impl DriverRegistry {
     /// The drivers this crate ships.
     pub fn builtin() -> DriverRegistry {
         DriverRegistry::default()
-            .register(crate::qemu::registry_entry())
-            .register(crate::virtualbox::registry_entry())
+            .register(qemu())
+            .register(virtualbox())
     }
 
     /// Add `entry`, replacing one for the same builder type.
     pub fn register(mut self, entry: DriverEntry) -> DriverRegistry {
-        self.entries.retain(|e| e.builder_type != entry.builder_type);
+        self.entries
+            .retain(|e| e.builder_type != entry.builder_type);
         self.entries.push(entry);
         self
     }
@@ -87,7 +88,11 @@ impl DriverRegistry {
     }
 
     /// Make the driver for `builder` (its `type` key picks the entry).
-    pub fn make(&self, builder: &Map<String, Value>, env: DriverEnv) -> DriverResult<Box<dyn Driver>> {
+    pub fn make(
+        &self,
+        builder: &Map<String, Value>,
+        env: DriverEnv,
+    ) -> DriverResult<Box<dyn Driver>> {
         let t = builder.get("type").and_then(Value::as_str).unwrap_or("");
         let entry = self.get(t).ok_or_else(|| DriverError::NoDriver {
             builder_type: t.to_string(),
@@ -95,4 +100,19 @@ impl DriverRegistry {
         })?;
         (entry.make)(builder, env)
     }
+}
+
+/// QEMU, driven over QMP (builder type `qemu`).
+fn qemu() -> DriverEntry {
+    DriverEntry::new("qemu", "QEMU (QMP)", |builder, env| {
+        let cfg = crate::qemu::QemuConfig::from_builder(builder, env)?;
+        Ok(Box::new(crate::qemu::QemuDriver::new(cfg)) as Box<dyn Driver>)
+    })
+}
+
+fn virtualbox() -> DriverEntry {
+    DriverEntry::new("virtualbox-iso", "VirtualBox (VBoxManage)", |builder, env| {
+        let cfg = crate::virtualbox::VBoxConfig::from_builder(builder, env)?;
+        Ok(Box::new(crate::virtualbox::VirtualBoxDriver::new(cfg)) as Box<dyn Driver>)
+    })
 }

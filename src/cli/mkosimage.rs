@@ -2,7 +2,7 @@
 //! `osimager`. Output matches the original's (defs/dump JSON, list formats, `X -> Y` notices and
 //! "warning: removing empty value" lines on stdout); other diagnostics go to stderr.
 
-use super::commands::{redact_text, request, TempDir};
+use super::commands::{request, TempDir};
 use super::output;
 use crate::config::pyjson::dumps_indent4;
 use crate::config::resolve::{self, Resolved};
@@ -173,7 +173,7 @@ pub fn main_mkvenv(argv: Vec<OsString>) -> ExitCode {
             all: a.all,
         };
         Ok(ExitCode::from(
-            crate::venv::main(&ctx, &req).clamp(0, 255) as u8
+            super::venv::main(&ctx, &req).clamp(0, 255) as u8
         ))
     })())
 }
@@ -228,7 +228,7 @@ fn run(a: MkArgs, retrofit: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if a.check_urls {
-        let (_, failed) = crate::engine::packer::glue::check_urls(
+        let (_, failed) = super::check_urls::check_urls(
             &cfg,
             std::time::Duration::from_secs(10),
             &mut std::io::stdout(),
@@ -257,7 +257,7 @@ fn run(a: MkArgs, retrofit: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if a.init_plugins {
-        return init_plugins(&cfg);
+        return super::plugins::init_plugins(&cfg);
     }
     if a.list_defs {
         out(&output::defs_list(&cfg)?);
@@ -309,60 +309,18 @@ fn run(a: MkArgs, retrofit: bool) -> Result<ExitCode> {
         keep: a.keep || user_temp,
         temp_dir: Some(tmp.keep()),
         dry_run: a.dry_run,
-        dispatcher: a.dispatcher,
+        skip: a.skip,
+        verbose: a.verbose,
         ..BuildOptions::default()
     };
-    let _ = redact_text;
-    if retrofit {
-        crate::engine::retrofit(&cfg, &r.plan, &opts)?;
-    } else {
-        super::run_engine(&cfg, &r.plan, &opts)?;
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn init_plugins(cfg: &Config) -> Result<ExitCode> {
-    let packer = cfg.settings.get_str("packer_cmd");
-    let mut plugins = vec!["github.com/hashicorp/ansible".to_string()];
-    for (_, p) in cfg.platforms()? {
-        if let Some(serde_json::Value::String(pl)) = p.get("plugin") {
-            if !plugins.contains(pl) {
-                plugins.push(pl.clone());
-            }
-        }
-    }
-    out(&format!("Installing {} Packer plugins...\n", plugins.len()));
-    let mut failed = Vec::new();
-    for p in &plugins {
-        out(&format!("  {p}\n"));
-        let r = std::process::Command::new(&packer)
-            .args(["plugins", "install", p])
-            .output();
-        match r {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => {
-                out(&format!(
-                    "    FAILED: {}\n",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                ));
-                failed.push(p.clone());
-            }
-            Err(e) => bail!(
-                "cannot run '{packer}' (setting packer_cmd): {e}; install Packer or set packer_cmd"
-            ),
-        }
-    }
-    if !failed.is_empty() {
-        out(&format!(
-            "\n{} plugin(s) failed to install:\n",
-            failed.len()
-        ));
-        for p in failed {
-            out(&format!("  {p}\n"));
-        }
-        return Ok(ExitCode::FAILURE);
-    }
-    out("Done.\n");
+    let mut plan = r.plan;
+    cfg.prepare(&mut plan)?;
+    let fe = super::run::Frontends {
+        dispatcher: a.dispatcher,
+        timestamps: a.timestamp,
+        ..Default::default()
+    };
+    super::run::build(plan, opts, &fe, retrofit)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,8 +1,8 @@
 //! Text output shared by `osimager` and `mkosimage` (same wording and order as OSImager).
 
 use crate::config::pyjson::py_str;
-use crate::config::urlname::filename_from_url;
 use crate::config::{Config, ConfigError, Index};
+use crate::urlname::filename_from_url;
 use serde_json::Value;
 use std::fmt::Write;
 

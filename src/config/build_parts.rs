@@ -5,9 +5,9 @@ use super::loader::State;
 use super::pyjson::{py_str, truthy};
 use super::resolve::{sub, Resolved};
 use super::secrets::SecretStore;
-use super::urlname::filename_from_url;
 use super::{Config, ConfigError};
 use crate::plan::GeneratedFile;
+use crate::urlname::filename_from_url;
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
 

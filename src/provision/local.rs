@@ -2,7 +2,7 @@
 //! redacted output.
 
 use super::ProvisionContext;
-use crate::secret::redact;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -14,6 +14,7 @@ pub(crate) fn search_path(ctx: &ProvisionContext) -> OsString {
     let base = ctx
         .env
         .get("PATH")
+        .or_else(|| ctx.process_env.as_ref().and_then(|e| e.get("PATH")))
         .map(OsString::from)
         .or_else(|| std::env::var_os("PATH"))
         .unwrap_or_default();
@@ -27,29 +28,18 @@ pub(crate) fn search_path(ctx: &ProvisionContext) -> OsString {
     }
 }
 
-/// Find `program` the way a shell would with `path`. Names containing `/` are taken as paths
-/// (relative to `cwd`).
+/// Find `program` in `path` (names with `/` relative to `cwd`).
 pub(crate) fn which(program: &str, path: &OsString, cwd: &Path) -> Option<PathBuf> {
-    if program.contains('/') {
-        let p = cwd.join(program);
-        return p.is_file().then_some(p);
-    }
-    std::env::split_paths(path)
-        .map(|d| d.join(program))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    crate::tools::which(program, Some(path.as_os_str()), cwd)
 }
 
 /// A command with the build environment applied: `ctx.env`, PATH (venv first), cwd `work_dir`.
 pub(crate) fn command(program: &Path, ctx: &ProvisionContext) -> Command {
     let mut cmd = Command::new(program);
     cmd.current_dir(&ctx.work_dir);
+    if let Some(base) = &ctx.process_env {
+        cmd.env_clear().envs(base);
+    }
     for (k, v) in &ctx.env {
         cmd.env(k, v);
     }
@@ -78,7 +68,7 @@ async fn forward<R: AsyncRead + Unpin>(r: Option<R>, ctx: &ProvisionContext, pre
     let Some(r) = r else { return };
     let mut lines = BufReader::new(r).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        ctx.output(prefix, &redact(&line));
+        ctx.output(prefix, &ctx.secrets.redact(&line));
     }
 }
 
@@ -93,5 +83,5 @@ pub(crate) fn display_cmd(program: &Path, args: &[String]) -> String {
             s.push_str(a);
         }
     }
-    redact(&s)
+    crate::secret::redact(&s)
 }

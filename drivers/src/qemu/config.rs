@@ -1,7 +1,7 @@
 //! `QemuConfig`: the QEMU builder block (Packer vocabulary) read into typed settings.
 
 use super::value::{parse_size_mib, Builder};
-use crate::bootcmd::parse_go_duration;
+use crate::bootcmd::parse_duration;
 use crate::driver::{DriverEnv, Media};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
@@ -15,7 +15,6 @@ pub struct ConfigError {
     pub key: String,
     pub message: String,
 }
-
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiskFormat {
@@ -281,7 +280,7 @@ impl QemuConfig {
         };
         let boot_key_interval = match b.string("boot_key_interval")? {
             None => DEFAULT_KEY_INTERVAL,
-            Some(s) => parse_go_duration(&s).map_err(|e| {
+            Some(s) => parse_duration(&s).map_err(|e| {
                 cerr(
                     "boot_key_interval",
                     format!("{s:?} is not a duration ({e}); write e.g. \"10ms\" or \"100ms\""),

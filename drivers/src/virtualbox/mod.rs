@@ -46,18 +46,6 @@ use std::time::Duration;
 /// The guest's view of the host under VirtualBox NAT (Packer's fixed `{{ .HTTPIP }}`).
 pub const NAT_HOST_IP: &str = "10.0.2.2";
 
-/// The registry entry of the VirtualBox driver (builder type `virtualbox-iso`).
-pub fn registry_entry() -> crate::registry::DriverEntry {
-    crate::registry::DriverEntry::new(
-        "virtualbox-iso",
-        "VirtualBox (VBoxManage)",
-        |builder, env| {
-            let cfg = VBoxConfig::from_builder(builder, env)?;
-            Ok(Box::new(VirtualBoxDriver::new(cfg)) as Box<dyn Driver>)
-        },
-    )
-}
-
 /// One VirtualBox VM. Create with [`VirtualBoxDriver::new`], use through [`Driver`].
 pub struct VirtualBoxDriver {
     cfg: VBoxConfig,

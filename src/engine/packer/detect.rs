@@ -6,6 +6,7 @@
 //! key". We say it up front and point at the native engine, which reads those keys itself.
 
 use super::PackerError;
+use crate::tools::which;
 use serde_json::{Map, Value};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -56,34 +57,12 @@ pub struct PackerInfo {
     pub version: Option<PackerVersion>,
 }
 
-/// Look `cmd` up like `shutil.which`: a name containing `/` is taken as a path, anything else is
-/// searched in `path_var` (the PATH the build will run with).
-pub fn which(cmd: &str, path_var: Option<&OsStr>) -> Option<PathBuf> {
-    if cmd.is_empty() {
-        return None;
-    }
-    if cmd.contains('/') {
-        let p = PathBuf::from(cmd);
-        return is_executable(&p).then_some(p);
-    }
-    let path_var = path_var?;
-    std::env::split_paths(path_var)
-        .map(|dir| dir.join(cmd))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
-
 /// Find Packer (setting `packer_cmd`, default `packer`) and ask its version.
 pub fn detect(packer_cmd: &str, path_var: Option<&OsStr>) -> Result<PackerInfo, PackerError> {
-    let path = which(packer_cmd, path_var).ok_or_else(|| PackerError::PackerMissing {
-        cmd: packer_cmd.to_string(),
-    })?;
+    let path =
+        which(packer_cmd, path_var, Path::new(".")).ok_or_else(|| PackerError::PackerMissing {
+            cmd: packer_cmd.to_string(),
+        })?;
     let version = Command::new(&path)
         .arg("version")
         .env("CHECKPOINT_DISABLE", "1")
@@ -185,7 +164,7 @@ mod tests {
     #[test]
     fn packer_not_in_path() {
         let path = std::ffi::OsString::from("/nonexistent-dir:/proc/self");
-        assert!(which("packer", Some(&path)).is_none());
+        assert!(which("packer", Some(&path), Path::new(".")).is_none());
         let err = detect("packer", Some(&path)).unwrap_err();
         assert!(err.to_string().starts_with("'packer' not found in PATH"));
         // The installed one is found and asked its version.

@@ -125,7 +125,7 @@ pub fn check_cd_tool(
     let tools = ["xorriso", "mkisofs", "hdiutil", "oscdimg"];
     if tools
         .iter()
-        .any(|t| super::detect::which(t, path_var).is_some())
+        .any(|t| crate::tools::which(t, path_var, Path::new(".")).is_some())
     {
         Ok(())
     } else {
@@ -140,39 +140,7 @@ pub fn uses_iso(builder_json: &str) -> bool {
         .any(|k| builder_json.contains(&format!("\"{k}\"")))
 }
 
-/// The file name of a URL (OSImager's `get_filename_from_url`: last path segment, percent-decoded,
-/// spaces replaced by `-`).
-pub fn filename_from_url(url: &str) -> String {
-    let no_query = url.split(['?', '#']).next().unwrap_or("");
-    let path = match no_query.find("://") {
-        Some(i) => {
-            let rest = &no_query[i + 3..];
-            rest.find('/').map(|j| &rest[j..]).unwrap_or("")
-        }
-        None => no_query,
-    };
-    let last = path.rsplit('/').next().unwrap_or("");
-    percent_decode(last).replace(' ', "-")
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-            if let Ok(b) = u8::from_str_radix(hex, 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+pub use crate::urlname::filename_from_url;
 
 /// OSImager's `check_iso_local`: a `file://` ISO that exists, or `<iso_path>/<file name>`.
 pub fn iso_is_local(iso_url: &str, iso_path: &str) -> bool {
