@@ -184,6 +184,15 @@ impl VBoxConfig {
                 .to_string();
             return Err(cerr(&key, problems.join("; ")));
         }
+        for key in ["disable_shutdown", "acpi_shutdown"] {
+            if b.bool(key)? == Some(true) {
+                return Err(cerr(
+                    key,
+                    "true is not supported natively (the native engine shuts the guest down with \
+                     shutdown_command, else the ACPI power button); remove it or use --engine packer",
+                ));
+            }
+        }
         let mut warnings = Vec::new();
         let vm_name = b
             .string("vm_name")?

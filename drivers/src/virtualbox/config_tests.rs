@@ -157,6 +157,8 @@ fn values_are_checked() {
         ("guest_additions_mode", json!("upload"), "attach"),
         ("type", json!("qemu"), "virtualbox-iso"),
         ("vm_name", json!("a/b"), "plain file name"),
+        ("disable_shutdown", json!(true), "not supported natively"),
+        ("acpi_shutdown", json!("true"), "not supported natively"),
     ] {
         let mut b = json!({"type": "virtualbox-iso", "guest_additions_mode": "disable"});
         b[k] = v;

@@ -89,6 +89,7 @@ pub const ENGINE_KEYS: &[&str] = &[
     "pause_before_connecting",
     "shutdown_command",
     "shutdown_timeout",
+    // Read here: only `false` is accepted (the engine always shuts the guest down itself).
     "disable_shutdown",
     "acpi_shutdown",
 ];
