@@ -67,7 +67,7 @@ async fn scancodes_reach_a_real_guest_and_the_ova_holds_its_disk() {
     );
     // Shifted characters, digits, punctuation: the guest's BIOS turns each scancode sequence
     // back into the character (US layout).
-    let typed = "Hello, VirtualBox 7! a=b&c~d|e{f}<g>?\"h\"";
+    let typed = "Hello, VirtualBox 7! a=b&c~d|e{f} 1 < 2 > 0 ?\"h\"";
     let events = parse_str(&format!("{typed}<enter>"), &Fields::new()).unwrap();
     d.send_keys(&events, &no_progress).await.unwrap();
     let text = serial_contains(&serial, "\r\n", Duration::from_secs(60)).await;

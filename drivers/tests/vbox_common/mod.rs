@@ -138,6 +138,39 @@ impl Scratch {
     }
 }
 
+impl Drop for Scratch {
+    /// A failed test must not leave stand-in VM processes or QEMU guests behind: kill every
+    /// process the fake recorded for a VM still marked running.
+    fn drop(&mut self) {
+        let Ok(text) = std::fs::read_to_string(self.home().join("fake-state.json")) else {
+            return;
+        };
+        let Ok(state) = serde_json::from_str::<Value>(&text) else {
+            return;
+        };
+        for vm in state["vms"]
+            .as_object()
+            .into_iter()
+            .flat_map(|m| m.values())
+        {
+            let uuid = vm["uuid"].as_str().unwrap_or("-");
+            let pids = vm["squatters"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .chain(std::iter::once(&vm["pid"]))
+                .filter_map(Value::as_i64);
+            for pid in pids {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+                if String::from_utf8_lossy(&cmd).contains(uuid) {
+                    // SAFETY: a plain kill(2) of a process this test's fake started.
+                    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+                }
+            }
+        }
+    }
+}
+
 /// A builder like the bundled virtualbox platform produces, small and quick.
 pub fn builder(extra: Value) -> serde_json::Map<String, Value> {
     let mut b = json!({

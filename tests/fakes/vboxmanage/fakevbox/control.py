@@ -87,7 +87,7 @@ def cmd_startvm(fake, args):
     squatters = []
     if rules and fake.fault_once("steal_forward_port"):
         # Another program takes the port between the caller's check and our bind.
-        squatters.append(guest.spawn(["--fake-squatter", str(rules[0][2]), vm["uuid"]]))
+        squatters.append(guest.spawn(["--fake-squatter", str(rules[0][2]), vm["uuid"], fake.home]))
         end = time.time() + 5
         while guest.bindable("127.0.0.1", rules[0][2]) and time.time() < end:
             time.sleep(0.02)

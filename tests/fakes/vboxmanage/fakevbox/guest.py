@@ -87,7 +87,8 @@ def paper_vm_main(home, uuid):
     listeners = {}
     ready = None
     deadline = time.time() + 3600
-    while not flags["stop"] and time.time() < deadline:
+    # Gone with its home (a test's scratch directory removed): nothing to stand for any more.
+    while not flags["stop"] and time.time() < deadline and os.path.isdir(home):
         if flags["reload"]:
             flags["reload"] = False
             try:
@@ -135,14 +136,14 @@ def paper_vm_main(home, uuid):
         s.close()
 
 
-def squatter_main(port):
-    """`VBoxManage --fake-squatter PORT`: another program holding a port (the race)."""
+def squatter_main(port, home):
+    """`VBoxManage --fake-squatter PORT UUID`: another program holding a port (the race)."""
     s = socket.socket()
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("127.0.0.1", port))
     s.listen(8)
     end = time.time() + 600
-    while time.time() < end:
+    while time.time() < end and os.path.isdir(home):
         r, _, _ = select.select([s], [], [], 0.5)
         if r:
             c, _ = s.accept()

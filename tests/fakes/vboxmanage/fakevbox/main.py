@@ -45,7 +45,7 @@ def main(argv):
         return 0
     if args[:1] == ["--fake-squatter"]:
         from .guest import squatter_main
-        squatter_main(int(args[1]))
+        squatter_main(int(args[1]), args[3])
         return 0
     prog = os.path.basename(argv[0])
     home = os.environ.get("VBOX_USER_HOME")
