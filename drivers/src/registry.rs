@@ -111,8 +111,13 @@ fn qemu() -> DriverEntry {
 }
 
 fn virtualbox() -> DriverEntry {
-    DriverEntry::new("virtualbox-iso", "VirtualBox (VBoxManage)", |builder, env| {
-        let cfg = crate::virtualbox::VBoxConfig::from_builder(builder, env)?;
-        Ok(Box::new(crate::virtualbox::VirtualBoxDriver::new(cfg)) as Box<dyn Driver>)
-    })
+    use crate::virtualbox::{VBoxConfig, VirtualBoxDriver};
+    DriverEntry::new(
+        "virtualbox-iso",
+        "VirtualBox (VBoxManage)",
+        |builder, env| {
+            let cfg = VBoxConfig::from_builder(builder, env)?;
+            Ok(Box::new(VirtualBoxDriver::new(cfg)) as Box<dyn Driver>)
+        },
+    )
 }
