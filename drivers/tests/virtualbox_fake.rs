@@ -503,21 +503,71 @@ async fn skip_export_copies_the_disk_and_keep_registered_keeps_the_vm() {
 }
 
 #[tokio::test]
-async fn cd_content_is_attached_and_removed() {
+async fn cd_files_go_on_a_third_ide_drive_and_are_removed() {
     let s = Scratch::new(json!({}));
+    let extra = s.path().join("answers.txt");
+    std::fs::write(&extra, "x").unwrap();
     let mut d = driver(
         &s,
-        json!({"cd_content": {"ks.cfg": "text"}, "cd_label": "OEMDRV"}),
+        json!({"hard_drive_interface": "ide", "cd_files": [extra.display().to_string()],
+               "cd_content": {"ks.cfg": "text"}, "cd_label": "OEMDRV"}),
     );
     d.create(&media(&s)).await.unwrap();
     let cd = s.path().join("work/vbtest-cd.iso");
     assert!(cd.exists());
-    assert!(s
+    let attach: Vec<String> = s
         .calls()
-        .iter()
-        .any(|(a, _)| a[0] == "storageattach" && a.last().unwrap() == &cd.display().to_string()));
+        .into_iter()
+        .filter(|(a, _)| a[0] == "storageattach")
+        .map(|(a, _)| format!("{} {} {} {}", a[3], a[5], a[7], a[11]))
+        .collect();
+    let disk = s.path().join("work/vbtest.vdi");
+    assert_eq!(
+        attach,
+        [
+            format!("IDE 0 0 {}", disk.display()),
+            format!("IDE 0 1 {}", s.iso().display()),
+            format!("IDE 1 0 {}", cd.display()),
+        ]
+    );
     d.destroy().await.unwrap();
     assert!(!cd.exists());
+    assert!(s.iso().exists() && extra.exists());
+}
+
+#[tokio::test]
+async fn ovf_export_with_output_filename_and_export_opts() {
+    let s = Scratch::new(json!({}));
+    let mut d = driver(
+        &s,
+        json!({"format": "ovf", "output_filename": "image", "export_opts": ["--ovf20"]}),
+    );
+    d.create(&media(&s)).await.unwrap();
+    d.start().await.unwrap();
+    d.force_stop().await.unwrap();
+    let out = s.path().join("out");
+    let files = d.export(&out).await.unwrap();
+    assert_eq!(
+        files,
+        [
+            out.join("image.ovf"),
+            out.join("image-disk001.vmdk"),
+            out.join("image.mf")
+        ]
+    );
+    let mf = std::fs::read_to_string(out.join("image.mf")).unwrap();
+    assert!(mf.starts_with("SHA256 (image.ovf) = "), "{mf}");
+    let export = s
+        .calls()
+        .into_iter()
+        .find(|(a, _)| a[0] == "export")
+        .unwrap()
+        .0;
+    assert!(
+        export.ends_with(&["--manifest".to_string(), "--ovf20".to_string()]),
+        "{export:?}"
+    );
+    d.destroy().await.unwrap();
 }
 
 #[tokio::test]
