@@ -62,11 +62,7 @@ pub(super) fn choice(
 }
 
 pub(super) fn port(b: &Builder, key: &str, default: u16) -> Result<u16, VBoxConfigError> {
-    match b.u64(key)? {
-        None => Ok(default),
-        Some(p) if (1..=65535).contains(&p) => Ok(p as u16),
-        Some(p) => Err(cerr(key, format!("{p} is not a TCP port (1–65535)"))),
-    }
+    Ok(b.port(key, default)?)
 }
 
 pub(super) fn duration(
@@ -213,20 +209,5 @@ pub(super) fn read_forward(b: &Builder) -> Result<Option<NatForward>, VBoxConfig
 }
 
 pub(super) fn read_cd_content(b: &Builder) -> Result<BTreeMap<String, String>, VBoxConfigError> {
-    let mut cd_content = BTreeMap::new();
-    if let Some(v) = b.value("cd_content") {
-        let m = v
-            .as_object()
-            .ok_or_else(|| cerr("cd_content", "expected a map of path → file content"))?;
-        for (k, v) in m {
-            let text = v.as_str().ok_or_else(|| {
-                cerr(
-                    "cd_content",
-                    format!("the content of {k:?} must be a string"),
-                )
-            })?;
-            cd_content.insert(k.clone(), text.to_string());
-        }
-    }
-    Ok(cd_content)
+    Ok(b.text_files("cd_content")?)
 }

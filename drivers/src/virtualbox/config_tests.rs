@@ -113,13 +113,19 @@ fn osimager_1_11_data_is_accepted() {
     assert!(c.rtc_utc && c.usb && c.skip_export && c.keep_registered);
     assert_eq!(c.cd_files, vec![PathBuf::from("/tmp/a/ks.cfg")]);
     assert_eq!(c.firmware, "efi");
-    let c = cfg(json!({"type": "virtualbox-iso", "guest_additions_mode": "disable",
+    let c = cfg(
+        json!({"type": "virtualbox-iso", "guest_additions_mode": "disable",
                        "ssh_host_port_min": 3000, "ssh_host_port_max": 3001,
-                       "host_port_min": 1, "communicator": "winrm"}))
+                       "host_port_min": 1, "communicator": "winrm"}),
+    )
     .unwrap();
     assert_eq!(
         c.forward,
-        Some(NatForward { guest_port: 5985, host_port_min: 3000, host_port_max: 3001 })
+        Some(NatForward {
+            guest_port: 5985,
+            host_port_min: 3000,
+            host_port_max: 3001
+        })
     );
 }
 
