@@ -16,6 +16,7 @@ mod error;
 pub mod glue;
 pub mod preflight;
 mod process;
+pub mod quirks;
 pub mod retrofit;
 pub mod tempdir;
 pub mod template;
@@ -211,6 +212,13 @@ fn run_in(
         &resolve,
     )?;
 
+    // What this Packer needs to run the target out of the box (docs/COMPAT.md).
+    let host = quirks::Host::detect(&plan, !opts.dry_run);
+    let adapted = quirks::adapt(&mut plan, packer.as_ref().and_then(|p| p.version), &host);
+    for note in &adapted.notes {
+        eprintln!("{note}");
+    }
+
     let file_name = if plan.name.is_empty() {
         match def_str(&plan, "name") {
             "" => "build".to_string(),
@@ -262,6 +270,8 @@ fn run_in(
             vault_addr,
             vault_token,
             inherited_path: path_var.clone(),
+            proxy_ssh_rsa: adapted.proxy_ssh_rsa,
+            inherited_ssh_common_args: std::env::var(command::SSH_COMMON_ARGS_VAR).ok(),
         },
     );
     let args = build_args(opts, &template_path);
