@@ -342,7 +342,8 @@ fn packer_1_6_6_gets_the_proxy_user_ssh_rsa_and_a_working_accelerator() {
         plan.builder.remove("accelerator");
         plan.builder
             .insert("ssh_username".into(), json!("{{user `ssh-user`}}"));
-        plan.variables.insert("ssh-user".into(), json!("pk-builder"));
+        plan.variables
+            .insert("ssh-user".into(), json!("pk-builder"));
         plan
     };
     let s = Scratch::new();
@@ -362,7 +363,10 @@ fn packer_1_6_6_gets_the_proxy_user_ssh_rsa_and_a_working_accelerator() {
         "ANSIBLE_SSH_COMMON_ARGS={}",
         osimager::engine::packer::command::SSH_RSA_OPTIONS
     );
-    assert!(called.lines().any(|l| l == line), "missing {line} in\n{called}");
+    assert!(
+        called.lines().any(|l| l == line),
+        "missing {line} in\n{called}"
+    );
     let kvm_opens = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -395,6 +399,9 @@ fn packer_1_6_6_gets_the_proxy_user_ssh_rsa_and_a_working_accelerator() {
         .to_string();
     let report = run_plan(&s, &ctx, &plan_for(&s), &opts).expect("fake packer succeeds");
     let written = std::fs::read_to_string(&report.template).unwrap();
-    assert!(written.contains("\"user\": \"{{user `ssh-user`}}\""), "{written}");
+    assert!(
+        written.contains("\"user\": \"{{user `ssh-user`}}\""),
+        "{written}"
+    );
     assert!(!s.packer_called().contains("HostKeyAlgorithms"));
 }

@@ -282,7 +282,11 @@ fn packer_runs_match_mkosimage() {
             "{target}: packer not called"
         );
         assert_eq!(u.args, o.args, "{target}: argv and cwd");
-        assert_eq!(u.template, with_ansible_user(&o.template), "{target}: template");
+        assert_eq!(
+            u.template,
+            with_ansible_user(&o.template),
+            "{target}: template"
+        );
         let mut ours = u.env.clone();
         // CHECKPOINT_DISABLE is set by the test for both; nothing else may differ.
         ours.remove("CHECKPOINT_DISABLE");
@@ -300,7 +304,11 @@ fn packer_runs_match_mkosimage() {
     let (u, _) = our_run(&config, target, &s.join("u-old-env"), false);
     std::env::remove_var("FAKE_PACKER_VERSION");
     assert_eq!(u.args, o.args, "{target} with Packer 1.6.6: argv and cwd");
-    assert_eq!(u.template, with_ansible_user(&o.template), "{target}: template");
+    assert_eq!(
+        u.template,
+        with_ansible_user(&o.template),
+        "{target}: template"
+    );
     let mut ours = u.env.clone();
     ours.remove("FAKE_PACKER_VERSION");
     assert_eq!(
@@ -311,7 +319,10 @@ fn packer_runs_match_mkosimage() {
     for env in [&mut ours, &mut theirs] {
         env.remove("CHECKPOINT_DISABLE");
     }
-    assert_eq!(ours, theirs, "{target} with Packer 1.6.6: packer environment");
+    assert_eq!(
+        ours, theirs,
+        "{target} with Packer 1.6.6: packer environment"
+    );
 
     // The oracle's qemu platform uses keys the installed Packer 1.6.6 cannot read: the real
     // Packer is refused up front, with the way out.

@@ -188,6 +188,7 @@ fn run_in(
 
     if preflight::uses_iso(&builder_json) {
         preflight::check_iso_url(plan)?;
+        preflight::check_iso_target(&plan.builder)?;
     }
 
     generate(temp.path()).map_err(|e| PackerError::Generate {
