@@ -3,7 +3,8 @@
 //!
 //! Steps, in OSImager's order: find Packer (and refuse keys it is too old for); check the CD tool
 //! for `cd_files`; check `required_files` (`PROGRESS=5`); check the ISO URL; generate the spec's
-//! files into the temp dir (`PROGRESS=10`); run `pre_build` hooks; write `<temp>/<name>.json`;
+//! files into the temp dir (`PROGRESS=10`); run `pre_build` hooks; adapt the plan to the Packer
+//! found ([`quirks`]: docs/COMPAT.md "Packer engine"); write `<temp>/<name>.json`;
 //! build the environment (Ansible defaults, evars, the spec's Ansible venv, Vault); print the
 //! command (`PROGRESS=15`); run it in the data dir (or, with `-n`, print the environment);
 //! `RESULT=`/`ERROR=`; `post_build` hooks on success; remove the temp dir unless `-k`/`-m`
