@@ -218,7 +218,7 @@ fn run_in(
     let host = quirks::Host::detect(&plan, !opts.dry_run);
     let adapted = quirks::adapt(&mut plan, packer.as_ref().and_then(|p| p.version), &host);
     for note in &adapted.notes {
-        eprintln!("{note}");
+        eprintln!("{}", crate::secret::redact(note));
     }
 
     let file_name = if plan.name.is_empty() {
