@@ -5,6 +5,7 @@ pub mod comm;
 pub mod config;
 pub mod engine;
 pub mod hooks;
+pub mod host;
 pub mod iso;
 pub mod plan;
 pub mod provision;

@@ -85,8 +85,10 @@ impl std::fmt::Debug for RenderedFile {
 pub struct BuildInputs {
     /// The spec's `files`, rendered.
     pub files: Vec<RenderedFile>,
-    /// Warnings from rendering them.
+    /// Warnings about the configuration (resolving, rendering), reported when the build starts.
     pub warnings: Vec<String>,
+    /// Notes of the resolution (which `-latest-` version was picked, …), reported likewise.
+    pub notices: Vec<String>,
     /// ISO cache directory (`<packer_cache_dir>/iso`).
     pub iso_cache_dir: PathBuf,
     /// The user layer (`~/.config/osimager`), searched first for files and hook scripts.

@@ -25,15 +25,23 @@ pub fn main_osimager(argv: Vec<OsString>) -> ExitCode {
     }
 }
 
-fn load(cli_data_dir: &Option<PathBuf>, set: Vec<String>, local: bool) -> Result<Config> {
-    Ok(Config::load(&ConfigOptions {
+pub(crate) fn load(
+    cli_data_dir: &Option<PathBuf>,
+    set: Vec<String>,
+    local: bool,
+) -> Result<Config> {
+    let cfg = Config::load(&ConfigOptions {
         data_dir: cli_data_dir.clone(),
         set,
         local_only: local,
-    })?)
+    })?;
+    for w in &cfg.settings.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(cfg)
 }
 
-fn print(text: &str) -> Result<()> {
+pub(crate) fn print(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     // A closed pipe (`osimager list | head`) is not an error.
     match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
@@ -115,6 +123,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             });
         }
+        Command::Init(a) => return super::init::run(dd, &a),
+        Command::Doctor(a) => return super::doctor::run(&load(dd, Vec::new(), false)?, &a),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut buf = Vec::new();
@@ -185,6 +195,7 @@ pub(crate) fn request(t: &TargetArgs, temp: PathBuf) -> ResolveRequest {
         temp_dir: temp,
         skip: t.skip,
         build_id: None,
+        require_secrets: false,
     }
 }
 

@@ -63,7 +63,8 @@ pub struct MkArgs {
     #[arg(long = "set", action = ArgAction::Append)]
     set: Vec<String>,
     /// Bundled data tree (default: $OSIMAGER_DATA_DIR, <exe>/../share/osimager, source tree)
-    #[arg(long, value_name = "DIR", env = "OSIMAGER_DATA_DIR")]
+    // $OSIMAGER_DATA_DIR is read by config::default_data_tree (an empty value counts as unset).
+    #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Specify on-error behaviour (cleanup, abort, ask)
     #[arg(short = 'e', long = "on_error", alias = "on-error")]
@@ -153,7 +154,8 @@ struct VenvArgs {
     #[arg(long)]
     all: bool,
     /// Bundled data tree (osimager extension)
-    #[arg(long, value_name = "DIR", env = "OSIMAGER_DATA_DIR")]
+    // $OSIMAGER_DATA_DIR is read by config::default_data_tree (an empty value counts as unset).
+    #[arg(long, value_name = "DIR")]
     data_dir: Option<std::path::PathBuf>,
     /// Ansible version to create venv for (e.g. 2.16)
     ansible_version: Option<String>,
@@ -282,7 +284,12 @@ fn run(a: MkArgs, retrofit: bool) -> Result<ExitCode> {
         local: a.local_only,
     };
     let tmp = TempDir::new(t.temp_dir.clone())?;
-    let r = resolve::resolve(&cfg, &request(&t, tmp.path()))?;
+    // A build refuses secrets that do not exist; -x/-u print the result with "" as 1.11.1.
+    let req = crate::config::ResolveRequest {
+        require_secrets: !(a.dump_defs || a.dump_build),
+        ..request(&t, tmp.path())
+    };
+    let r = resolve::resolve(&cfg, &req)?;
     emit(&r);
     if a.dump_defs || a.dump_build {
         let v = if a.dump_defs {

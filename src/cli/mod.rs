@@ -5,9 +5,12 @@
 mod args;
 pub mod check_urls;
 mod commands;
+mod doctor;
+mod init;
 pub mod mkosimage;
 mod output;
 mod plugins;
+mod prompt;
 pub mod run;
 pub mod sinks;
 mod venv;

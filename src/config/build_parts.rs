@@ -1,10 +1,12 @@
 //! Parts of `make_build`: allow-lists, `-D` defines, the secret store, ISO name defaults and the
 //! `rfosimage` retrofit.
 
+use super::diags::{sub, Diags};
 use super::loader::State;
 use super::pyjson::{py_str, truthy};
-use super::resolve::{sub, Resolved};
-use super::secrets::SecretStore;
+use super::resolve::Resolved;
+use super::secrets::{SecretError, SecretStore};
+use super::vault::VaultConfig;
 use super::{Config, ConfigError};
 use crate::plan::GeneratedFile;
 use crate::urlname::filename_from_url;
@@ -74,29 +76,53 @@ pub(super) fn apply_defines(defs: &mut Map<String, Value>, item: &str) -> Result
     Ok(())
 }
 
-/// Open the secret store the settings select (`credential_source`); problems become warnings.
-pub fn open_store(cfg: &Config, warnings: &mut Vec<String>) -> Option<SecretStore> {
+/// Open the secret store the settings select (`credential_source`). `Ok(None)`: Vault is
+/// selected (the default) but no address, or no token/AppRole, is set.
+pub fn open_store(cfg: &Config) -> Result<Option<SecretStore>, SecretError> {
     let source = cfg.settings.get_str("credential_source");
-    if source != "config" {
-        let addr = cfg.settings.get_str("vault_addr");
-        let token = cfg.settings.get_str("vault_token");
-        let vc = super::vault::VaultConfig::from_settings(&addr, &token, "", "");
-        if vc.addr.is_empty() || (vc.token.is_none() && vc.role_id.is_none()) {
-            warnings.push("Vault credentials not configured (osimager config set vault_addr=… vault_token=…, or credential_source=config)".into());
-            return None;
-        }
-    }
-    let vc = super::vault::VaultConfig::from_settings(
+    let vc = VaultConfig::from_settings(
         &cfg.settings.get_str("vault_addr"),
         &cfg.settings.get_str("vault_token"),
         "",
         "",
     );
-    match SecretStore::open(&source, &cfg.layers.user, &vc) {
-        Ok(s) => Some(s),
+    if source != "config" && (vc.addr.is_empty() || (vc.token.is_none() && vc.role_id.is_none())) {
+        return Ok(None);
+    }
+    SecretStore::open(&source, &cfg.layers.user, &vc).map(Some)
+}
+
+/// The secret store for resolving `target`. When the configuration reads secrets
+/// (`uses_refs`), a store that is not set up or cannot be opened is an error saying why (a
+/// refused token, an unreachable server, a missing secrets file); otherwise it is at most a
+/// warning.
+pub(super) fn store_for(
+    cfg: &Config,
+    target: &str,
+    uses_refs: bool,
+    warnings: &mut Diags,
+) -> Result<Option<SecretStore>, ConfigError> {
+    match open_store(cfg) {
+        Ok(store) if store.is_some() || !uses_refs => Ok(store),
+        Ok(_) => {
+            let secrets = cfg.layers.user.join("secrets");
+            Err(err(format!(
+                "{target} reads secrets (|>…<|, 6>…<6 or {{{{vault …}}}} references), but no \
+                 secret store is set up: credential_source is 'vault' and no Vault address and \
+                 token are set. Either export VAULT_ADDR and VAULT_TOKEN (or `osimager config \
+                 set vault_addr=URL`), or keep the secrets in a file: `osimager init` writes {} \
+                 and sets credential_source=config (docs/DATA.md, Secrets, lists the paths)",
+                path_str(&secrets)
+            )))
+        }
+        Err(e) if uses_refs => Err(ConfigError::Other(format!(
+            "{target} reads secrets, and the secret store cannot be used: {e}"
+        ))),
         Err(e) => {
-            warnings.push(e.to_string());
-            None
+            warnings.push(format!(
+                "{e} ({target} reads no secrets, so this does not stop it)"
+            ));
+            Ok(None)
         }
     }
 }
@@ -106,7 +132,7 @@ pub(super) fn iso_defaults(
     cfg: &Config,
     st: &mut State,
     store: Option<&SecretStore>,
-    warnings: &mut Vec<String>,
+    warnings: &mut Diags,
 ) -> Result<(), ConfigError> {
     let urls = st
         .defs

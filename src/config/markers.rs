@@ -60,6 +60,18 @@ pub struct MarkerWarning {
     pub key: String,
     /// What happened (secrets already redacted).
     pub message: String,
+    /// Set when a secret that does not exist was replaced by "" (a build refuses to go on
+    /// with that: `ResolveRequest::require_secrets`).
+    pub missing_secret: Option<MissingSecret>,
+}
+
+/// A secret reference that named no secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingSecret {
+    /// The marker as written (`|>images/linux:password<|`, `{{vault `p` `k`}}`).
+    pub marker: String,
+    /// Why it was not found: which store, mount and path were read, and what to do.
+    pub error: String,
 }
 
 impl std::fmt::Display for MarkerWarning {
@@ -316,6 +328,7 @@ fn handle(
         env.warn(MarkerWarning {
             key: path.to_string(),
             message: redact(&message),
+            missing_secret: None,
         })
     };
     let repl = match action {
@@ -340,13 +353,29 @@ fn handle(
         5 => match env.secret(key) {
             Ok(s) => PyVal::Str(s.expose().to_string()),
             Err(e) if e.is_not_found() => {
-                warn(format!("{full}: {e}; using \"\""));
+                env.warn(MarkerWarning {
+                    key: path.to_string(),
+                    message: redact(&format!("{full}: {e}; using \"\"")),
+                    missing_secret: Some(MissingSecret {
+                        marker: redact(full),
+                        error: redact(&e.to_string()),
+                    }),
+                });
                 PyVal::Str(String::new())
             }
             Err(e) => return Err(secret_err(path, full, e)),
         },
         6 => arith(key, env, &warn),
-        7 => PyVal::Str(env.env_var(key).unwrap_or_default()),
+        7 => match env.env_var(key) {
+            Some(v) => PyVal::Str(v),
+            None => {
+                warn(format!(
+                    "{full}: environment variable {key} is not set; using \"\" (export it, or \
+                     set the def that uses it with -D)"
+                ));
+                PyVal::Str(String::new())
+            }
+        },
         8..=10 => {
             let method = match action {
                 8 => CryptMethod::Md5,

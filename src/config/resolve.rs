@@ -1,16 +1,16 @@
 //! `make_build`: resolve `platform/location/spec` into defs and a Packer-shaped build, then
 //! into a [`BuildPlan`].
 
-use super::build_parts::{apply_defines, check_allowed, iso_defaults};
+use super::build_parts::{apply_defines, check_allowed, iso_defaults, store_for};
 use super::build_parts::{
     err, generated_files, hooks, into_map, path_str, random_build_id, random_hex, required_files,
     s, split_build,
 };
 pub use super::build_parts::{open_store, retrofit};
+use super::diags::{sub, take_warnings, Diags};
 use super::loader::{Loader, State};
-use super::markers::{self, DefsEnv, MarkerWarning};
+use super::markers::{self, DefsEnv};
 use super::pyjson::{py_str, truthy};
-use super::secrets::SecretStore;
 use super::{network, suggest, Config, ConfigError};
 use crate::plan::BuildPlan;
 use serde_json::{json, Map, Value};
@@ -36,6 +36,9 @@ pub struct ResolveRequest {
     pub skip: bool,
     /// `build_id` override (default: `packer-` + 12 random hex digits).
     pub build_id: Option<String>,
+    /// A secret that does not exist is an error instead of "" plus a warning (set for builds:
+    /// an image with an empty password is never what was meant; 1.11.1 built it).
+    pub require_secrets: bool,
 }
 
 /// Everything `make_build` produced.
@@ -55,41 +58,10 @@ pub struct Resolved {
     pub skip: bool,
 }
 
-/// Substitute with `defs` as the marker environment, attributing warnings to `what`.
-pub(super) fn sub(
-    v: &Value,
-    defs: &Map<String, Value>,
-    store: Option<&SecretStore>,
-    what: &str,
-    warnings: &mut Vec<String>,
-) -> Result<Value, ConfigError> {
-    let mut env = DefsEnv::new(defs);
-    if let Some(st) = store {
-        env = env.with_secrets(st);
-    }
-    let out = markers::substitute_value(v, &env)
-        .map_err(|source| ConfigError::Marker { file: None, source });
-    for w in env.take_warnings() {
-        warnings.push(format_warning(what, &w));
-    }
-    out.map_err(|e| match e {
-        ConfigError::Marker { source, .. } => ConfigError::Other(format!("{what}: {source}")),
-        other => other,
-    })
-}
-
-fn format_warning(what: &str, w: &MarkerWarning) -> String {
-    if w.key.is_empty() {
-        format!("{what}: {}", w.message)
-    } else {
-        format!("{what}.{}: {}", w.key, w.message)
-    }
-}
-
 /// `make_build`.
 pub fn resolve(cfg: &Config, req: &ResolveRequest) -> Result<Resolved, ConfigError> {
     let mut notices = Vec::new();
-    let mut warnings = Vec::new();
+    let mut warnings = Diags::default();
     let parts: Vec<&str> = req.target.split('/').collect();
     if parts.len() < 3 {
         return Err(err(format!(
@@ -320,29 +292,18 @@ pub fn resolve(cfg: &Config, req: &ResolveRequest) -> Result<Resolved, ConfigErr
     for item in &req.defines {
         apply_defines(&mut st.defs, item)?;
     }
-    let store = open_store(cfg, &mut warnings);
+    let uses_refs = markers::uses_secret_refs(&Value::Array(vec![
+        Value::Object(platform.clone()),
+        Value::Object(location.clone()),
+        Value::Object(spec.clone()),
+    ]));
+    let store = store_for(cfg, &req.target, uses_refs, &mut warnings)?;
     iso_defaults(cfg, &mut st, store.as_ref(), &mut warnings)?;
-    if store.is_none() {
-        let all = Value::Array(vec![
-            Value::Object(platform.clone()),
-            Value::Object(location.clone()),
-            Value::Object(spec.clone()),
-        ]);
-        if markers::uses_secret_refs(&all) {
-            let source = cfg.settings.get_str("credential_source");
-            let how = if source == "vault" {
-                "run: osimager config set vault_addr=http://your-vault:8200 vault_token=... (or set VAULT_ADDR/VAULT_TOKEN)".to_string()
-            } else {
-                format!("create {}", path_str(&user_dir.join("secrets")))
-            };
-            return Err(err(format!(
-                "your configuration uses secret references but credential_source '{source}' is not configured; {how}"
-            )));
-        }
-    }
     let ptype = st.config.get("type").cloned().unwrap_or(s(platform_name));
     st.defs.insert("platform_type".into(), ptype);
-    super::suggest::undefined_def_warnings(&st, &mut warnings);
+    let mut undefined = Vec::new();
+    super::suggest::undefined_def_warnings(&st, &mut undefined);
+    undefined.into_iter().for_each(|w| warnings.push(w));
 
     let store = store.as_ref();
     let defs_v = sub(
@@ -396,7 +357,7 @@ pub fn resolve(cfg: &Config, req: &ResolveRequest) -> Result<Resolved, ConfigErr
         .get("files")
         .cloned()
         .unwrap_or(Value::Array(Vec::new()));
-    sub(&spec_files, &d, store, "files", &mut Vec::new())?;
+    sub(&spec_files, &d, store, "files", &mut Diags::default())?;
     let mut config = into_map(sub(
         &Value::Object(st.config.clone()),
         &d,
@@ -442,9 +403,7 @@ pub fn resolve(cfg: &Config, req: &ResolveRequest) -> Result<Resolved, ConfigErr
             let env = DefsEnv::new(&st.defs).with_secrets(stv);
             let out = markers::resolve_packer_vault_refs(&build, &env)
                 .map_err(|e| ConfigError::Other(format!("build: {e}")))?;
-            for w in env.take_warnings() {
-                warnings.push(format_warning("build", &w));
-            }
+            take_warnings(&env, "build", &mut warnings);
             out
         }
         None => build,
@@ -452,8 +411,14 @@ pub fn resolve(cfg: &Config, req: &ResolveRequest) -> Result<Resolved, ConfigErr
     let files = generated_files(&st.files);
     let required_files = required_files(&spec);
     let (variables, provisioners, builder) = split_build(&build);
+    let target = format!("{platform_name}/{location_name}/{spec_name}");
+    if req.require_secrets {
+        if let Some(e) = warnings.missing_secrets_error(&target) {
+            return Err(e);
+        }
+    }
     let plan = BuildPlan {
-        target: format!("{platform_name}/{location_name}/{spec_name}"),
+        target,
         platform: platform_name.into(),
         location: location_name.into(),
         spec: spec_name.clone(),
@@ -480,7 +445,7 @@ pub fn resolve(cfg: &Config, req: &ResolveRequest) -> Result<Resolved, ConfigErr
         plan,
         build,
         notices,
-        warnings,
+        warnings: warnings.finish(),
         spec,
         platform,
         skip,

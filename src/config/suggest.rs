@@ -88,7 +88,9 @@ pub fn available_locations(layers: &Layers) -> String {
     names.dedup();
     if names.is_empty() {
         format!(
-            "no locations configured: create {}/<name>.json or .toml (see the OSImager examples)",
+            "no locations configured: run `osimager init` (writes one for this host's \
+             hypervisors), or create {}/<name>.json or .toml (docs/DATA.md, \"What a location \
+             provides\")",
             dir.display()
         )
     } else {
