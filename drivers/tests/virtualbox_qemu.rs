@@ -45,8 +45,6 @@ async fn serial_contains(path: &Path, needle: &str, timeout: Duration) -> String
     }
 }
 
-fn no_progress(_: usize, _: usize) {}
-
 #[tokio::test]
 async fn scancodes_reach_a_real_guest_and_the_ova_holds_its_disk() {
     let s = Scratch::new(json!({"version": "7.0.20r163906", "guest": "qemu"}));

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use osimager_drivers::virtualbox::{LockRetry, VBoxConfig, VirtualBoxDriver};
-use osimager_drivers::DriverEnv;
+use osimager_drivers::{DriverEnv, HttpEndpoint, Media};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -211,3 +211,16 @@ pub fn has_opt(argv: &[String], cmd: &str, opt: &str) -> bool {
             .iter()
             .any(|a| a == opt || a.starts_with(&format!("{opt}=")))
 }
+
+/// The installer ISO stand-in and an HTTP endpoint, as the engine passes them.
+pub fn media(s: &Scratch) -> Media {
+    Media {
+        iso_path: Some(s.iso()),
+        http: Some(HttpEndpoint {
+            ip: "10.0.2.2".into(),
+            port: 8123,
+        }),
+    }
+}
+
+pub fn no_progress(_: usize, _: usize) {}
