@@ -59,6 +59,7 @@ impl DriverRegistry {
     pub fn builtin() -> DriverRegistry {
         DriverRegistry::default()
             .register(qemu())
+            .register(virtualbox())
             .register(vmware())
     }
 
@@ -108,6 +109,18 @@ fn qemu() -> DriverEntry {
         let cfg = crate::qemu::QemuConfig::from_builder(builder, env)?;
         Ok(Box::new(crate::qemu::QemuDriver::new(cfg)) as Box<dyn Driver>)
     })
+}
+
+fn virtualbox() -> DriverEntry {
+    use crate::virtualbox::{VBoxConfig, VirtualBoxDriver};
+    DriverEntry::new(
+        "virtualbox-iso",
+        "VirtualBox (VBoxManage)",
+        |builder, env| {
+            let cfg = VBoxConfig::from_builder(builder, env)?;
+            Ok(Box::new(VirtualBoxDriver::new(cfg)) as Box<dyn Driver>)
+        },
+    )
 }
 
 fn vmware() -> DriverEntry {

@@ -261,6 +261,10 @@ mod tests {
             pick(EngineKind::Auto, "vsphere-iso", &d),
             EngineKind::Packer
         );
+        assert_eq!(
+            pick(EngineKind::Auto, "virtualbox-iso", &d),
+            EngineKind::Native
+        );
         assert_eq!(pick(EngineKind::Packer, "qemu", &d), EngineKind::Packer);
         assert_eq!(
             pick(EngineKind::Native, "virtualbox-iso", &d),

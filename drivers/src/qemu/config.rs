@@ -140,14 +140,6 @@ fn cerr(key: &str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-fn port(b: &Builder, key: &str, default: u16) -> Result<u16, ConfigError> {
-    match b.u64(key)? {
-        None => Ok(default),
-        Some(p) if (1..=65535).contains(&p) => Ok(p as u16),
-        Some(p) => Err(cerr(key, format!("{p} is not a TCP port (1–65535)"))),
-    }
-}
-
 fn first_existing(key: &str, candidates: &[&str]) -> Result<PathBuf, ConfigError> {
     candidates
         .iter()
@@ -262,8 +254,8 @@ impl QemuConfig {
                 bind_address: b
                     .string("vnc_bind_address")?
                     .unwrap_or_else(|| "127.0.0.1".into()),
-                port_min: port(&b, "vnc_port_min", 5900)?,
-                port_max: port(&b, "vnc_port_max", 6000)?,
+                port_min: b.port("vnc_port_min", 5900)?,
+                port_max: b.port("vnc_port_max", 6000)?,
             };
             if v.port_min < 5900 || v.port_max < v.port_min {
                 return Err(cerr(
@@ -287,21 +279,7 @@ impl QemuConfig {
                 )
             })?,
         };
-        let mut cd_content = BTreeMap::new();
-        if let Some(v) = b.value("cd_content") {
-            let m = v
-                .as_object()
-                .ok_or_else(|| cerr("cd_content", "expected a map of path → file content"))?;
-            for (k, v) in m {
-                let text = v.as_str().ok_or_else(|| {
-                    cerr(
-                        "cd_content",
-                        format!("the content of {k:?} must be a string"),
-                    )
-                })?;
-                cd_content.insert(k.clone(), text.to_string());
-            }
-        }
+        let cd_content = b.text_files("cd_content")?;
         let communicator = b.choice("communicator", &["ssh", "none", "winrm"])?;
         let ssh = if communicator.as_deref() == Some("none") {
             None
@@ -312,8 +290,7 @@ impl QemuConfig {
                 22
             };
             let s = SshForward {
-                guest_port: port(
-                    &b,
+                guest_port: b.port(
                     if communicator.as_deref() == Some("winrm") {
                         "winrm_port"
                     } else {
@@ -321,8 +298,8 @@ impl QemuConfig {
                     },
                     guest_default,
                 )?,
-                host_port_min: port(&b, "host_port_min", 2222)?,
-                host_port_max: port(&b, "host_port_max", 4444)?,
+                host_port_min: b.port("host_port_min", 2222)?,
+                host_port_max: b.port("host_port_max", 4444)?,
             };
             if s.host_port_max < s.host_port_min {
                 return Err(cerr(

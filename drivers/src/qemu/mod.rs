@@ -5,7 +5,7 @@ mod args;
 mod config;
 mod launch;
 mod lifecycle;
-mod media;
+pub(crate) mod media;
 mod pacer;
 mod typing;
 pub(crate) mod value;

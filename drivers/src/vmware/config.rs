@@ -148,17 +148,6 @@ const DISK_ADAPTERS: &[&str] = &[
 const CDROM_ADAPTERS: &[&str] = &["ide", "sata", "scsi"];
 const NIC_TYPES: &[&str] = &["vmxnet3", "e1000e", "e1000"];
 
-fn port(b: &Builder, key: &str, default: u16) -> Result<u16, ConfigError> {
-    match b.u64(key)? {
-        None => Ok(default),
-        Some(p) if (1..=65535).contains(&p) => Ok(p as u16),
-        Some(p) => Err(ConfigError::new(
-            key,
-            format!("{p} is not a TCP port (1–65535)"),
-        )),
-    }
-}
-
 fn string_map(b: &Builder, key: &str) -> Result<BTreeMap<String, String>, ConfigError> {
     let Some(v) = b.value(key) else {
         return Ok(BTreeMap::new());
@@ -319,8 +308,8 @@ impl VmwareConfig {
                 bind_address: b
                     .string("vnc_bind_address")?
                     .unwrap_or_else(|| "127.0.0.1".into()),
-                port_min: port(&b, "vnc_port_min", 5900)?,
-                port_max: port(&b, "vnc_port_max", 6000)?,
+                port_min: b.port("vnc_port_min", 5900)?,
+                port_max: b.port("vnc_port_max", 6000)?,
                 disable_password: b.bool("vnc_disable_password")?.unwrap_or(false),
             };
             if v.port_max < v.port_min {
@@ -360,11 +349,11 @@ impl VmwareConfig {
             Some("none") => (None, None),
             Some("winrm") => (
                 literal(b.string("winrm_host")?),
-                Some(port(&b, "winrm_port", 5985)?),
+                Some(b.port("winrm_port", 5985)?),
             ),
             _ => (
                 literal(b.string("ssh_host")?),
-                Some(port(&b, "ssh_port", 22)?),
+                Some(b.port("ssh_port", 22)?),
             ),
         };
         let cfg = VmwareConfig {

@@ -111,6 +111,23 @@ pub fn unsupported_keys(builder: &Map<String, Value>, version: PackerVersion) ->
         .collect()
 }
 
+/// The first Packer that no longer bundles its own `ansible` provisioner (it loads the installed
+/// ansible plugin, whose releases since 1.1.0 give the SSH proxy an ECDSA key).
+pub const PROXY_WITHOUT_SSH_RSA_ONLY: PackerVersion = PackerVersion {
+    major: 1,
+    minor: 10,
+    patch: 0,
+};
+
+/// Does the SSH proxy of this Packer's `ansible` provisioner offer only an `ssh-rsa` host key
+/// (and accept only an `ssh-rsa` signed user key)? True for the bundled provisioner of every
+/// Packer before 1.10 (1.6.6 included; packer-plugin-ansible moved to ECDSA keys in 1.1.0, June
+/// 2023, after the last bundling releases were cut) and, to be safe, when the version is unknown.
+/// OpenSSH 8.8 and later refuse `ssh-rsa` (RSA with SHA-1) unless asked to accept it.
+pub fn proxy_offers_only_ssh_rsa(version: Option<PackerVersion>) -> bool {
+    version.is_none_or(|v| v < PROXY_WITHOUT_SSH_RSA_ONLY)
+}
+
 /// Keys Packer itself reported as unknown in its output (`unknown configuration key: '"x"'`).
 pub fn unknown_keys_in_output(output: &str) -> Vec<String> {
     let marker = "unknown configuration key:";
@@ -173,6 +190,16 @@ mod tests {
             real.version.map(|v| v.to_string()).as_deref(),
             Some("1.6.6")
         );
+    }
+
+    #[test]
+    fn ssh_rsa_only_proxies() {
+        let v = |s: &str| PackerVersion::parse(s);
+        assert!(proxy_offers_only_ssh_rsa(v("Packer v1.6.6")));
+        assert!(proxy_offers_only_ssh_rsa(v("1.9.4")));
+        assert!(proxy_offers_only_ssh_rsa(None));
+        assert!(!proxy_offers_only_ssh_rsa(v("1.10.0")));
+        assert!(!proxy_offers_only_ssh_rsa(v("Packer v1.11.2")));
     }
 
     #[test]
