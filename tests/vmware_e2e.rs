@@ -279,6 +279,22 @@ fn read_from_vmdk(vmdk: &Path, scratch: &Path, file: &str) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// No VM process, no vmrest, no temp dir (the private vmrest's HOME lives there), no VM the
+/// fake still runs.
+fn assert_nothing_running(s: &Path) {
+    let procs = processes_mentioning(&s.display().to_string());
+    assert!(procs.is_empty(), "processes left: {procs:?}");
+    let listing = |d: PathBuf| -> Vec<PathBuf> {
+        std::fs::read_dir(d)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default()
+    };
+    let tmp = listing(s.join("tmp"));
+    assert!(tmp.is_empty(), "temp dirs left: {tmp:?}");
+    let running = listing(s.join("vmware-state/running"));
+    assert!(running.is_empty(), "the fake still runs VMs: {running:?}");
+}
+
 #[test]
 fn e2e_vmware_builds_testos_through_the_standins() {
     if !enabled() {
@@ -349,19 +365,7 @@ fn e2e_vmware_builds_testos_through_the_standins() {
     assert!(build.contains("OSIMAGER_LOCATION=standin"), "{build}");
 
     // Nothing left: no VM process, no vmrest, no temp dirs, no registration.
-    let procs = processes_mentioning(&s.display().to_string());
-    assert!(procs.is_empty(), "processes left: {procs:?}");
-    let tmp: Vec<_> = std::fs::read_dir(s.join("tmp"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(tmp.is_empty(), "temp dirs left: {tmp:?}");
-    let running: Vec<_> = std::fs::read_dir(s.join("vmware-state/running"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(
-        running.is_empty(),
-        "the fake still has running VMs: {running:?}"
-    );
+    assert_nothing_running(s);
 }
 
 /// Ctrl-C while the engine waits for SSH (the VM running, registered with the private
@@ -407,21 +411,6 @@ fn e2e_vmware_sigint_while_waiting_for_ssh_leaves_nothing() {
         rest.iter().any(|l| l.contains("interrupted by SIGINT")),
         "{rest:?}"
     );
-    let procs = processes_mentioning(&s.display().to_string());
-    assert!(procs.is_empty(), "processes left: {procs:?}");
-    let tmp: Vec<_> = std::fs::read_dir(s.join("tmp"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(
-        tmp.is_empty(),
-        "temp dirs left (the private vmrest's HOME?): {tmp:?}"
-    );
+    assert_nothing_running(s);
     assert!(!s.join("vms/vmware").join(name).exists(), "output dir left");
-    let running: Vec<_> = std::fs::read_dir(s.join("vmware-state/running"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(
-        running.is_empty(),
-        "the fake still has running VMs: {running:?}"
-    );
 }

@@ -56,6 +56,8 @@ impl EchoVm {
             .arg("-qmp")
             .arg(format!("unix:{},server=on,wait=off", qmp_path.display()))
             .stdin(Stdio::null())
+            // QEMU announces the VNC port it picked on stderr: keep that out of the test output.
+            .stderr(std::fs::File::create(dir.path().join("qemu.log")).unwrap())
             .kill_on_drop(true)
             .spawn()
             .expect("qemu-system-x86_64 runs");
