@@ -25,6 +25,7 @@ pub mod minire;
 pub mod natural;
 pub mod network;
 pub mod pyjson;
+mod pytext;
 pub mod resolve;
 pub mod setting_types;
 pub mod settings;

@@ -2,6 +2,7 @@
 //! (`credential_source = vault`). References are `path[:key]`, as in `|>images/linux:password<|`.
 
 use crate::config::expr::PyVal;
+use crate::config::pytext::{is_py_space, py_strip};
 use crate::config::vault::{VaultConfig, VaultSecrets};
 use crate::secret::{register, Secret};
 use serde_json::{Map, Value};
@@ -254,14 +255,11 @@ impl FileSecrets {
 fn parse_secrets(text: &str) -> Map<String, Value> {
     let mut entries = Map::new();
     for line in text.lines() {
-        let line = crate::config::markers::py_strip(line);
+        let line = py_strip(line);
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let parts: Vec<&str> = line
-            .split(crate::config::markers::is_py_space)
-            .filter(|p| !p.is_empty())
-            .collect();
+        let parts: Vec<&str> = line.split(is_py_space).filter(|p| !p.is_empty()).collect();
         if parts.len() < 2 {
             continue;
         }

@@ -2,7 +2,7 @@
 
 use super::super::value::{str_repr, PyVal};
 use super::super::{ExprError, ExprErrorKind};
-use crate::config::markers::is_py_space;
+use crate::config::pytext::is_py_space;
 
 fn overflow() -> ExprError {
     ExprError::new(ExprErrorKind::Overflow, "integer result exceeds 64 bits")
