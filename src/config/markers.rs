@@ -29,7 +29,7 @@ pub use vault_refs::{resolve_packer_vault_refs, uses_secret_refs};
 use crate::config::crypt::{self, CryptMethod};
 use crate::config::expr::{self, ExprError, PyVal};
 use crate::config::pytext::{is_line_break, is_py_space, py_strip};
-use crate::config::secrets::SecretError;
+use crate::config::secret_error::SecretError;
 use crate::secret::{redact, Secret};
 use serde_json::{Map, Value};
 

@@ -12,6 +12,7 @@ pub mod dns;
 pub mod env;
 pub mod expr;
 pub mod markers;
+mod secret_error;
 pub mod secrets;
 pub mod vault;
 
