@@ -7,7 +7,7 @@ use super::build_parts::{
     s, split_build,
 };
 pub use super::build_parts::{open_store, retrofit};
-use super::diags::{sub, take_warnings, Diags};
+use super::diags::{sub, take_warnings, undefined_def_warnings, Diags};
 use super::loader::{Loader, State};
 use super::markers::{self, DefsEnv};
 use super::pyjson::{py_str, truthy};
@@ -301,9 +301,7 @@ pub fn resolve(cfg: &Config, req: &ResolveRequest) -> Result<Resolved, ConfigErr
     iso_defaults(cfg, &mut st, store.as_ref(), &mut warnings)?;
     let ptype = st.config.get("type").cloned().unwrap_or(s(platform_name));
     st.defs.insert("platform_type".into(), ptype);
-    let mut undefined = Vec::new();
-    super::suggest::undefined_def_warnings(&st, &mut undefined);
-    undefined.into_iter().for_each(|w| warnings.push(w));
+    undefined_def_warnings(&st, &mut warnings);
 
     let store = store.as_ref();
     let defs_v = sub(
