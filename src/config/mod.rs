@@ -16,7 +16,6 @@ mod secret_error;
 pub mod secrets;
 pub mod vault;
 
-pub mod build_parts;
 mod diags;
 pub mod files;
 pub mod index;
@@ -24,7 +23,6 @@ pub mod layers;
 pub mod loader;
 pub mod minire;
 pub mod natural;
-pub mod network;
 pub mod pyjson;
 mod pytext;
 pub mod resolve;
