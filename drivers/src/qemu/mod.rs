@@ -12,9 +12,10 @@ pub(crate) mod value;
 
 pub use accel::{kvm_usable, KvmCheck};
 pub use config::{
-    Accelerator, ConfigError, DiskFormat, Firmware, QemuConfig, SshForward, VncConfig,
-    DEFAULT_KEY_INTERVAL, DISK_INTERFACES,
+    Accelerator, DiskFormat, Firmware, QemuConfig, SshForward, VncConfig, DEFAULT_KEY_INTERVAL,
+    DISK_INTERFACES,
 };
+pub use value::ConfigError;
 
 /// The guest's view of the host's loopback under QEMU user networking.
 pub const USER_NET_HOST_IP: &str = "10.0.2.2";
