@@ -3,6 +3,7 @@
 mod accel;
 mod args;
 mod config;
+mod glob;
 mod launch;
 mod media;
 mod pacer;
@@ -44,6 +45,7 @@ pub struct QemuDriver {
     work_files: Vec<PathBuf>,
     created_work_dir: bool,
     cd_image: Option<PathBuf>,
+    floppy_image: Option<PathBuf>,
     efi_vars: Option<PathBuf>,
     ssh_port: Option<u16>,
     vnc_port: Option<u16>,
@@ -71,6 +73,7 @@ impl QemuDriver {
             work_files: Vec::new(),
             created_work_dir: false,
             cd_image: None,
+            floppy_image: None,
             efi_vars: None,
             ssh_port: None,
             vnc_port: None,
@@ -206,6 +209,11 @@ impl Driver for QemuDriver {
             self.work_files.push(iso.clone());
             self.cd_image = Some(iso);
         }
+        if let Some((img, staging)) = media::make_floppy(&self.cfg).await? {
+            self.work_files.push(staging);
+            self.work_files.push(img.clone());
+            self.floppy_image = Some(img);
+        }
         if let Firmware::Efi { vars, .. } = &self.cfg.firmware {
             let copy = wd.join(format!("{}-efivars.fd", self.cfg.vm_name));
             std::fs::copy(vars, &copy).map_err(io(format!(
@@ -262,6 +270,7 @@ impl Driver for QemuDriver {
                 ssh_host_port,
                 disks: self.disks.clone(),
                 cd_image: self.cd_image.clone(),
+                floppy_image: self.floppy_image.clone(),
                 efi_vars: self.efi_vars.clone(),
                 have_display: std::env::var_os("DISPLAY").is_some()
                     || std::env::var_os("WAYLAND_DISPLAY").is_some(),
