@@ -2,6 +2,7 @@
 //! and actionable errors. Uses the Python original's bundled data as the data tree.
 
 mod oracle_common;
+mod support;
 use oracle_common::*;
 
 fn setup(name: &str) -> (Scratch, String) {

@@ -5,6 +5,7 @@
 //! Deliberate fixes of original bugs are asserted as such; see docs/COMPAT.md "DEVIATIONS".
 
 mod oracle_common;
+mod support;
 use oracle_common::*;
 
 const LOCATION: &str = r#"{

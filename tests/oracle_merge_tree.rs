@@ -9,6 +9,7 @@
 //! the bundled one — and the oracle's package data is the bundled layer (our --data-dir).
 
 mod oracle_common;
+mod support;
 use oracle_common::*;
 use std::path::Path;
 

@@ -2,30 +2,21 @@
 //! OS (tests/testos), from the bundled data plus the test location, under QEMU TCG with the guest
 //! network restricted to loopback. Slow (an OS install): runs only with OSIMAGER_E2E=1 and the
 //! media built (`tests/testos/build-media.sh`, cache in OSIMAGER_TESTOS_CACHE, default
-//! ~/.cache/osimager-testos).
+//! ~/.cache/osimager-testos); otherwise skipped visibly (and a failure in CI).
+
+mod support;
 
 use osimager::config::{Config, ConfigOptions, ResolveRequest};
 use osimager::engine::packer::{build_with, PackerFlags};
 use osimager::engine::BuildOptions;
-use std::path::PathBuf;
 
 #[test]
 fn testos_builds_through_packer() {
-    if std::env::var("OSIMAGER_E2E").as_deref() != Ok("1") {
-        eprintln!("skipped: set OSIMAGER_E2E=1 (and build tests/testos media) to run");
+    if !support::e2e_enabled() {
         return;
     }
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let cache = std::env::var_os("OSIMAGER_TESTOS_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/osimager-testos")
-        });
-    assert!(
-        cache.join("current/testos.iso").is_file(),
-        "no test OS media in {}: run tests/testos/build-media.sh first",
-        cache.display()
-    );
+    let repo = support::repo();
+    let cache = support::media_cache();
     let scratch = tempfile::Builder::new()
         .prefix("pk-e2e-")
         .tempdir()
@@ -38,11 +29,7 @@ fn testos_builds_through_packer() {
     std::env::set_var("XDG_CACHE_HOME", s.join("cache"));
     std::env::set_var("CHECKPOINT_DISABLE", "1");
     // ansible-playbook for the default provisioner.
-    let path = format!(
-        "/opt/osimager-venv/bin:{}",
-        std::env::var("PATH").unwrap_or_default()
-    );
-    std::env::set_var("PATH", path);
+    std::env::set_var("PATH", support::path_with_tools());
 
     let config = Config::load(&ConfigOptions {
         data_dir: Some(repo.clone()),
@@ -86,11 +73,7 @@ fn testos_builds_through_packer() {
 
     // Retrofit through Packer (null builder + ansible provisioner, as OSImager's rfosimage)
     // against the image just built, booted again; then check the marker it wrote.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let mut qemu = std::process::Command::new("qemu-system-x86_64")
         .args([
             "-accel",

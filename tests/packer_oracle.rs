@@ -6,6 +6,8 @@
 //! build_id are normalized; OSImager's `. activate &&` shell prefix is compared with the
 //! VIRTUAL_ENV/PATH we set ourselves.
 
+mod support;
+
 use osimager::config::{Config, ConfigOptions, ResolveRequest};
 use osimager::engine::packer::{build_with, retrofit_with, run, PackerContext, PackerFlags};
 use osimager::engine::BuildOptions;
@@ -14,7 +16,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const ORACLE: &str = "/opt/osimager-venv";
 const TARGETS: &[&str] = &[
     "qemu/lab/debian-12.8-x86_64",
     "qemu/lab/rocky-9.5-x86_64",
@@ -24,7 +25,7 @@ const TARGETS: &[&str] = &[
 ];
 
 fn oracle_data() -> PathBuf {
-    let lib = Path::new(ORACLE).join("lib");
+    let lib = support::tools_venv().join("lib");
     let py = std::fs::read_dir(&lib)
         .unwrap()
         .filter_map(|e| e.ok())
@@ -155,7 +156,7 @@ fn oracle_run(s: &Path, target: &str, temp: &Path, dry: bool) -> Run {
 }
 
 fn oracle_cmd(bin: &str, s: &Path, target: &str, temp: &Path, dry: bool) -> Run {
-    let mut cmd = Command::new(Path::new(ORACLE).join("bin").join(bin));
+    let mut cmd = Command::new(support::tool(bin));
     if dry {
         cmd.arg("-n");
     }

@@ -3,6 +3,7 @@
 //! Alone in its binary because it changes process-wide signal dispositions.
 
 mod packer_support;
+mod support;
 
 use osimager::engine::packer::run;
 use osimager::engine::BuildOptions;

@@ -2,15 +2,16 @@
 //! the template it writes passes real Packer 1.6.6's `packer validate` (the test location blanks
 //! the qemu keys 1.6.6 cannot read, so the engine's version check lets it through).
 
+mod support;
+
 use osimager::config::{Config, ConfigOptions, ResolveRequest};
 use osimager::engine::packer::{build_with, PackerFlags};
 use osimager::engine::BuildOptions;
-use std::path::PathBuf;
 use std::process::Command;
 
 #[test]
 fn testos_template_passes_packer_validate() {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let repo = support::repo();
     let scratch = tempfile::Builder::new()
         .prefix("pk-testos-")
         .tempdir()
@@ -61,13 +62,7 @@ fn testos_template_passes_packer_validate() {
         .arg("validate")
         .arg(&report.template)
         .current_dir(&plan.data_dir)
-        .env(
-            "PATH",
-            format!(
-                "/opt/osimager-venv/bin:{}",
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
+        .env("PATH", support::path_with_tools())
         .output()
         .unwrap();
     assert!(

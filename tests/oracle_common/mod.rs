@@ -52,13 +52,12 @@ pub fn manifest() -> PathBuf {
 }
 
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest().join("target"))
+    super::support::target_dir()
 }
 
-/// The oracle's python: $OSIMAGER_ORACLE (a venv dir or a python), /opt/osimager-venv, or a
-/// venv created under target/oracle-venv with `pip install osimager==1.11.1`.
+/// The oracle's python: $OSIMAGER_ORACLE (a venv dir or a python), the tools venv
+/// ($OSIMAGER_TOOLS_VENV), or a venv created under target/oracle-venv with
+/// `pip install osimager==1.11.1`.
 pub fn oracle_python() -> PathBuf {
     let ok = |py: &Path| {
         Command::new(py)
@@ -77,9 +76,10 @@ pub fn oracle_python() -> PathBuf {
         );
         return py;
     }
-    for cand in ["/opt/osimager-venv/bin/python"] {
-        if ok(Path::new(cand)) {
-            return cand.into();
+    if let Some(v) = std::env::var_os("OSIMAGER_TOOLS_VENV") {
+        let py = PathBuf::from(v).join("bin/python");
+        if ok(&py) {
+            return py;
         }
     }
     let venv = target_dir().join("oracle-venv");
