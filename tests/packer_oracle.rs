@@ -135,19 +135,29 @@ fn normalize(text: &str, temp: &Path) -> String {
 struct Run {
     code: i32,
     stdout: String,
+    /// The template written (every run writes one: a missing file is a failure, not "").
     template: String,
-    args: String,
-    env: BTreeMap<String, String>,
+    /// argv+cwd and environment the recording Packer saw; None when Packer was not called
+    /// (dry runs).
+    args: Option<String>,
+    env: Option<BTreeMap<String, String>>,
 }
 
 fn read_run(temp: &Path, name: &str, code: i32, stdout: String) -> Run {
-    let rd = |f: &str| std::fs::read_to_string(temp.join(f)).unwrap_or_default();
+    let tpl = temp.join(format!("{name}.json"));
+    let template = std::fs::read_to_string(&tpl).unwrap_or_else(|e| {
+        panic!(
+            "no template {} (exit {code}, stdout {stdout:?}): {e}",
+            tpl.display()
+        )
+    });
+    let rd = |f: &str| std::fs::read_to_string(temp.join(f)).ok();
     Run {
         code,
+        template: normalize(&template, temp),
+        args: rd("packer-called.args").map(|a| normalize(&a, temp)),
+        env: rd("packer-called.env").map(|e| env_map(&normalize(&e, temp))),
         stdout,
-        template: normalize(&rd(&format!("{name}.json")), temp),
-        args: normalize(&rd("packer-called.args"), temp),
-        env: env_map(&normalize(&rd("packer-called.env"), temp)),
     }
 }
 
@@ -240,6 +250,15 @@ fn packer_runs_match_mkosimage() {
             .unwrap_or(&printed)
             .to_string();
         assert_eq!(command, expected, "{target}: -n command line");
+        assert!(
+            o.args.is_none() && u.args.is_none(),
+            "{target}: -n must not call Packer"
+        );
+        assert!(
+            u.template.contains("\"builders\""),
+            "{target}: {}",
+            u.template
+        );
         assert_eq!(u.template, o.template, "{target}: template written by -n");
 
         // Real run with the recording Packer: argv, cwd, environment, template.
@@ -248,17 +267,31 @@ fn packer_runs_match_mkosimage() {
         let o = oracle_run(s, target, &ot, false);
         assert_eq!(o.code, 0, "{target}: oracle run failed:\n{}", o.stdout);
         let (u, _) = our_run(&config, target, &ut, false);
+        let (Some(oargs), Some(uargs)) = (&o.args, &u.args) else {
+            panic!(
+                "{target}: packer not called (oracle: {}, ours: {})",
+                o.args.is_some(),
+                u.args.is_some()
+            );
+        };
         assert!(
-            !o.args.is_empty() && !u.args.is_empty(),
-            "{target}: packer not called"
+            uargs.contains("ARGS=build ") && uargs.contains("CWD="),
+            "{uargs}"
         );
-        assert_eq!(u.args, o.args, "{target}: argv and cwd");
+        assert_eq!(uargs, oargs, "{target}: argv and cwd");
         assert_eq!(u.template, o.template, "{target}: template");
-        let mut ours = u.env.clone();
+        let mut ours = u.env.clone().expect("our Packer environment recorded");
         // CHECKPOINT_DISABLE is set by the test for both; nothing else may differ.
         ours.remove("CHECKPOINT_DISABLE");
-        let mut theirs = o.env.clone();
+        let mut theirs = o
+            .env
+            .clone()
+            .expect("the oracle's Packer environment recorded");
         theirs.remove("CHECKPOINT_DISABLE");
+        assert!(
+            ours.contains_key("PATH") && ours.contains_key("RES_OPTIONS"),
+            "{ours:?}"
+        );
         assert_eq!(ours, theirs, "{target}: packer environment");
     }
 
@@ -310,6 +343,7 @@ fn packer_runs_match_mkosimage() {
     };
     retrofit_with(&config, &plan, &opts, PackerFlags::default()).expect("our retrofit");
     let u = read_run(&ut, "vm1", 0, String::new());
+    assert!(u.args.is_some(), "retrofit did not call Packer");
     assert_eq!(u.args, o.args, "retrofit argv and cwd");
     let mut ours: serde_json::Value = serde_json::from_str(&u.template).unwrap();
     let theirs: serde_json::Value = serde_json::from_str(&o.template).unwrap();
