@@ -1,10 +1,11 @@
-//! Shared by the oracle differential tests: set up the Python oracle (osimager 1.11.1), run
-//! it over many cases in one process (cached by input hash under target/), and compare with
-//! the Rust resolution after normalising random parts (build_id, crypt salts, MAC addresses).
+//! Shared by the oracle differential tests: set up the Python oracle (osimager 1.11.1), run it
+//! over many cases (in-process `make_build` + `gen_files`, and its real `mkosimage` CLI), cache
+//! its answers by a hash of every input, and compare them with osimager's ([`compare`]).
 #![allow(dead_code)]
 
-use osimager::config::pyjson::dumps_indent4;
-use osimager::config::{resolve, Config, ConfigOptions, ResolveRequest};
+pub mod cli;
+pub mod compare;
+
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -13,11 +14,13 @@ use std::sync::Mutex;
 /// Tests in one binary share the process environment (HOME, XDG_*).
 pub static ENV_LOCK: Mutex<()> = Mutex::new(());
 
-/// The oracle's own driver: imports osimager and calls what `mkosimage -x/-u` calls, for
-/// every case, in one process. `make_index` is memoised per (platform, location) because it
-/// is a pure function of the data files (and the only defs it reads are those two).
+/// The oracle's own driver: imports osimager and calls what `mkosimage -x/-u` calls
+/// (`make_build`), then what a build calls to write the answer files (`gen_files`), for every
+/// case, in one process. `make_index` is memoised per (platform, location) because it is a pure
+/// function of the data files (and the only defs it reads are those two). Each case has its
+/// own temp dir (`-m`), emptied after its files are read.
 pub const ORACLE_PY: &str = r#"
-import sys, json, io, contextlib
+import sys, json, io, os, shutil, contextlib
 from osimager.core import OSImager
 job = json.load(open(sys.argv[1]))
 cache = {}
@@ -29,8 +32,9 @@ def cached(self):
     return cache[k]
 OSImager.make_index = cached
 out = []
-for target, name, ip, defines in job["cases"]:
-    argv = ['-m', job["temp"]] + (['-D', defines] if defines else []) + [target] + ([name] if name else []) + ([ip] if ip else [])
+for c in job["cases"]:
+    target, name, ip, defines, temp = c["target"], c["name"], c["ip"], c["defines"], c["temp"]
+    argv = ['-m', temp] + (['-D', defines] if defines else []) + [target] + ([name] if name else []) + ([ip] if ip else [])
     buf = io.StringIO()
     res = {}
     with contextlib.redirect_stdout(buf):
@@ -43,6 +47,19 @@ for target, name, ip, defines in job["cases"]:
         except Exception as e:
             res = {"ok": False, "error": str(e)}
     res["stdout"] = buf.getvalue()
+    if res["ok"]:
+        fbuf = io.StringIO()
+        with contextlib.redirect_stdout(fbuf):
+            try:
+                o.gen_files()
+                res["files"] = {n: open(os.path.join(temp, n), "rb").read().decode("utf-8")
+                                for n in sorted(os.listdir(temp))}
+            except SystemExit as e:
+                res["files_error"] = "exit %s" % e.code
+            except Exception as e:
+                res["files_error"] = str(e)
+        res["files_stdout"] = fbuf.getvalue()
+    shutil.rmtree(temp, ignore_errors=True)
     out.append(res)
 json.dump(out, open(sys.argv[2], "w"))
 "#;
@@ -100,6 +117,11 @@ pub fn oracle_python() -> PathBuf {
     py
 }
 
+/// The oracle's `mkosimage` (next to its python).
+pub fn oracle_mkosimage(py: &Path) -> PathBuf {
+    py.parent().unwrap().join("mkosimage")
+}
+
 /// The oracle package's bundled data directory.
 pub fn oracle_data(py: &Path) -> PathBuf {
     let o = Command::new(py)
@@ -150,12 +172,58 @@ impl Scratch {
         std::env::remove_var("VAULT_ADDR");
         std::env::remove_var("VAULT_TOKEN");
     }
+
+    /// A command with the scratch environment (and nothing of the caller's Vault or data dir).
+    pub fn command(&self, program: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        for (k, v) in self.envs() {
+            cmd.env(k, v);
+        }
+        cmd.env_remove("VAULT_ADDR")
+            .env_remove("VAULT_TOKEN")
+            .env_remove("OSIMAGER_DATA_DIR")
+            .env_remove("OSIMAGER_VENV_DIR")
+            .env_remove("VENV_DIR");
+        cmd
+    }
 }
 
-/// One case: target, name, ip, -D.
-pub type Case = (String, Option<String>, Option<String>, Option<String>);
+/// One case: what `mkosimage [-m TEMP] [-D DEFINES] TARGET [NAME] [IP]` is given.
+#[derive(serde::Serialize, Debug, Clone)]
+pub struct Case {
+    pub target: String,
+    pub name: Option<String>,
+    pub ip: Option<String>,
+    pub defines: Option<String>,
+    /// The build temp dir (the same path for both tools, so temp paths compare literally).
+    pub temp: String,
+}
 
-#[derive(serde::Deserialize, Debug, Clone)]
+impl Case {
+    pub fn new(target: &str, name: Option<&str>, ip: Option<&str>, defines: Option<&str>) -> Case {
+        Case {
+            target: target.into(),
+            name: name.map(str::to_string),
+            ip: ip.map(str::to_string),
+            defines: defines.map(str::to_string),
+            temp: String::new(),
+        }
+    }
+
+    /// The platform part of the target.
+    pub fn platform(&self) -> &str {
+        self.target.split('/').next().unwrap_or("")
+    }
+}
+
+/// Give every case its own temp dir under the scratch temp (`c<index>`).
+pub fn number_temps(sc: &Scratch, cases: &mut [Case]) {
+    for (i, c) in cases.iter_mut().enumerate() {
+        c.temp = sc.temp.join(format!("c{i}")).display().to_string();
+    }
+}
+
+#[derive(serde::Deserialize, serde::Serialize, Debug, Clone, Default)]
 pub struct OracleResult {
     pub ok: bool,
     #[serde(default)]
@@ -166,6 +234,13 @@ pub struct OracleResult {
     pub error: String,
     #[serde(default)]
     pub stdout: String,
+    /// Generated files by name (when `make_build` succeeded and `gen_files` did too).
+    #[serde(default)]
+    pub files: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default)]
+    pub files_error: Option<String>,
+    #[serde(default)]
+    pub files_stdout: String,
 }
 
 fn hash_tree(h: &mut Sha256, dir: &Path) {
@@ -186,183 +261,88 @@ fn hash_tree(h: &mut Sha256, dir: &Path) {
     }
 }
 
-/// Run the oracle over `cases` (cached under target/oracle-cache by a hash of everything that
-/// goes in). Splits the work over two processes.
-pub fn run_oracle(py: &Path, data: &Path, sc: &Scratch, cases: &[Case]) -> Vec<OracleResult> {
+/// A cache key over everything that goes into an oracle run.
+pub fn input_hash(parts: &[&[u8]], data: &Path, sc: &Scratch) -> String {
     let mut h = Sha256::new();
-    h.update(ORACLE_PY.as_bytes());
+    for p in parts {
+        h.update(p);
+    }
     hash_tree(&mut h, data);
     hash_tree(&mut h, &sc.user);
     h.update(sc.root.to_string_lossy().as_bytes());
-    h.update(serde_json::to_string(cases).unwrap().as_bytes());
-    let key = hex::encode(h.finalize());
+    hex::encode(h.finalize())
+}
+
+/// Read a cached value (`target/oracle-cache/<key>.json`) or compute and store it.
+pub fn cached<T: serde::Serialize + serde::de::DeserializeOwned>(
+    key: &str,
+    compute: impl FnOnce() -> T,
+) -> T {
     let cache = target_dir().join("oracle-cache");
     std::fs::create_dir_all(&cache).unwrap();
     let file = cache.join(format!("{key}.json"));
     if let Ok(t) = std::fs::read_to_string(&file) {
-        if let Ok(v) = serde_json::from_str::<Vec<OracleResult>>(&t) {
+        if let Ok(v) = serde_json::from_str::<T>(&t) {
             return v;
         }
     }
-    let script = sc.root.join("oracle.py");
-    std::fs::write(&script, ORACLE_PY).unwrap();
-    let parts = 2usize;
-    let chunk = cases.len().div_ceil(parts).max(1);
-    let mut children = Vec::new();
-    for (i, c) in cases.chunks(chunk).enumerate() {
-        let job = sc.root.join(format!("job{i}.json"));
-        let res = sc.root.join(format!("res{i}.json"));
-        let j = serde_json::json!({"cases": c, "temp": sc.temp});
-        std::fs::write(&job, j.to_string()).unwrap();
-        let mut cmd = Command::new(py);
-        cmd.arg(&script).arg(&job).arg(&res);
-        for (k, v) in sc.envs() {
-            cmd.env(k, v);
+    let v = compute();
+    std::fs::write(&file, serde_json::to_string(&v).unwrap()).unwrap();
+    v
+}
+
+/// Run the oracle's `make_build` + `gen_files` over `cases` (numbered temps required), in two
+/// processes; cached by a hash of every input.
+pub fn run_oracle(py: &Path, data: &Path, sc: &Scratch, cases: &[Case]) -> Vec<OracleResult> {
+    assert!(
+        cases.iter().all(|c| !c.temp.is_empty()),
+        "number_temps first"
+    );
+    let key = input_hash(
+        &[
+            ORACLE_PY.as_bytes(),
+            serde_json::to_string(cases).unwrap().as_bytes(),
+        ],
+        data,
+        sc,
+    );
+    cached(&key, || {
+        let script = sc.root.join("oracle.py");
+        std::fs::write(&script, ORACLE_PY).unwrap();
+        let parts = 2usize;
+        let chunk = cases.len().div_ceil(parts).max(1);
+        let mut children = Vec::new();
+        for (i, c) in cases.chunks(chunk).enumerate() {
+            let job = sc.root.join(format!("job{i}.json"));
+            let res = sc.root.join(format!("res{i}.json"));
+            std::fs::write(&job, serde_json::json!({ "cases": c }).to_string()).unwrap();
+            let mut cmd = sc.command(py);
+            cmd.arg(&script).arg(&job).arg(&res);
+            children.push((cmd.spawn().expect("running the oracle"), res));
         }
-        cmd.env_remove("VAULT_ADDR")
-            .env_remove("VAULT_TOKEN")
-            .env_remove("OSIMAGER_VENV_DIR")
-            .env_remove("VENV_DIR");
-        children.push((cmd.spawn().expect("running the oracle"), res));
-    }
-    let mut all = Vec::new();
-    for (mut ch, res) in children {
-        assert!(ch.wait().unwrap().success(), "oracle process failed");
-        let v: Vec<OracleResult> =
-            serde_json::from_str(&std::fs::read_to_string(&res).unwrap()).unwrap();
-        all.extend(v);
-    }
-    std::fs::write(&file, serde_json::to_string(&all.iter().map(|r| serde_json::json!({"ok": r.ok, "defs": r.defs, "build": r.build, "error": r.error, "stdout": r.stdout})).collect::<Vec<_>>()).unwrap()).unwrap();
-    all
-}
-
-/// Replace random parts: build ids, crypt salts+hashes, generated MACs.
-pub fn normalize(s: &str) -> String {
-    static RES: std::sync::OnceLock<[regex::Regex; 3]> = std::sync::OnceLock::new();
-    let [re_id, re_crypt, re_mac] = RES.get_or_init(|| {
-        [
-            regex::Regex::new(r"packer-[0-9a-f]{12}").unwrap(),
-            regex::Regex::new(r"\$(1|5|6)\$(rounds=\d+\$)?[./0-9A-Za-z]{1,16}\$[./0-9A-Za-z]+")
-                .unwrap(),
-            regex::Regex::new(r"mac=52:54:00:[0-9a-f]{2}:[0-9a-f]{2}:[0-9a-f]{2}").unwrap(),
-        ]
-    });
-    let s = re_id.replace_all(s, "packer-ID");
-    let s = re_crypt.replace_all(&s, "$$$1$$SALT$$HASH");
-    re_mac.replace_all(&s, "mac=MAC").into_owned()
-}
-
-/// Our result for one case: Ok((defs, build)) as Python-formatted JSON text, or the error.
-pub fn ours(cfg: &Config, sc: &Scratch, case: &Case) -> Result<(String, String), String> {
-    let req = ResolveRequest {
-        target: case.0.clone(),
-        name: case.1.clone(),
-        ip: case.2.clone(),
-        defines: case.3.clone().into_iter().collect(),
-        fqdn: None,
-        temp_dir: sc.temp.clone(),
-        skip: false,
-        build_id: None,
-    };
-    match resolve::resolve(cfg, &req) {
-        Ok(r) => Ok((
-            dumps_indent4(&serde_json::Value::Object(r.plan.defs.clone())),
-            dumps_indent4(&r.build),
-        )),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// Compare all cases (two threads, each with its own Config); returns (identical, total,
-/// first mismatches).
-pub fn compare(
-    data: &Path,
-    sc: &Scratch,
-    cases: &[Case],
-    oracle: &[OracleResult],
-) -> (usize, usize, Vec<String>) {
-    let half = cases.len().div_ceil(2).max(1);
-    let results: Vec<(usize, Vec<String>)> = std::thread::scope(|s| {
-        let hs: Vec<_> = cases
-            .chunks(half)
-            .zip(oracle.chunks(half))
-            .map(|(c, o)| s.spawn(move || compare_part(&load_config(data), sc, c, o)))
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).collect()
-    });
-    let same = results.iter().map(|r| r.0).sum();
-    let diffs = results.into_iter().flat_map(|r| r.1).take(8).collect();
-    (same, cases.len(), diffs)
-}
-
-fn compare_part(
-    cfg: &Config,
-    sc: &Scratch,
-    cases: &[Case],
-    oracle: &[OracleResult],
-) -> (usize, Vec<String>) {
-    let mut same = 0;
-    let mut diffs = Vec::new();
-    for (case, o) in cases.iter().zip(oracle) {
-        let mine = ours(cfg, sc, case);
-        let ok = match (&mine, o.ok) {
-            (Ok((d, b)), true) => {
-                normalize(d) == normalize(&o.defs) && normalize(b) == normalize(&o.build)
-            }
-            (Err(_), false) => true,
-            _ => false,
-        };
-        if ok {
-            same += 1;
-        } else if diffs.len() < 5 {
-            let detail = match (&mine, o.ok) {
-                (Ok((d, b)), true) => first_diff(
-                    &format!("{}\n{}", normalize(d), normalize(b)),
-                    &format!("{}\n{}", normalize(&o.defs), normalize(&o.build)),
-                ),
-                (Ok(_), false) => format!(
-                    "oracle failed ({}; stdout {:?}) but we resolved",
-                    o.error, o.stdout
-                ),
-                (Err(e), true) => format!("we failed: {e}"),
-                _ => String::new(),
-            };
-            diffs.push(format!("{:?}: {detail}", case));
+        let mut all = Vec::new();
+        for (mut ch, res) in children {
+            assert!(ch.wait().unwrap().success(), "oracle process failed");
+            let v: Vec<OracleResult> =
+                serde_json::from_str(&std::fs::read_to_string(&res).unwrap()).unwrap();
+            all.extend(v);
         }
-    }
-    (same, diffs)
+        all
+    })
 }
 
-fn first_diff(a: &str, b: &str) -> String {
-    for (i, (x, y)) in a.lines().zip(b.lines()).enumerate() {
-        if x != y {
-            return format!("line {}: ours {x:?} oracle {y:?}", i + 1);
-        }
-    }
-    format!(
-        "length differs: ours {} lines, oracle {}",
-        a.lines().count(),
-        b.lines().count()
-    )
-}
-
-pub fn load_config(data: &Path) -> Config {
-    Config::load(&ConfigOptions {
+pub fn load_config(data: &Path) -> osimager::config::Config {
+    osimager::config::Config::load(&osimager::config::ConfigOptions {
         data_dir: Some(data.to_path_buf()),
-        ..ConfigOptions::default()
+        ..Default::default()
     })
     .expect("config loads")
 }
 
 /// Run a CLI binary with the scratch environment.
 pub fn run_cli(bin: &str, sc: &Scratch, args: &[&str]) -> std::process::Output {
-    let mut cmd = Command::new(bin);
-    cmd.args(args);
-    for (k, v) in sc.envs() {
-        cmd.env(k, v);
-    }
-    cmd.env_remove("VAULT_ADDR")
-        .env_remove("VAULT_TOKEN")
-        .env_remove("OSIMAGER_DATA_DIR");
-    cmd.output().expect("running the CLI")
+    sc.command(Path::new(bin))
+        .args(args)
+        .output()
+        .expect("running the CLI")
 }
