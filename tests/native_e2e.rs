@@ -361,11 +361,15 @@ fn e2e_cli_sigint_while_waiting_for_ssh_leaves_nothing() {
     let name = "nat-cli";
     let mut child = spawn_cli(s, name);
     child.wait_line("==> wait for ssh", Duration::from_secs(300));
-    std::thread::sleep(Duration::from_secs(3));
+    // QEMU runs from "launch" on; poll (bounded) rather than sleep and hope.
     assert!(
-        !processes_mentioning(&s.display().to_string(), &[]).is_empty(),
+        support::process::eventually(Duration::from_secs(30), || {
+            !processes_mentioning(&s.display().to_string(), &[]).is_empty()
+        }),
         "QEMU should be running now"
     );
+    // Into the SSH wait proper before the signal.
+    std::thread::sleep(Duration::from_secs(3));
     child.signal(libc::SIGINT);
     let t = Instant::now();
     let (code, rest) = child.exit_and_output(Duration::from_secs(120));

@@ -119,11 +119,13 @@ fn signal_at(phase: &str, sig: i32, boot_wait: &str, extra: Duration) {
     let mut child = spawn(s, &[("NATIVE_SIG_BOOT_WAIT", boot_wait)]);
     child.wait_line(phase, Duration::from_secs(120));
     std::thread::sleep(extra);
-    if phase != "==> iso" && phase != "==> http server" {
-        // The VM exists from "create disk" on: prove there is something to clean up.
+    if phase != "==> iso" && phase != "==> http server" && phase != "==> create disk" {
+        // QEMU runs from "launch" on: prove there is something to clean up (bounded poll).
         assert!(
-            !processes_mentioning(&s.display().to_string(), OURS).is_empty()
-                || phase == "==> create disk"
+            support::process::eventually(Duration::from_secs(30), || {
+                !processes_mentioning(&s.display().to_string(), OURS).is_empty()
+            }),
+            "{phase}: QEMU should be running"
         );
     }
     child.signal(sig);
