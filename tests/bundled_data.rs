@@ -24,37 +24,6 @@ use osimager::config::{files, resolve, Config, ConfigOptions, ResolveRequest};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
-/// Every def the bundled platforms and specs read from a location (docs/DATA.md).
-const LOCATION: &str = r#"{
-  "defs": {
-    "domain": "lab.example",
-    "cidr": "10.9.8.0/24",
-    "dns": {"servers": ["127.0.0.1"], "search": ["lab.example", "example"]},
-    "ntp": {"servers": ["127.0.0.1"]},
-    "vms_path": "VMS",
-    "qemu_accelerator": "tcg",
-    "vsphere_datacenter": "dc1", "vsphere_cluster": "cluster1", "vsphere_datastore": "ds1",
-    "vsphere_network": "VM Network",
-    "proxmox_node": "pve1",
-    "xen_sr": "Local storage",
-    "aws_region": "eu-west-1",
-    "azure_location": "westeurope", "azure_resource_group": "rg-images",
-    "gcp_zone": "europe-west1-b"FIRMWARE
-  }
-}"#;
-
-/// Every secret the bundled tree reads (dummy values).
-const SECRETS: &str = "\
-images/linux username=builder password=Dummy-linux-1
-images/windows username=Administrator password=Dummy-Win-1
-vsphere/lab server=vcenter.lab.example username=svc-packer password=Dummy-vs-1
-proxmox/lab url=https://pve1.lab.example:8006/api2/json username=packer@pve!osimager token=Dummy-pve-1
-xenserver/lab server=xen1.lab.example username=root password=Dummy-xen-1
-aws/lab access_key=AKIADUMMY secret_key=Dummy-aws-1
-azure/lab client_id=00000000-0000-0000-0000-000000000001 client_secret=Dummy-az-1 tenant_id=00000000-0000-0000-0000-000000000002 subscription_id=00000000-0000-0000-0000-000000000003
-gcp/lab project_id=dummy-project credentials_json={\"type\":\"service_account\"}
-";
-
 /// The variants of each target × platform: location and IP (`dhcp` = no static address).
 const VARIANTS: &[(&str, &str)] = &[("lab", "dhcp"), ("lab", "10.9.8.21"), ("lab-efi", "dhcp")];
 
@@ -62,14 +31,17 @@ fn setup(s: &Path) {
     let user = s.join("xdg/osimager");
     std::fs::create_dir_all(user.join("locations")).unwrap();
     std::fs::create_dir_all(s.join("home")).unwrap();
-    let loc = LOCATION.replace("VMS", &s.join("vms").display().to_string());
-    std::fs::write(user.join("locations/lab.json"), loc.replace("FIRMWARE", "")).unwrap();
-    std::fs::write(
-        user.join("locations/lab-efi.json"),
-        loc.replace("FIRMWARE", ",\n    \"firmware\": \"efi\""),
-    )
-    .unwrap();
-    std::fs::write(user.join("secrets"), SECRETS).unwrap();
+    // A location with every def the bundled tree reads and a dummy value for every secret
+    // (tests/data/bundled/, shared with tests/data/validate-bundled.sh); lab-efi adds UEFI.
+    let shared = support::repo().join("tests/data/bundled");
+    let lab = std::fs::read_to_string(shared.join("lab.json"))
+        .unwrap()
+        .replace("@SCRATCH@", &s.display().to_string());
+    std::fs::write(user.join("locations/lab.json"), &lab).unwrap();
+    let mut efi: serde_json::Value = serde_json::from_str(&lab).unwrap();
+    efi["defs"]["firmware"] = "efi".into();
+    std::fs::write(user.join("locations/lab-efi.json"), efi.to_string()).unwrap();
+    std::fs::copy(shared.join("secrets"), user.join("secrets")).unwrap();
     std::fs::write(
         user.join("config.json"),
         format!(

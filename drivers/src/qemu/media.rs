@@ -148,6 +148,17 @@ fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
     }
 }
 
+/// An empty staging directory `<work>/<vm_name>-<what>` for an image's contents.
+fn fresh_staging(cfg: &QemuConfig, what: &str) -> Result<PathBuf, DriverError> {
+    let staging = cfg.env.work_dir.join(format!("{}-{what}", cfg.vm_name));
+    let io = |context: String| move |e| DriverError::Io { context, source: e };
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(io(format!("clearing {}", staging.display())))?;
+    }
+    std::fs::create_dir_all(&staging).map_err(io(format!("creating {}", staging.display())))?;
+    Ok(staging)
+}
+
 /// Build the `cd_files` / `cd_content` ISO (volume label `cd_label`), as Packer does: files go
 /// to the root under their base name, a directory keeps its name (its contents when the path
 /// ends with `/`). Returns the image and the staging directory (both work files).
@@ -155,12 +166,8 @@ pub(crate) async fn make_cd(cfg: &QemuConfig) -> Result<Option<(PathBuf, PathBuf
     if cfg.cd_files.is_empty() && cfg.cd_content.is_empty() {
         return Ok(None);
     }
-    let staging = cfg.env.work_dir.join(format!("{}-cd", cfg.vm_name));
+    let staging = fresh_staging(cfg, "cd")?;
     let io = |context: String| move |e| DriverError::Io { context, source: e };
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(io(format!("clearing {}", staging.display())))?;
-    }
-    std::fs::create_dir_all(&staging).map_err(io(format!("creating {}", staging.display())))?;
     for f in expand_all("cd_files", &cfg.cd_files)? {
         let f = &f;
         let text = f.to_string_lossy();
@@ -247,12 +254,8 @@ pub(crate) async fn make_floppy(
     if cfg.floppy_files.is_empty() && cfg.floppy_dirs.is_empty() {
         return Ok(None);
     }
-    let staging = cfg.env.work_dir.join(format!("{}-floppy", cfg.vm_name));
+    let staging = fresh_staging(cfg, "floppy")?;
     let io = |context: String| move |e| DriverError::Io { context, source: e };
-    if staging.exists() {
-        std::fs::remove_dir_all(&staging).map_err(io(format!("clearing {}", staging.display())))?;
-    }
-    std::fs::create_dir_all(&staging).map_err(io(format!("creating {}", staging.display())))?;
     let missing = |key: &str, p: &Path| {
         DriverError::Msg(format!(
             "{key}: {} does not exist (generated files are written before the VM is created; \
