@@ -4,7 +4,7 @@
 #
 #   tests/data/validate-bundled.sh [--only REGEX] [--no-packer]
 #
-# Environment: OSIMAGER_VENV (default /opt/osimager-venv: a venv with osimager==1.11.1),
+# Environment: OSIMAGER_VENV (default $OSIMAGER_TOOLS_VENV, else /opt/osimager-venv: a venv with osimager==1.11.1),
 # PACKER (default packer; Packer 1.6.6 is what the CI machines have), KEEP=1 keeps the scratch dir.
 #
 # The oracle only reads its bundled data from <package>/data, so this script copies the oracle's
@@ -22,7 +22,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-venv=${OSIMAGER_VENV:-/opt/osimager-venv}
+venv=${OSIMAGER_VENV:-${OSIMAGER_TOOLS_VENV:-/opt/osimager-venv}}
 packer=${PACKER:-packer}
 only='.*'
 use_packer=1
