@@ -352,7 +352,10 @@ fn packer_runs_match_mkosimage() {
         ours.remove("ANSIBLE_SSH_COMMON_ARGS").as_deref(),
         Some(osimager::engine::packer::command::SSH_RSA_OPTIONS)
     );
-    let mut theirs = o.env.clone().expect("the oracle's Packer environment recorded");
+    let mut theirs = o
+        .env
+        .clone()
+        .expect("the oracle's Packer environment recorded");
     for env in [&mut ours, &mut theirs] {
         env.remove("CHECKPOINT_DISABLE");
     }

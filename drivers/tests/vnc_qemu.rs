@@ -6,8 +6,8 @@ mod ports;
 
 use osimager_drivers::bootcmd::{parse, Fields, KeyEvent};
 use osimager_drivers::qemu::{QemuConfig, QemuDriver};
-use osimager_drivers::{Driver, DriverEnv, Media};
 use osimager_drivers::vnc::{VncClient, VncError};
+use osimager_drivers::{Driver, DriverEnv, Media};
 use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
