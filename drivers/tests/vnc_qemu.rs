@@ -3,6 +3,10 @@
 //! back from its serial console), every special key arrives as the right key (read back from
 //! QEMU's `vnc_key_event_map` trace), and the framebuffer can be read as a PNG.
 
+/// Loopback ports found at run time (the repository's shared test harness, tests/support).
+#[path = "../../tests/support/ports.rs"]
+mod ports;
+
 use osimager_drivers::bootcmd::{Key, KeyEvent, Special};
 use osimager_drivers::keys::qcode;
 use osimager_drivers::qmp::Qmp;
@@ -131,6 +135,44 @@ async fn wait_for(path: &Path, needle: &str, timeout: Duration) -> String {
     }
 }
 
+/// Wait until the serial log is longer than `len` bytes; returns its length.
+async fn wait_longer(path: &Path, len: usize, timeout: Duration) -> usize {
+    let end = Instant::now() + timeout;
+    loop {
+        let now = std::fs::metadata(path)
+            .map(|m| m.len() as usize)
+            .unwrap_or(0);
+        if now > len || Instant::now() > end {
+            return now;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Type `events` paced by the guest itself: after each key press the next waits until the
+/// guest has echoed it (a starved TCG vCPU on a loaded host can take far longer than any fixed
+/// interval, and QEMU's PS/2 queue drops what overflows). Every pressed key must echo.
+async fn type_paced(client: &mut VncClient, events: &[KeyEvent], serial: &Path) {
+    let mut echoed = std::fs::metadata(serial)
+        .map(|m| m.len() as usize)
+        .unwrap_or(0);
+    for ev in events {
+        client
+            .type_events(std::slice::from_ref(ev), Duration::from_millis(20))
+            .await
+            .unwrap();
+        if matches!(ev, KeyEvent::Tap(_) | KeyEvent::Down(_)) {
+            let grown = wait_longer(serial, echoed, Duration::from_secs(20)).await;
+            assert!(
+                grown > echoed,
+                "no echo for {ev:?} within 20 s: {:?}",
+                String::from_utf8_lossy(&std::fs::read(serial).unwrap_or_default())
+            );
+            echoed = grown;
+        }
+    }
+}
+
 fn printable() -> String {
     (' '..='~').collect()
 }
@@ -156,10 +198,7 @@ async fn printables_arrive(vm: &EchoVm, client: &mut VncClient) {
     let text = printable();
     let mut events = taps(&text);
     events.push(KeyEvent::Tap(Key::Special(Special::Enter)));
-    client
-        .type_events(&events, Duration::from_millis(10))
-        .await
-        .unwrap();
+    type_paced(client, &events, &vm.serial).await;
     let echo = wait_for(&vm.serial, "\r\n", Duration::from_secs(60)).await;
     // Before the text: only what the special keys typed earlier echo (control bytes).
     let before = echo
@@ -307,11 +346,12 @@ async fn qemu_driver_vnc_display_accepts_keys() {
     use osimager_drivers::qemu::{QemuConfig, QemuDriver};
     use osimager_drivers::{Driver, DriverEnv, Media};
     let dir = tempfile::tempdir().unwrap();
+    let (lo, hi) = ports::free_port_range(10);
     let b = json!({
         "type": "qemu", "vm_name": "vnc", "disk_image": true, "disk_size": "8M",
         "accelerator": "tcg", "memory": 32, "headless": true, "communicator": "none",
         "disk_interface": "ide", "vnc_bind_address": "127.0.0.1",
-        "vnc_port_min": 5950, "vnc_port_max": 5999,
+        "vnc_port_min": lo, "vnc_port_max": hi,
         "qemuargs": [["-netdev", "user,id=user.0,restrict=on"]]
     });
     let env = DriverEnv {
@@ -339,9 +379,7 @@ async fn qemu_driver_vnc_display_accepts_keys() {
     let typed = "Vnc: Hello, World! ~`{}|:\"_+?>,./[]\\;'=-0123456789 @#$%^&*()<";
     let mut events = taps(typed);
     events.push(KeyEvent::Tap(Key::Special(Special::Enter)));
-    vnc.type_events(&events, Duration::from_millis(20))
-        .await
-        .unwrap();
+    type_paced(&mut vnc, &events, &log).await;
     let text = wait_for(&log, "\r\n", Duration::from_secs(30)).await;
     assert_eq!(text, format!("R\n{typed}\r\n"));
     assert!(d.wait_stopped(Duration::from_secs(30)).await.unwrap());

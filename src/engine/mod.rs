@@ -181,7 +181,10 @@ pub async fn run(build: Build) -> Result<BuildOutcome, BuildError> {
             .await
             .map(BuildOutcome::Packer)
             .map_err(BuildError::from),
-        _ => native::run(&build).await.map(BuildOutcome::Native),
+        _ => native::run(&build)
+            .await
+            .map(BuildOutcome::Native)
+            .map_err(BuildError::Native),
     };
     finish(&build, &result, started);
     result

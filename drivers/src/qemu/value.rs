@@ -1,13 +1,22 @@
-//! Reading builder values the way OSImager produces them: numbers and booleans may arrive as
-//! strings, and a key whose value is "" counts as unset.
+//! Reading builder values the way OSImager produces them (numbers and booleans may arrive as
+//! strings, and a key whose value is "" counts as unset), and the error of a value that cannot be
+//! used.
 
-use super::config::ConfigError;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
+/// A builder key with a value the QEMU driver cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("QEMU builder key {key:?}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
+
 pub(crate) struct Builder<'a>(pub &'a Map<String, Value>);
 
-fn err(key: &str, msg: impl Into<String>) -> ConfigError {
+/// The error for `key`.
+pub(super) fn err(key: &str, msg: impl Into<String>) -> ConfigError {
     ConfigError {
         key: key.to_string(),
         message: msg.into(),
