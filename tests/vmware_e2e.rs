@@ -7,45 +7,24 @@
 //! compacts the disk and exports the VM. The exported .vmx is then checked key by key and the
 //! VMDK read back with qemu-img (and debugfs) holds the playbook's marker file.
 //!
-//! Slow: runs only with OSIMAGER_E2E=1 and the test OS media built (tests/testos/build-media.sh).
-//! Boots a guest: run under `flock /tmp/osimager-guest.lock`.
+//! Slow: runs only with OSIMAGER_E2E=1 and the test OS media built (tests/testos/build-media.sh);
+//! otherwise skipped visibly (and a failure in CI). Boots a guest: run under
+//! `flock /tmp/osimager-guest.lock`.
+
+mod support;
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::process::{assert_nothing_left, entries, eventually, processes_mentioning, Spawned};
+use support::{e2e_enabled, media_cache, path_with_tools, repo};
 
 const TARGET: &str = "vmware/standin/testos-1-x86_64";
 /// The HTTP ports the fake forwards to the guest (the standin location's http_port_min/max).
 const HTTP_PORTS: &str = "8731-8739";
 /// Where the fake publishes the guest's SSH port (see the standin location).
 const SSH_PORT: u16 = 2222;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn media_cache() -> PathBuf {
-    std::env::var_os("OSIMAGER_TESTOS_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/osimager-testos")
-        })
-}
-
-fn enabled() -> bool {
-    if std::env::var("OSIMAGER_E2E").as_deref() != Ok("1") {
-        eprintln!("skipped: set OSIMAGER_E2E=1 (and build tests/testos media) to run");
-        return false;
-    }
-    assert!(
-        media_cache().join("current/testos.iso").is_file(),
-        "no test OS media in {}: run tests/testos/build-media.sh first",
-        media_cache().display()
-    );
-    true
-}
 
 /// The stand-ins on PATH as `vmrest` and `vmrun` (what a VMware installation provides).
 fn fake_bin(scratch: &Path) -> PathBuf {
@@ -57,7 +36,7 @@ fn fake_bin(scratch: &Path) -> PathBuf {
     bin
 }
 
-fn spawn_cli(scratch: &Path, name: &str) -> Child {
+fn spawn_cli(scratch: &Path, name: &str) -> Spawned {
     std::fs::create_dir_all(scratch.join("tmp")).unwrap();
     let bin = fake_bin(scratch);
     let etc = scratch.join("vmware-etc");
@@ -70,13 +49,9 @@ fn spawn_cli(scratch: &Path, name: &str) -> Child {
         .status()
         .unwrap();
     assert!(st.success(), "installing the fake VMware");
-    let path = format!(
-        "{}:/opt/osimager-venv/bin:{}",
-        bin.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    Command::new(env!("CARGO_BIN_EXE_osimager"))
-        .args(["build", TARGET, name, "--engine", "native", "--output-dir"])
+    let path = format!("{}:{}", bin.display(), path_with_tools());
+    let mut c = Command::new(support::osimager_bin());
+    c.args(["build", TARGET, name, "--engine", "native", "--output-dir"])
         .arg(scratch.join("vms/vmware").join(name))
         .args([
             "-D",
@@ -96,58 +71,8 @@ fn spawn_cli(scratch: &Path, name: &str) -> Child {
         .env("FAKE_VMWARE_ETC", &etc)
         .env("OSIMAGER_VMWARE_CONFIG_DIR", &etc)
         .env("FAKE_VMWARE_HOST_PORTS", HTTP_PORTS)
-        .env("FAKE_VMWARE_GUEST_PORTS", format!("{SSH_PORT}:22"))
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(err).lines().map_while(Result::ok) {
-            eprintln!("  | {l}");
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> i32 {
-    let t = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s.code().unwrap_or(-1);
-        }
-        if t.elapsed() > limit {
-            let _ = child.kill();
-            panic!("build did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let me = std::process::id().to_string();
-    let mut v = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let pid = e.file_name().to_string_lossy().into_owned();
-        if !pid.chars().all(|c| c.is_ascii_digit()) || pid == me {
-            continue;
-        }
-        if let Ok(b) = std::fs::read(e.path().join("cmdline")) {
-            let cmd = String::from_utf8_lossy(&b).replace('\0', " ");
-            if cmd.contains(needle) {
-                v.push(format!("{pid}: {cmd}"));
-            }
-        }
-    }
-    v
+        .env("FAKE_VMWARE_GUEST_PORTS", format!("{SSH_PORT}:22"));
+    Spawned::start(c)
 }
 
 /// A .vmx as lower-cased key → value.
@@ -281,23 +206,18 @@ fn read_from_vmdk(vmdk: &Path, scratch: &Path, file: &str) -> String {
 
 /// No VM process, no vmrest, no temp dir (the private vmrest's HOME lives there), no VM the
 /// fake still runs.
-fn assert_nothing_running(s: &Path) {
-    let procs = processes_mentioning(&s.display().to_string());
-    assert!(procs.is_empty(), "processes left: {procs:?}");
-    let listing = |d: PathBuf| -> Vec<PathBuf> {
-        std::fs::read_dir(d)
-            .map(|d| d.flatten().map(|e| e.path()).collect())
-            .unwrap_or_default()
-    };
-    let tmp = listing(s.join("tmp"));
-    assert!(tmp.is_empty(), "temp dirs left: {tmp:?}");
-    let running = listing(s.join("vmware-state/running"));
-    assert!(running.is_empty(), "the fake still runs VMs: {running:?}");
+fn assert_nothing_running(s: &Path, outputs: &[&Path], what: &str) {
+    assert_nothing_left(s, outputs, &[], what);
+    let running = entries(&s.join("vmware-state/running"));
+    assert!(
+        running.is_empty(),
+        "{what}: the fake still runs VMs: {running:?}"
+    );
 }
 
 #[test]
 fn e2e_vmware_builds_testos_through_the_standins() {
-    if !enabled() {
+    if !e2e_enabled() {
         return;
     }
     let scratch = tempfile::Builder::new()
@@ -308,13 +228,11 @@ fn e2e_vmware_builds_testos_through_the_standins() {
     let name = "vmw-e2e";
     let started = Instant::now();
     let mut child = spawn_cli(s, name);
-    let rx = lines(&mut child);
-    let code = wait_exit(&mut child, Duration::from_secs(2400));
+    let (code, log) = child.exit_and_output(Duration::from_secs(2400));
     eprintln!(
         "native VMware build took {:.1}s",
         started.elapsed().as_secs_f64()
     );
-    let log: Vec<String> = rx.try_iter().collect();
     assert_eq!(code, 0, "build failed");
     assert!(
         !log.iter().any(|l| l.contains("osi-test-pw")),
@@ -365,7 +283,7 @@ fn e2e_vmware_builds_testos_through_the_standins() {
     assert!(build.contains("OSIMAGER_LOCATION=standin"), "{build}");
 
     // Nothing left: no VM process, no vmrest, no temp dirs, no registration.
-    assert_nothing_running(s);
+    assert_nothing_running(s, &[], "after the build");
 }
 
 /// Ctrl-C while the engine waits for SSH (the VM running, registered with the private
@@ -373,7 +291,7 @@ fn e2e_vmware_builds_testos_through_the_standins() {
 /// vmrest and its HOME are gone.
 #[test]
 fn e2e_vmware_sigint_while_waiting_for_ssh_leaves_nothing() {
-    if !enabled() {
+    if !e2e_enabled() {
         return;
     }
     let scratch = tempfile::Builder::new()
@@ -383,34 +301,29 @@ fn e2e_vmware_sigint_while_waiting_for_ssh_leaves_nothing() {
     let s = scratch.path();
     let name = "vmw-sig";
     let mut child = spawn_cli(s, name);
-    let rx = lines(&mut child);
-    loop {
-        match rx.recv_timeout(Duration::from_secs(300)) {
-            Ok(l) if l.contains("==> wait for ssh") => break,
-            Ok(_) => {}
-            Err(e) => panic!("never reached the SSH wait: {e}"),
-        }
-    }
-    std::thread::sleep(Duration::from_secs(3));
-    let procs = processes_mentioning(&s.display().to_string());
-    assert!(
+    child.wait_line("==> wait for ssh", Duration::from_secs(300));
+    let both_running = || {
+        let procs = processes_mentioning(&s.display().to_string(), &[]);
         procs.iter().any(|p| p.contains("qemu-system"))
-            && procs.iter().any(|p| p.contains("vmrest")),
-        "the VM and the private vmrest should be running now: {procs:?}"
+            && procs.iter().any(|p| p.contains("vmrest"))
+    };
+    assert!(
+        eventually(Duration::from_secs(30), both_running),
+        "the VM and the private vmrest should be running now: {:?}",
+        processes_mentioning(&s.display().to_string(), &[])
     );
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    child.signal(libc::SIGINT);
     let t = Instant::now();
-    let code = wait_exit(&mut child, Duration::from_secs(180));
+    let (code, rest) = child.exit_and_output(Duration::from_secs(180));
     eprintln!(
         "CLI exited {code} {:.1}s after SIGINT",
         t.elapsed().as_secs_f64()
     );
     assert_ne!(code, 0);
-    let rest: Vec<String> = rx.try_iter().collect();
     assert!(
         rest.iter().any(|l| l.contains("interrupted by SIGINT")),
         "{rest:?}"
     );
-    assert_nothing_running(s);
-    assert!(!s.join("vms/vmware").join(name).exists(), "output dir left");
+    let out = s.join("vms/vmware").join(name);
+    assert_nothing_running(s, &[&out], "after SIGINT");
 }
