@@ -6,6 +6,10 @@
 //! from a generated .vmrestCfg, once through vmrun alone. Boots guests: run under
 //! `flock /tmp/osimager-guest.lock`.
 
+/// Loopback ports found at run time (the repository's shared test harness, tests/support).
+#[path = "../../tests/support/ports.rs"]
+mod ports;
+
 use osimager_drivers::bootcmd::{Key, KeyEvent, Special};
 use osimager_drivers::vmware::Vmx;
 use osimager_drivers::{DriverRegistry, Media};
@@ -17,11 +21,12 @@ use std::time::Duration;
 use vmware_common::{processes_in, rig, wait_for, wait_no_processes, Rig};
 
 fn builder(r: &Rig) -> serde_json::Map<String, serde_json::Value> {
+    let (lo, hi) = ports::free_port_range(10);
     json!({
         "type": "vmware-iso", "vm_name": "echo", "network_adapter_type": "e1000",
         "memory": 32, "disk_size": "16M", "headless": true, "communicator": "ssh",
         "ssh_port": r.ssh_port, "boot_key_interval": "10ms",
-        "vnc_port_min": 5950, "vnc_port_max": 5999,
+        "vnc_port_min": lo, "vnc_port_max": hi,
         "vmx_data_post": {"annotation": "built by the vmware driver test"}
     })
     .as_object()

@@ -6,8 +6,13 @@
 //! test (osimager build …, with Ansible) is tests/vmware_e2e.rs in the main crate.
 //!
 //! Slow (a real install under TCG) and covered by tests/vmware_e2e.rs in CI, so ignored by
-//! default: `OSIMAGER_E2E=1 cargo test -p osimager-drivers --test vmware_testos -- --ignored`
-//! with the media built (tests/testos/build-media.sh), under `flock /tmp/osimager-guest.lock`.
+//! default: `cargo test -p osimager-drivers --test vmware_testos -- --ignored` with the media
+//! built (tests/testos/build-media.sh; run explicitly, it fails without them), under
+//! `flock /tmp/osimager-guest.lock`.
+
+/// Loopback ports found at run time (the repository's shared test harness, tests/support).
+#[path = "../../tests/support/ports.rs"]
+mod ports;
 
 use osimager_drivers::bootcmd::{parse, Fields};
 use osimager_drivers::{DriverRegistry, Media};
@@ -107,18 +112,13 @@ fn hostname_in(vmdk: &Path, scratch: &Path) -> String {
 #[tokio::test]
 #[ignore = "slow guest install; tests/vmware_e2e.rs covers it in CI"]
 async fn testos_installs_through_the_vmware_driver() {
-    if std::env::var("OSIMAGER_E2E").as_deref() != Ok("1") {
-        eprintln!("skipped: set OSIMAGER_E2E=1 (and build tests/testos media) to run");
-        return;
-    }
     let iso = testos_iso().expect("no test OS media: run tests/testos/build-media.sh");
     let mut r = rig(true);
-    let http_port = (8731..=8739)
-        .find(|p| std::net::TcpListener::bind(("127.0.0.1", *p)).is_ok())
-        .expect("a free port in 8731–8739");
+    // The one host port the fake's NAT network forwards to the guest: the answer file's server.
+    let http_port = ports::free_port();
     r.env
         .vars
-        .push(("FAKE_VMWARE_HOST_PORTS".into(), "8731-8739".into()));
+        .push(("FAKE_VMWARE_HOST_PORTS".into(), http_port.to_string()));
     let answer =
         "hostname=vmw-testos\nusername=testos\npassword=osi-test-pw\nrootfs=cdrom\ndisk=/dev/vda\n";
     let server = serve(http_port, answer.to_string()).await;
