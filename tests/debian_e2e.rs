@@ -1,0 +1,313 @@
+//! The bundled `debian` spec against the real debian-installer (tests/debian/README.md): the
+//! netboot installer of Debian 12 boots from media built by `tests/debian/build-media.sh`, is
+//! typed the spec's own boot command, reads the bundled preseed from the build's HTTP server and
+//! installs from a local mirror (Debian's signed indexes plus exactly the packages the install
+//! needs) served on the host's loopback; then Ansible runs the bundled playbook and the disk is
+//! exported. Through `osimager build --engine native` and `--engine packer` (Packer 1.6.6), one
+//! after the other, with their times printed. Each exported image is booted again and checked
+//! over SSH as the spec's user: host name, the packages the preseed asks for, the playbook's
+//! marker.
+//!
+//! Very slow under TCG (a full Debian install per engine): runs only with OSIMAGER_E2E_DEBIAN=1
+//! and the media built; `tests/debian/run-e2e.sh` does both (under the guest lock).
+//! OSIMAGER_E2E_DEBIAN_ENGINES=native or =packer runs one engine only.
+
+use osimager::comm::{wait_ready, SshConfig};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TARGET: &str = "qemu/hermetic-debian/debian-12.12-x86_64";
+/// What files/debian/preseed.cfg asks for: pkgsel/include and the ssh-server task.
+const PACKAGES: [&str; 5] = [
+    "openssh-server",
+    "sudo",
+    "python3",
+    "ca-certificates",
+    "task-ssh-server",
+];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn cache() -> PathBuf {
+    std::env::var_os("OSIMAGER_DEBIAN_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/osimager-debian")
+        })
+}
+
+/// images/linux from the test config's secrets file (the account the preseed creates).
+fn linux_account() -> (String, String) {
+    let text =
+        std::fs::read_to_string(repo().join("tests/testos/config/osimager/secrets")).unwrap();
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("images/linux "))
+        .expect("images/linux in the test secrets");
+    let field = |k: &str| {
+        line.split_whitespace()
+            .find_map(|w| w.strip_prefix(&format!("{k}=")))
+            .unwrap()
+            .to_string()
+    };
+    (field("username"), field("password"))
+}
+
+/// The local mirror: tests/debian/mirror-server.py on 127.0.0.1, logging every request.
+struct Mirror {
+    child: Child,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Mirror {
+    fn start(scratch: &Path) -> Mirror {
+        let log = scratch.join("mirror-requests.log");
+        let mut child = Command::new("python3")
+            .arg(repo().join("tests/debian/mirror-server.py"))
+            .arg(cache().join("current/mirror"))
+            .arg("--log")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs the mirror server");
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        let port = first
+            .trim()
+            .strip_prefix("LISTENING ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("mirror server did not start: {first:?}"));
+        Mirror { child, port, log }
+    }
+
+    /// Requests the server could not answer. Every pool file the installer asked for must be
+    /// there (the mirror holds exactly what the install needs); a missing optional index (apt
+    /// tries several compressions) is only reported.
+    fn check(&self, engine: &str) {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let fetched = text.lines().filter(|l| l.contains("/pool/")).count();
+        let failed: Vec<&str> = text.lines().filter(|l| !l.starts_with("200 ")).collect();
+        eprintln!(
+            "{engine}: the installer fetched {fetched} pool files; requests not served: {failed:#?}"
+        );
+        assert!(fetched > 100, "{engine}: hardly anything fetched:\n{text}");
+        let pool_missing: Vec<&&str> = failed.iter().filter(|l| l.contains("/pool/")).collect();
+        assert!(
+            pool_missing.is_empty(),
+            "{engine}: packages missing from the local mirror (refresh tests/debian/mirror.list): {pool_missing:#?}"
+        );
+    }
+}
+
+impl Drop for Mirror {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `osimager build TARGET NAME --engine ENGINE`, as a user runs it; returns the exit code.
+fn build(scratch: &Path, engine: &str, name: &str, mirror: &Mirror) -> i32 {
+    let tmp = scratch.join("tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let mut c = Command::new(env!("CARGO_BIN_EXE_osimager"));
+    c.args(["build", TARGET, name, "--engine", engine])
+        .args(["-D", &format!("debian_mirror=10.0.2.2:{}", mirror.port)])
+        .args([
+            "-D",
+            &format!("ansible_extra_vars=osimager_marker=built-{name}"),
+        ])
+        .arg("--events")
+        .arg(scratch.join(format!("{name}.events.ndjson")))
+        .env("XDG_CONFIG_HOME", repo().join("tests/testos/config"))
+        .env("XDG_DATA_HOME", scratch.join("data"))
+        .env("XDG_CACHE_HOME", scratch.join("cache"))
+        .env("OSIMAGER_DEBIAN_CACHE", cache())
+        .env("OSIMAGER_DEBIAN_MIRROR_PORT", mirror.port.to_string())
+        .env("CHECKPOINT_DISABLE", "1")
+        .env("TMPDIR", &tmp)
+        .env(
+            "PATH",
+            format!(
+                "/opt/osimager-venv/bin:{}",
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if engine == "native" {
+        c.arg("--output-dir").arg(scratch.join("out").join(name));
+    }
+    let mut child = c.spawn().unwrap();
+    let mut log = std::fs::File::create(scratch.join(format!("{name}.log"))).unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    for r in [
+        Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+        Box::new(child.stderr.take().unwrap()),
+    ] {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            for l in BufReader::new(r).lines().map_while(Result::ok) {
+                let _ = tx.send(l);
+            }
+        });
+    }
+    drop(tx);
+    for l in rx {
+        eprintln!("  {engine} | {l}");
+        let _ = writeln!(log, "{l}");
+    }
+    child.wait().unwrap().code().unwrap_or(-1)
+}
+
+/// The native build's event stream carries the installer's own progress from the serial console.
+fn check_serial(scratch: &Path, name: &str) {
+    use osimager_events::{BuildEvent, EventRecord, LogSource};
+    let text = std::fs::read_to_string(scratch.join(format!("{name}.events.ndjson"))).unwrap();
+    let serial: Vec<String> = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<EventRecord>(l).ok())
+        .filter_map(|r| match r.event {
+            BuildEvent::Log {
+                source: LogSource::Serial,
+                line,
+                ..
+            } => Some(line),
+            _ => None,
+        })
+        .collect();
+    let all = serial.join("\n");
+    for step in [
+        "Installing the base system",
+        "Select and install software",
+        "Installing GRUB",
+    ] {
+        assert!(
+            all.contains(step),
+            "the serial console never showed the installer's '{step}' ({} serial lines)",
+            serial.len()
+        );
+    }
+}
+
+/// Boot the exported image (snapshot: it stays unchanged) and check it over SSH.
+fn check_image(image: &Path, name: &str) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut qemu = Command::new("qemu-system-x86_64")
+        .args(["-accel", "tcg", "-cpu", "qemu64", "-m", "1024"])
+        .args(["-display", "none", "-no-user-config"])
+        .arg("-drive")
+        .arg(format!(
+            "file={},if=virtio,format=qcow2,snapshot=on",
+            image.display()
+        ))
+        .arg("-netdev")
+        .arg(format!(
+            "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22"
+        ))
+        .args(["-device", "virtio-net,netdev=n0", "-serial", "null"])
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (user, password) = linux_account();
+    let cmd = format!(
+        "hostname; cat /etc/osimager-marker; sudo -n id -u; dpkg-query -W -f '${{Package}} ${{Status}}\\n' {}",
+        PACKAGES.join(" ")
+    );
+    let out = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let cfg = SshConfig {
+            username: user.clone(),
+            password: Some(osimager::secret::Secret::new(password)),
+            timeout: Duration::from_secs(900),
+            ..SshConfig::default()
+        };
+        let sess = wait_ready("127.0.0.1", port, &cfg).await?;
+        let (_st, out, _err) = sess.exec_capture(&cmd).await?;
+        sess.close().await;
+        Ok::<_, osimager::comm::CommError>(out)
+    });
+    let _ = qemu.kill();
+    let _ = qemu.wait();
+    let out = out.expect("SSH into the exported image as the spec's user");
+    eprintln!("{name}: the exported image says:\n{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.first().copied(), Some(name), "host name: {out}");
+    assert_eq!(
+        lines.get(1).copied(),
+        Some(format!("built-{name}").as_str()),
+        "marker: {out}"
+    );
+    assert_eq!(lines.get(2).copied(), Some("0"), "passwordless sudo: {out}");
+    for p in PACKAGES {
+        assert!(
+            lines.contains(&format!("{p} install ok installed").as_str()),
+            "{p} is not installed: {out}"
+        );
+    }
+}
+
+/// The disk image in an output directory (the file named after the VM).
+fn image_in(dir: &Path, name: &str) -> PathBuf {
+    let p = dir.join(name);
+    assert!(p.is_file(), "no image {}", p.display());
+    p
+}
+
+#[test]
+fn debian_installs_natively_and_through_packer() {
+    if std::env::var("OSIMAGER_E2E_DEBIAN").as_deref() != Ok("1") {
+        eprintln!("skipped: set OSIMAGER_E2E_DEBIAN=1 (see tests/debian/run-e2e.sh)");
+        return;
+    }
+    assert!(
+        cache().join("current/SHA256SUMS").is_file(),
+        "no Debian media in {}: run tests/debian/build-media.sh first",
+        cache().display()
+    );
+    let engines = std::env::var("OSIMAGER_E2E_DEBIAN_ENGINES")
+        .unwrap_or_else(|_| "native,packer".into());
+    let scratch = tempfile::Builder::new()
+        .prefix("debian-e2e-")
+        .tempdir()
+        .unwrap();
+    let s = scratch.path();
+    let mut times = Vec::new();
+    for engine in engines.split(',') {
+        let name = format!("deb-{engine}");
+        std::fs::create_dir_all(s.join(&name)).unwrap();
+        let mirror = Mirror::start(&s.join(&name));
+        let t = Instant::now();
+        let code = build(&s.join(&name), engine, &name, &mirror);
+        let took = t.elapsed();
+        eprintln!("{engine}: build exited {code} after {:.0}s", took.as_secs_f64());
+        mirror.check(engine);
+        assert_eq!(code, 0, "{engine} build failed (log above)");
+        times.push((engine.to_string(), took));
+        let out = if engine == "native" {
+            check_serial(&s.join(&name), &name);
+            s.join(&name).join("out").join(&name)
+        } else {
+            cache().join("vms").join(&name)
+        };
+        check_image(&image_in(&out, &name), &name);
+        if engine != "native" {
+            let _ = std::fs::remove_dir_all(&out);
+        }
+    }
+    for (engine, took) in times {
+        eprintln!("TIMING {engine}: {:.0}s", took.as_secs_f64());
+    }
+}
