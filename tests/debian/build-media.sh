@@ -31,8 +31,10 @@ NETBOOT=debian-installer-12-netboot-amd64
 KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 # index files served (each verified against the signed Release; apt and the installer fetch these)
 INDEXES=(
-	main/binary-amd64/Packages.xz main/binary-amd64/Packages.gz
+	main/binary-amd64/Release main/binary-amd64/Packages.xz main/binary-amd64/Packages.gz
+	main/debian-installer/binary-amd64/Release
 	main/debian-installer/binary-amd64/Packages.xz main/debian-installer/binary-amd64/Packages.gz
+	non-free-firmware/binary-amd64/Release
 	non-free-firmware/binary-amd64/Packages.xz non-free-firmware/binary-amd64/Packages.gz
 	main/i18n/Translation-en.xz non-free-firmware/i18n/Translation-en.xz
 )
