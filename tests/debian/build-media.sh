@@ -173,6 +173,17 @@ KABI="$(file -b "$NB/linux" | sed -n 's/.*version \([^ ]*\) .*/\1/p')"
 [ -n "$KABI" ] || fail "cannot read the kernel version of $NB/linux"
 say "installer kernel: $KABI"
 
+# the bundled preseed's package selection must exist in this release (pkgsel/include, and the
+# task-<name> package of each tasksel task but "standard", which is a priority, not a package)
+PRESEED="$HERE/../../files/debian/preseed.cfg"
+mapfile -t wanted < <(
+	sed -n 's/^d-i pkgsel\/include string //p' "$PRESEED" | tr ' ' '\n'
+	sed -n 's/^tasksel tasksel\/first multiselect //p' "$PRESEED" | tr -d ' ' | tr ',' '\n' |
+		grep -vx standard | sed 's/^/task-/'
+)
+resolve deb "${wanted[@]}" >/dev/null || fail "files/debian/preseed.cfg asks for packages this release lacks (above)"
+say "preseed package selection found in the index: ${wanted[*]}"
+
 # mirror.list: "deb NAME" / "udeb NAME" lines; @KABI@ stands for the installer's kernel ABI
 for kind in udeb deb; do
 	mapfile -t names < <(sed -n "s/^$kind[[:space:]]\+\([^[:space:]#]\+\).*/\1/p" "$HERE/mirror.list" | sed "s/@KABI@/$KABI/g")
