@@ -395,9 +395,11 @@ fn installer_boots_and_reads_the_bundled_preseed() {
                 "the installer asked about the network: the boot line's static address was not taken"
             );
         }
-        let left = processes_mentioning(&dir.display().to_string());
-        assert!(left.is_empty(), "{engine}: processes left: {left:?}");
+        drop(mirror);
         let out = cache().join("vms").join(&name);
+        let mut left = processes_mentioning(&dir.display().to_string());
+        left.extend(processes_mentioning(&out.display().to_string()));
+        assert!(left.is_empty(), "{engine}: processes left: {left:?}");
         assert!(!out.exists(), "{engine}: output left in {}", out.display());
     }
     for (engine, took) in times {
