@@ -3,6 +3,8 @@
 #   scripts/test.sh            install what is missing, build the test OS media, run every test
 #                              including the real QEMU guest builds (OSIMAGER_E2E=1)
 #   OSIMAGER_E2E=0 scripts/test.sh   skip the slow guest builds (a few minutes instead of ~20)
+#   OSIMAGER_E2E_DEBIAN=1 scripts/test.sh   also the real debian-installer up to its first
+#                              component, both engines (~6 min more; tests/debian/README.md)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +17,11 @@ export OSIMAGER_E2E=${OSIMAGER_E2E:-1}
 if [ "$OSIMAGER_E2E" = "1" ]; then
   echo "== test OS media (cached under \${OSIMAGER_TESTOS_CACHE:-~/.cache/osimager-testos}) =="
   tests/testos/build-media.sh
+fi
+if [ "${OSIMAGER_E2E_DEBIAN:-0}" != "0" ]; then
+  # opt-in: the real debian-installer with the bundled debian spec (tests/debian/README.md)
+  echo "== Debian installer media + mirror (cached under \${OSIMAGER_DEBIAN_CACHE:-~/.cache/osimager-debian}) =="
+  tests/debian/build-media.sh
 fi
 
 echo "== format and lints =="
