@@ -41,6 +41,12 @@ log="$OSIMAGER_TEST_REPORTS/test-output.log"
 set +e
 cargo test --workspace --no-fail-fast -- --test-threads=1 2>&1 | tee "$log"
 cargo_status=${PIPESTATUS[0]}
+if [ "${OSIMAGER_E2E_DEBIAN:-0}" != "0" ] && [ "$cargo_status" -eq 0 ]; then
+  # the opt-in (#[ignore]d) real debian-installer test, under the machine's guest lock
+  flock /tmp/osimager-guest.lock cargo test --test debian_e2e -- --ignored --exact \
+    installer_boots_and_reads_the_bundled_preseed --test-threads=1 2>&1 | tee -a "$log"
+  cargo_status=${PIPESTATUS[0]}
+fi
 set -e
 echo "== summary =="
 summary_status=0

@@ -5,19 +5,25 @@
 //! plus the packages the install needs) served on the host's loopback. Through
 //! `osimager build --engine native` and `--engine packer` (Packer 1.6.6), one after the other.
 //!
-//! OSIMAGER_E2E_DEBIAN=1: the installer runs until it asks the mirror for its first component
-//! (a .udeb, which the package registry reachable from this project's machines does not serve),
-//! then the build is interrupted and must clean up. OSIMAGER_E2E_DEBIAN=full: the whole install,
-//! Ansible with the bundled playbook and export; the exported image is booted again and checked
-//! over SSH as the spec's user (host name, the preseed's packages, the playbook's marker).
-//! `tests/debian/run-e2e.sh` builds the media and runs either under the guest lock.
-//! OSIMAGER_E2E_DEBIAN_ENGINES=native or =packer runs one engine only.
+//! Both tests are opt-in (`#[ignore]`, so `cargo test` counts them as not run by design):
+//! `tests/debian/run-e2e.sh` builds the media and runs one under the guest lock with
+//! `--ignored`. `installer_boots_and_reads_the_bundled_preseed` (OSIMAGER_E2E_DEBIAN=1): the
+//! installer runs until it asks the mirror for its first component (a .udeb; the package
+//! registry reachable from this project's machines serves only some udebs and not the
+//! installer's own components, see tests/debian/README.md), then the build is interrupted and
+//! must clean up. `debian_installs_natively_and_through_packer` (OSIMAGER_E2E_DEBIAN=full): the
+//! whole install, Ansible with the bundled playbook and export; the exported image is booted
+//! again and checked over SSH as the spec's user (host name, the preseed's packages, the
+//! playbook's marker). OSIMAGER_E2E_DEBIAN_ENGINES=native or =packer runs one engine only.
+
+mod support;
 
 use osimager::comm::{wait_ready, SshConfig};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::process::{processes_mentioning, Spawned};
+use support::{osimager_bin, path_with_tools, repo};
 
 const TARGET: &str = "qemu/hermetic-debian/debian-12.12-x86_64";
 /// What files/debian/preseed.cfg asks for: pkgsel/include and the ssh-server task.
@@ -28,10 +34,6 @@ const PACKAGES: [&str; 5] = [
     "ca-certificates",
     "task-ssh-server",
 ];
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 fn cache() -> PathBuf {
     std::env::var_os("OSIMAGER_DEBIAN_CACHE")
@@ -60,7 +62,7 @@ fn linux_account() -> (String, String) {
 
 /// The local mirror: tests/debian/mirror-server.py on 127.0.0.1, logging every request.
 struct Mirror {
-    child: Child,
+    child: std::process::Child,
     port: u16,
     log: PathBuf,
 }
@@ -78,9 +80,11 @@ impl Mirror {
             .spawn()
             .expect("python3 runs the mirror server");
         let mut first = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut first)
-            .unwrap();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut first,
+        )
+        .unwrap();
         let port = first
             .trim()
             .strip_prefix("LISTENING ")
@@ -115,12 +119,12 @@ impl Drop for Mirror {
     }
 }
 
-/// `osimager build TARGET NAME 10.0.2.15 --engine ENGINE`, as a user runs it. Its output goes
-/// to stderr (prefixed) and to `<dir>/<name>.log`.
-fn spawn_build(scratch: &Path, engine: &str, name: &str, mirror: &Mirror) -> Child {
+/// `osimager build TARGET NAME 10.0.2.15 --engine ENGINE`, as a user runs it (its output is
+/// echoed on stderr by the harness).
+fn spawn_build(scratch: &Path, engine: &str, name: &str, mirror: &Mirror) -> Spawned {
     let tmp = scratch.join("tmp");
     std::fs::create_dir_all(&tmp).unwrap();
-    let mut c = Command::new(env!("CARGO_BIN_EXE_osimager"));
+    let mut c = Command::new(osimager_bin());
     // A static address: with restrict=on QEMU's DHCP offers no router and no name server, and
     // debian-installer stops to ask for one (tests/debian/README.md).
     c.args(["build", TARGET, name, "10.0.2.15", "--engine", engine])
@@ -138,51 +142,11 @@ fn spawn_build(scratch: &Path, engine: &str, name: &str, mirror: &Mirror) -> Chi
         .env("OSIMAGER_DEBIAN_MIRROR_PORT", mirror.port.to_string())
         .env("CHECKPOINT_DISABLE", "1")
         .env("TMPDIR", &tmp)
-        .env(
-            "PATH",
-            format!(
-                "/opt/osimager-venv/bin:{}",
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+        .env("PATH", path_with_tools());
     if engine == "native" {
         c.arg("--output-dir").arg(scratch.join("out").join(name));
     }
-    let mut child = c.spawn().unwrap();
-    let log = std::sync::Arc::new(std::sync::Mutex::new(
-        std::fs::File::create(scratch.join(format!("{name}.log"))).unwrap(),
-    ));
-    let outs: [Box<dyn std::io::Read + Send>; 2] = [
-        Box::new(child.stdout.take().unwrap()),
-        Box::new(child.stderr.take().unwrap()),
-    ];
-    for r in outs {
-        let (log, engine) = (log.clone(), engine.to_string());
-        std::thread::spawn(move || {
-            for l in BufReader::new(r).lines().map_while(Result::ok) {
-                eprintln!("  {engine} | {l}");
-                let _ = writeln!(log.lock().unwrap(), "{l}");
-            }
-        });
-    }
-    child
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> i32 {
-    let t = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s.code().unwrap_or(-1);
-        }
-        if t.elapsed() > limit {
-            let _ = child.kill();
-            panic!("build did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    Spawned::start(c)
 }
 
 /// The serial lines of a native build's event stream.
@@ -297,25 +261,6 @@ fn media_ready() {
     );
 }
 
-/// Processes whose command line mentions `needle` (a QEMU or Packer left running would).
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let me = std::process::id().to_string();
-    let mut v = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let pid = e.file_name().to_string_lossy().into_owned();
-        if !pid.chars().all(|c| c.is_ascii_digit()) || pid == me {
-            continue;
-        }
-        if let Ok(b) = std::fs::read(e.path().join("cmdline")) {
-            let cmd = String::from_utf8_lossy(&b).replace('\0', " ");
-            if cmd.contains(needle) {
-                v.push(format!("{pid}: {cmd}"));
-            }
-        }
-    }
-    v
-}
-
 /// What runs here: the real installer boots from the netinst-layout media with the spec's boot
 /// command typed by the engine, configures the network from the boot line, reads the bundled
 /// preseed (the mirror host and directory come only from it), checks Debian's signed Release
@@ -324,11 +269,8 @@ fn processes_mentioning(needle: &str) -> Vec<String> {
 /// no install can go further here; see tests/debian/README.md). The build is then interrupted
 /// with SIGINT and must leave nothing behind.
 #[test]
+#[ignore = "opt-in: the real debian-installer under TCG, ~6 min (tests/debian/run-e2e.sh)"]
 fn installer_boots_and_reads_the_bundled_preseed() {
-    if std::env::var("OSIMAGER_E2E_DEBIAN").as_deref() != Ok("1") {
-        eprintln!("skipped: set OSIMAGER_E2E_DEBIAN=1 (see tests/debian/run-e2e.sh)");
-        return;
-    }
     media_ready();
     let scratch = tempfile::Builder::new()
         .prefix("debian-e2e-")
@@ -341,14 +283,14 @@ fn installer_boots_and_reads_the_bundled_preseed() {
         std::fs::create_dir_all(&dir).unwrap();
         let mirror = Mirror::start(&dir);
         let t = Instant::now();
-        let mut child = spawn_build(&dir, &engine, &name, &mirror);
+        let mut build = spawn_build(&dir, &engine, &name, &mirror);
         // the installer's first component request
         let reached = loop {
             let log = std::fs::read_to_string(&mirror.log).unwrap_or_default();
             if log.lines().any(|l| l.ends_with(".udeb")) {
                 break t.elapsed();
             }
-            if let Some(st) = child.try_wait().unwrap() {
+            if let Some(st) = build.child.try_wait().unwrap() {
                 panic!("{engine}: build ended ({st}) before the installer asked for a component; mirror log:\n{log}");
             }
             assert!(
@@ -362,8 +304,9 @@ fn installer_boots_and_reads_the_bundled_preseed() {
             reached.as_secs_f64()
         );
         times.push((engine.clone(), reached));
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-        let code = wait_exit(&mut child, Duration::from_secs(300));
+        build.signal(libc::SIGINT);
+        let code = build.wait_exit(Duration::from_secs(300));
+        build.finish();
         assert_ne!(code, 0, "{engine}: an interrupted build must fail");
         let log = std::fs::read_to_string(&mirror.log).unwrap();
         for want in [
@@ -397,8 +340,8 @@ fn installer_boots_and_reads_the_bundled_preseed() {
         }
         drop(mirror);
         let out = cache().join("vms").join(&name);
-        let mut left = processes_mentioning(&dir.display().to_string());
-        left.extend(processes_mentioning(&out.display().to_string()));
+        let mut left = processes_mentioning(&dir.display().to_string(), &[]);
+        left.extend(processes_mentioning(&out.display().to_string(), &[]));
         assert!(left.is_empty(), "{engine}: processes left: {left:?}");
         assert!(!out.exists(), "{engine}: output left in {}", out.display());
     }
@@ -414,11 +357,8 @@ fn installer_boots_and_reads_the_bundled_preseed() {
 /// project's machines: their package registry serves no .udeb). Runs with
 /// OSIMAGER_E2E_DEBIAN=full and a mirror that holds the udebs of mirror.list.
 #[test]
+#[ignore = "blocked here: the registry serves neither the udebs nor the sources of the installer's partman, grub-installer, finish-install (tests/debian/README.md; run-e2e.sh --full)"]
 fn debian_installs_natively_and_through_packer() {
-    if std::env::var("OSIMAGER_E2E_DEBIAN").as_deref() != Ok("full") {
-        eprintln!("skipped: set OSIMAGER_E2E_DEBIAN=full (see tests/debian/README.md)");
-        return;
-    }
     media_ready();
     let scratch = tempfile::Builder::new()
         .prefix("debian-e2e-")
@@ -431,8 +371,9 @@ fn debian_installs_natively_and_through_packer() {
         std::fs::create_dir_all(&dir).unwrap();
         let mirror = Mirror::start(&dir);
         let t = Instant::now();
-        let mut child = spawn_build(&dir, &engine, &name, &mirror);
-        let code = wait_exit(&mut child, Duration::from_secs(4 * 3600));
+        let mut build = spawn_build(&dir, &engine, &name, &mirror);
+        let code = build.wait_exit(Duration::from_secs(4 * 3600));
+        build.finish();
         let took = t.elapsed();
         eprintln!(
             "{engine}: build exited {code} after {:.0}s",
