@@ -306,7 +306,6 @@ fn installer_boots_and_reads_the_bundled_preseed() {
         times.push((engine.clone(), reached));
         build.signal(libc::SIGINT);
         let code = build.wait_exit(Duration::from_secs(300));
-        build.finish();
         assert_ne!(code, 0, "{engine}: an interrupted build must fail");
         let log = std::fs::read_to_string(&mirror.log).unwrap();
         for want in [
@@ -344,6 +343,8 @@ fn installer_boots_and_reads_the_bundled_preseed() {
         left.extend(processes_mentioning(&out.display().to_string(), &[]));
         assert!(left.is_empty(), "{engine}: processes left: {left:?}");
         assert!(!out.exists(), "{engine}: output left in {}", out.display());
+        // nothing holds the build's output pipes any more: join the readers
+        build.finish();
     }
     for (engine, took) in times {
         eprintln!(
