@@ -2,7 +2,7 @@
 //! with Packer's defaults where the builder is silent.
 
 use super::keys;
-use crate::bootcmd::parse_go_duration;
+use crate::bootcmd::parse_duration;
 use crate::driver::DriverEnv;
 use crate::qemu::value::{parse_size_mib, Builder};
 use serde_json::{Map, Value};
@@ -331,7 +331,7 @@ impl VmwareConfig {
         };
         let boot_key_interval = match b.string("boot_key_interval")? {
             None => DEFAULT_KEY_INTERVAL,
-            Some(s) => parse_go_duration(&s).map_err(|e| {
+            Some(s) => parse_duration(&s).map_err(|e| {
                 ConfigError::new(
                     "boot_key_interval",
                     format!("{s:?} is not a duration ({e}); write e.g. \"100ms\""),
