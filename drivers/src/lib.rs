@@ -33,8 +33,8 @@ pub mod registry;
 pub mod vnc;
 
 pub use driver::{
-    Capabilities, Driver, DriverEnv, DriverResult, HostAddress, HttpEndpoint, KeyProgress,
-    LeftRunning, Media, SshAddress,
+    Capabilities, DiskState, Driver, DriverEnv, DriverResult, HostAddress, HttpEndpoint,
+    KeyProgress, LeftRunning, Media, SshAddress,
 };
 pub use registry::{DriverEntry, DriverRegistry};
 

@@ -72,15 +72,11 @@ pub(crate) async fn create_disks(cfg: &QemuConfig) -> Result<Vec<PathBuf>, Drive
                 &cfg.env,
                 "qemu-img",
                 &[
-                    "create".into(),
-                    "-f".into(),
-                    fmt.clone(),
-                    "-b".into(),
-                    s(&base),
-                    "-F".into(),
-                    base_fmt,
-                    s(&main),
-                ],
+                    vec!["create".into(), "-f".into(), fmt.clone()],
+                    cfg.qemu_img_args.create.clone(),
+                    vec!["-b".into(), s(&base), "-F".into(), base_fmt, s(&main)],
+                ]
+                .concat(),
             )
             .await?;
         } else {
@@ -109,7 +105,12 @@ pub(crate) async fn create_disks(cfg: &QemuConfig) -> Result<Vec<PathBuf>, Drive
                 run(
                     &cfg.env,
                     "qemu-img",
-                    &["resize".into(), "-f".into(), fmt.clone(), s(&main), size],
+                    &[
+                        vec!["resize".into(), "-f".into(), fmt.clone()],
+                        cfg.qemu_img_args.resize.clone(),
+                        vec![s(&main), size],
+                    ]
+                    .concat(),
                 )
                 .await?;
             }
@@ -118,7 +119,12 @@ pub(crate) async fn create_disks(cfg: &QemuConfig) -> Result<Vec<PathBuf>, Drive
         run(
             &cfg.env,
             "qemu-img",
-            &["create".into(), "-f".into(), fmt.clone(), s(&main), size],
+            &[
+                vec!["create".into(), "-f".into(), fmt.clone()],
+                cfg.qemu_img_args.create.clone(),
+                vec![s(&main), size],
+            ]
+            .concat(),
         )
         .await?;
     }
@@ -132,12 +138,11 @@ pub(crate) async fn create_disks(cfg: &QemuConfig) -> Result<Vec<PathBuf>, Drive
             &cfg.env,
             "qemu-img",
             &[
-                "create".into(),
-                "-f".into(),
-                fmt.clone(),
-                s(&p),
-                format!("{mib}M"),
-            ],
+                vec!["create".into(), "-f".into(), fmt.clone()],
+                cfg.qemu_img_args.create.clone(),
+                vec![s(&p), format!("{mib}M")],
+            ]
+            .concat(),
         )
         .await?;
         disks.push(p);
@@ -219,18 +224,53 @@ pub(crate) async fn make_cd(cfg: &QemuConfig) -> Result<Option<(PathBuf, PathBuf
     Ok(Some((iso, staging)))
 }
 
+/// Coroutines `qemu-img convert` runs at once (`-m`; QEMU's default is 8, its maximum 16).
+const CONVERT_COROUTINES: &str = "16";
+
+/// The `qemu-img convert` arguments of one export: `-c` for compressed qcow2 when
+/// `disk_compression`, then parallel conversion (`-m 16`, and `-W`, out-of-order writes, which
+/// QEMU refuses together with compression), then `qemu_img_args.convert`.
+pub(crate) fn convert_args(cfg: &QemuConfig, src_fmt: &str, src: &Path, dst: &Path) -> Vec<String> {
+    let fmt = cfg.format.as_str().to_string();
+    let mut args: Vec<String> = vec![
+        "convert".into(),
+        "-f".into(),
+        src_fmt.into(),
+        "-O".into(),
+        fmt,
+    ];
+    let compressed = cfg.disk_compression && cfg.format == DiskFormat::Qcow2;
+    if compressed {
+        args.push("-c".into());
+    }
+    args.extend(["-m".into(), CONVERT_COROUTINES.into()]);
+    if !compressed {
+        args.push("-W".into());
+    }
+    args.extend(cfg.qemu_img_args.convert.iter().cloned());
+    args.extend([s(src), s(dst)]);
+    args
+}
+
 /// Copy the finished disks into `out_dir`: `qemu-img convert` (drops unused space) unless
-/// `skip_compaction` (or the disk is a `use_backing_file` overlay), with `-c` for compressed qcow2 when `disk_compression`.
+/// `skip_compaction` (or the disk is a `use_backing_file` overlay), with `-c` for compressed
+/// qcow2 when `disk_compression`. `chained`: the disks are overlays over a saved state (the
+/// install cache): always converted, which writes a standalone image.
 pub(crate) async fn export_disks(
     cfg: &QemuConfig,
     disks: &[PathBuf],
     out_dir: &Path,
+    chained: bool,
 ) -> Result<Vec<PathBuf>, DriverError> {
     std::fs::create_dir_all(out_dir).map_err(|e| DriverError::Io {
         context: format!("creating the output directory {}", out_dir.display()),
         source: e,
     })?;
-    let fmt = cfg.format.as_str().to_string();
+    let src_fmt = if chained {
+        "qcow2"
+    } else {
+        cfg.format.as_str()
+    };
     let mut written = Vec::new();
     for (i, disk) in disks.iter().enumerate() {
         let dst = if i == 0 {
@@ -239,7 +279,8 @@ pub(crate) async fn export_disks(
             out_dir.join(format!("{}-{}", cfg.vm_name, i))
         };
         // An overlay on a backing file is kept as an overlay (converting would flatten it).
-        if cfg.skip_compaction || (cfg.use_backing_file && i == 0) {
+        let copy = !chained && (cfg.skip_compaction || (cfg.use_backing_file && i == 0));
+        if copy {
             tokio::fs::copy(disk, &dst)
                 .await
                 .map_err(|e| DriverError::Io {
@@ -247,18 +288,12 @@ pub(crate) async fn export_disks(
                     source: e,
                 })?;
         } else {
-            let mut args: Vec<String> = vec![
-                "convert".into(),
-                "-f".into(),
-                fmt.clone(),
-                "-O".into(),
-                fmt.clone(),
-            ];
-            if cfg.disk_compression && cfg.format == DiskFormat::Qcow2 {
-                args.push("-c".into());
-            }
-            args.extend([s(disk), s(&dst)]);
-            run(&cfg.env, "qemu-img", &args).await?;
+            run(
+                &cfg.env,
+                "qemu-img",
+                &convert_args(cfg, src_fmt, disk, &dst),
+            )
+            .await?;
         }
         written.push(dst);
     }

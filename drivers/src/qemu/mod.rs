@@ -7,12 +7,13 @@ mod launch;
 mod lifecycle;
 mod media;
 mod pacer;
+mod state;
 mod typing;
 mod value;
 
 pub use accel::{kvm_usable, KvmCheck};
 pub use config::{
-    Accelerator, ConfigError, DiskFormat, Firmware, QemuConfig, SshForward, VncConfig,
+    Accelerator, ConfigError, DiskFormat, Firmware, QemuConfig, QemuImgArgs, SshForward, VncConfig,
     DEFAULT_KEY_INTERVAL, DISK_INTERFACES,
 };
 
@@ -52,6 +53,11 @@ pub struct QemuDriver {
     shutdown_notify: Arc<tokio::sync::Notify>,
     warnings: Vec<String>,
     pacer: Option<VcpuPacer>,
+    /// The saved disk state this VM starts from (install cache hit).
+    saved_state: Option<crate::driver::DiskState>,
+    /// The disks are overlays over other files (a saved state, or frozen by
+    /// `save_disk_state`): export must flatten them, never copy.
+    chained: bool,
 }
 
 impl QemuDriver {
@@ -75,6 +81,8 @@ impl QemuDriver {
             shutdown_notify: Arc::new(tokio::sync::Notify::new()),
             warnings: Vec::new(),
             pacer: None,
+            saved_state: None,
+            chained: false,
         }
     }
 
