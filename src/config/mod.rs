@@ -16,9 +16,11 @@ pub mod secrets;
 pub mod vault;
 
 pub mod build_parts;
+pub mod deps;
 mod diags;
 pub mod files;
 pub mod index;
+mod index_cache;
 pub mod layers;
 pub mod loader;
 pub mod minire;
@@ -258,7 +260,7 @@ impl Config {
     pub fn index(&self) -> Result<&Index, ConfigError> {
         match self
             .index
-            .get_or_init(|| index::make_index(self).map_err(|e| e.to_string()))
+            .get_or_init(|| index_cache::index(self, index::make_index).map_err(|e| e.to_string()))
         {
             Ok(i) => Ok(i),
             Err(e) => Err(ConfigError::Other(e.clone())),
@@ -332,6 +334,7 @@ impl Config {
             warnings,
             notices: Vec::new(),
             iso_cache_dir: self.iso_cache_dir(),
+            install_cache_dir: self.install_cache_dir(),
             user_dir: self.layers.user.clone(),
             data_dirs: vec![self.layers.system.clone()],
             settings: self.settings.values.clone(),
