@@ -6,6 +6,7 @@ pub mod config;
 pub mod engine;
 pub mod hooks;
 pub mod host;
+pub mod install_cache;
 pub mod iso;
 pub mod plan;
 pub mod provision;

@@ -315,13 +315,21 @@ impl Config {
 
     /// The ISO cache: `<packer_cache_dir>/iso`, default `~/.cache/osimager/iso`.
     pub fn iso_cache_dir(&self) -> PathBuf {
+        self.cache_base().join("iso")
+    }
+
+    /// The install cache: `<packer_cache_dir>/install`, default `~/.cache/osimager/install`.
+    pub fn install_cache_dir(&self) -> PathBuf {
+        self.cache_base().join("install")
+    }
+
+    fn cache_base(&self) -> PathBuf {
         let s = self.settings.get_str("packer_cache_dir");
-        let base = if s.is_empty() {
+        if s.is_empty() {
             settings::home_dir().join(".cache/osimager")
         } else {
             PathBuf::from(s)
-        };
-        base.join("iso")
+        }
     }
 
     /// Make a resolved plan ready to build: render the spec's files and record what the engines
