@@ -25,6 +25,7 @@
 mod config;
 mod connect;
 mod probe;
+pub mod relay;
 mod session;
 
 pub(crate) use config::truthy;

@@ -90,6 +90,8 @@ impl QemuDriver {
             let _ = std::fs::remove_file(&overlay);
             let mut data = json!({
                 "snapshot-file": overlay.display().to_string(),
+                // Required by QEMU when the source is named by its node.
+                "snapshot-node-name": format!("osimager-overlay{i}"),
                 "format": "qcow2",
                 "mode": "absolute-paths",
             });
