@@ -36,6 +36,7 @@ fn plan() -> LaunchPlan {
         cd_image: None,
         efi_vars: None,
         have_display: false,
+        incoming: None,
     }
 }
 

@@ -148,6 +148,7 @@ impl Driver for QemuDriver {
                 efi_vars: self.efi_vars.clone(),
                 have_display: self.cfg.env.var("DISPLAY").is_some()
                     || self.cfg.env.var("WAYLAND_DISPLAY").is_some(),
+                incoming: self.incoming_for(accel),
             };
             if let Some((child, qmp)) = self.launch(&plan).await? {
                 self.watch_events(&qmp);
@@ -164,6 +165,9 @@ impl Driver for QemuDriver {
                 self.ssh_port = ssh_host_port;
                 self.accel = Some(accel);
                 self.runtime_dir = Some(rt);
+                if plan.incoming.is_some() {
+                    self.wait_resumed().await?;
+                }
                 return Ok(());
             }
             tried.extend(ssh_host_port);

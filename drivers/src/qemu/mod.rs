@@ -58,6 +58,8 @@ pub struct QemuDriver {
     /// The disks are overlays over other files (a saved state, or frozen by
     /// `save_disk_state`): export must flatten them, never copy.
     chained: bool,
+    /// The saved memory state to resume at `start` (install cache hit).
+    resume: Option<state::Resume>,
 }
 
 impl QemuDriver {
@@ -83,6 +85,7 @@ impl QemuDriver {
             pacer: None,
             saved_state: None,
             chained: false,
+            resume: None,
         }
     }
 

@@ -130,9 +130,16 @@ async fn steps(
             let (session, addr) = r
                 .step("wait_for_ssh", wait_for_ssh::run(r, ssh, &vm))
                 .await?;
-            if let install_cache::Cache::Miss(miss) = &cache {
-                r.step("save_install", save_install::run(r, b, &vm, &session, miss))
-                    .await?;
+            match &cache {
+                install_cache::Cache::Miss(miss) => {
+                    r.step("save_install", save_install::run(r, b, &vm, &session, miss))
+                        .await?;
+                }
+                install_cache::Cache::Hit => {
+                    r.step("guest_clock", install_cache::guest_clock(r, &session))
+                        .await?;
+                }
+                install_cache::Cache::Off => {}
             }
             r.step(
                 "provision",

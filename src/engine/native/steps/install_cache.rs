@@ -298,3 +298,50 @@ pub(crate) async fn dry_run(r: &Runner, b: &Build, s: &Settings) -> Result<(), N
     }
     Ok(())
 }
+
+/// After a hit the guest may have resumed a system saved long ago (the driver restores its
+/// memory: its clock stopped when it was saved). Set its clock to this host's when it is off by
+/// more than a few seconds (as root, else with `sudo -n`), or say that it could not be.
+pub(crate) async fn guest_clock(
+    r: &Runner,
+    session: &super::wait_for_ssh::SharedSession,
+) -> Result<(), NativeError> {
+    let guard = session.lock().await;
+    let Some(sess) = guard.as_ref() else {
+        r.skip("no SSH session");
+        return Ok(());
+    };
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    };
+    let guest = match sess.exec_capture("date -u +%s").await {
+        Ok((st, out, _)) if st.success() => out.trim().parse::<i64>().ok(),
+        _ => None,
+    };
+    let Some(guest) = guest else {
+        r.skip("the guest's clock could not be read (`date -u +%s`)");
+        return Ok(());
+    };
+    let behind = now() - guest;
+    if behind.abs() <= 5 {
+        r.skip(&format!("the guest's clock is right ({behind:+} s)"));
+        return Ok(());
+    }
+    let t = now();
+    let cmd = format!("date -u -s @{t} >/dev/null 2>&1 || sudo -n date -u -s @{t} >/dev/null 2>&1");
+    match sess.exec_capture(&cmd).await {
+        Ok((st, _, _)) if st.success() => r.events.log(format!(
+            "the guest's clock was {behind} s behind (it resumed the cached install as saved): \
+             set to this host's time"
+        )),
+        _ => r.events.warn(format!(
+            "the guest's clock is {behind} s behind (it resumed the cached install as saved) and \
+             could not be set: `date -s` needs root or sudo without a password for {}",
+            sess.username()
+        )),
+    }
+    Ok(())
+}

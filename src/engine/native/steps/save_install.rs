@@ -73,7 +73,15 @@ pub(crate) async fn run(
             }
         }
     }
-    let state = match vm.lock().await.save_disk_state().await {
+    let saved = {
+        let mut d = vm.lock().await;
+        let saved = d.save_disk_state().await;
+        for w in d.take_warnings() {
+            r.events.warn(format!("install cache: {w}"));
+        }
+        saved
+    };
+    let state = match saved {
         Ok(st) => st,
         Err(e) => {
             r.events.warn(format!(
