@@ -5,14 +5,13 @@
 //! existence it checks and every environment variable it reads; outside [`record`] the
 //! reports cost one thread-local check.
 
-use serde::{Deserialize, Serialize};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// A file's identity as far as the cache cares: size and modification time (ns), or absent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stamp {
     pub size: u64,
     pub mtime_ns: i128,
@@ -44,7 +43,7 @@ pub fn stamp(p: &Path) -> Stamp {
 }
 
 /// Everything one computation depended on.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Deps {
     /// Files read, directories listed, paths checked: their stamps when they were used.
     pub paths: BTreeMap<PathBuf, Stamp>,

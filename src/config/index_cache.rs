@@ -1,5 +1,5 @@
 //! The index of targets kept on disk between runs (`list`, `dump`, `defs`, `build` all start
-//! from it): `$XDG_CACHE_HOME/osimager/index/<digest>.json`.
+//! from it): `$XDG_CACHE_HOME/osimager/index/<digest>.bin`.
 //!
 //! Reused only when nothing it was made from changed, checked exactly on every run:
 //! * the file name is a digest of this osimager binary (version, size and modification time of
@@ -14,20 +14,13 @@
 //! the cache off.
 
 use super::deps::{self, Deps, Stamp};
-use super::{Config, ConfigError, Index, IndexEntry};
-use serde::{Deserialize, Serialize};
+use super::index_codec::{decode, encode};
+use super::{Config, ConfigError, Index};
 use sha2::{Digest as _, Sha256};
 use std::path::PathBuf;
 
 /// Bumped when the format or the index's meaning changes.
-const FORMAT: u32 = 1;
-
-#[derive(Serialize, Deserialize)]
-struct Cached {
-    format: u32,
-    deps: Deps,
-    entries: Vec<(String, IndexEntry)>,
-}
+const FORMAT: u32 = 2;
 
 fn cache_dir() -> Option<PathBuf> {
     if super::env::var("OSIMAGER_INDEX_CACHE").as_deref() == Some("0") {
@@ -58,14 +51,14 @@ fn file(cfg: &Config) -> Option<PathBuf> {
     h.update(cfg.layers.system.as_os_str().as_encoded_bytes());
     h.update(b"\n");
     h.update(super::env::current_dir().as_os_str().as_encoded_bytes());
-    Some(dir.join(format!("{}.json", &hex::encode(h.finalize())[..32])))
+    Some(dir.join(format!("{}.bin", &hex::encode(h.finalize())[..32])))
 }
 
 /// The cached index, if it is still exact.
 fn load(path: &std::path::Path) -> Option<Index> {
-    let text = std::fs::read(path).ok()?;
-    let c: Cached = serde_json::from_slice(&text).ok()?;
-    (c.format == FORMAT && c.deps.unchanged()).then_some(Index { entries: c.entries })
+    let bytes = std::fs::read(path).ok()?;
+    let (deps, entries) = decode(FORMAT, &bytes)?;
+    deps.unchanged().then_some(Index { entries })
 }
 
 /// A file changed less than this long before the index was made could change again within
@@ -81,14 +74,7 @@ fn store(path: &std::path::Path, index: &Index, deps: Deps) {
     if deps.paths.values().any(|s| s.mtime_ns > now - RACY_NS) {
         return;
     }
-    let c = Cached {
-        format: FORMAT,
-        deps,
-        entries: index.entries.clone(),
-    };
-    let Ok(text) = serde_json::to_vec(&c) else {
-        return;
-    };
+    let text = encode(FORMAT, &deps, &index.entries);
     let Some(dir) = path.parent() else { return };
     if std::fs::create_dir_all(dir).is_err() {
         return;
@@ -122,6 +108,7 @@ pub fn index(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::IndexEntry;
 
     fn entry(path: &str) -> IndexEntry {
         IndexEntry {
@@ -141,7 +128,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let spec = d.path().join("spec.json");
         std::fs::write(&spec, "{}").unwrap();
-        let cache = d.path().join("cache.json");
+        let cache = d.path().join("cache.bin");
         let index = Index {
             entries: vec![("os-1-x86_64".into(), entry("a"))],
         };

@@ -21,6 +21,7 @@ mod diags;
 pub mod files;
 pub mod index;
 mod index_cache;
+mod index_codec;
 pub mod layers;
 pub mod loader;
 pub mod minire;

@@ -306,18 +306,43 @@ fn qemu_img_args_are_read_per_command() {
 #[test]
 fn export_converts_in_parallel_and_in_order_when_compressing() {
     use std::path::Path;
+    let args = |c: &QemuConfig, zstd| {
+        super::media::convert_args(c, "qcow2", Path::new("/w/d"), Path::new("/o/vm"), zstd)
+    };
     let c = cfg(json!({"vm_name": "vm"})).unwrap();
-    let a = super::media::convert_args(&c, "qcow2", Path::new("/w/d"), Path::new("/o/vm"));
     assert_eq!(
-        a,
+        args(&c, true),
         ["convert", "-f", "qcow2", "-O", "qcow2", "-m", "16", "-W", "/w/d", "/o/vm"]
     );
-    let c = cfg(json!({"vm_name": "vm", "disk_compression": true,
-        "qemu_img_args": {"convert": ["-o", "compression_type=zstd"]}}))
-    .unwrap();
-    let a = super::media::convert_args(&c, "qcow2", Path::new("/w/d"), Path::new("/o/vm"));
+    // Compressed: zstd where qemu-img has it, written in order (no -W).
+    let c = cfg(json!({"vm_name": "vm", "disk_compression": true})).unwrap();
     assert_eq!(
-        a,
+        args(&c, true),
+        [
+            "convert",
+            "-f",
+            "qcow2",
+            "-O",
+            "qcow2",
+            "-c",
+            "-o",
+            "compression_type=zstd",
+            "-m",
+            "16",
+            "/w/d",
+            "/o/vm"
+        ]
+    );
+    assert_eq!(
+        args(&c, false),
+        ["convert", "-f", "qcow2", "-O", "qcow2", "-c", "-m", "16", "/w/d", "/o/vm"]
+    );
+    // qemu_img_args chooses the compression type: zlib for readers older than QEMU 5.1.
+    let c = cfg(json!({"vm_name": "vm", "disk_compression": true,
+        "qemu_img_args": {"convert": ["-o", "compression_type=zlib"]}}))
+    .unwrap();
+    assert_eq!(
+        args(&c, true),
         [
             "convert",
             "-f",
@@ -328,7 +353,7 @@ fn export_converts_in_parallel_and_in_order_when_compressing() {
             "-m",
             "16",
             "-o",
-            "compression_type=zstd",
+            "compression_type=zlib",
             "/w/d",
             "/o/vm"
         ]

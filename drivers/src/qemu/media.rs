@@ -227,10 +227,30 @@ pub(crate) async fn make_cd(cfg: &QemuConfig) -> Result<Option<(PathBuf, PathBuf
 /// Coroutines `qemu-img convert` runs at once (`-m`; QEMU's default is 8, its maximum 16).
 const CONVERT_COROUTINES: &str = "16";
 
+/// Whether this `qemu-img` writes zstd-compressed qcow2 (QEMU ≥ 5.1).
+pub(crate) async fn qemu_img_has_zstd(env: &DriverEnv) -> bool {
+    let Ok(out) = run(env, "qemu-img", &["--version".into()]).await else {
+        return false;
+    };
+    // "qemu-img version 7.2.22 (Debian …)"
+    let ver = out.split_whitespace().nth(2).unwrap_or("");
+    let mut it = ver.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    (major, minor) >= (5, 1)
+}
+
 /// The `qemu-img convert` arguments of one export: `-c` for compressed qcow2 when
-/// `disk_compression`, then parallel conversion (`-m 16`, and `-W`, out-of-order writes, which
-/// QEMU refuses together with compression), then `qemu_img_args.convert`.
-pub(crate) fn convert_args(cfg: &QemuConfig, src_fmt: &str, src: &Path, dst: &Path) -> Vec<String> {
+/// `disk_compression` — zstd when `zstd` (this qemu-img has it and `qemu_img_args` does not
+/// choose: `-o compression_type=zlib` there keeps zlib, for readers older than QEMU 5.1) — then
+/// parallel conversion (`-m 16`, and `-W`, out-of-order writes, which QEMU refuses together
+/// with compression), then `qemu_img_args.convert`.
+pub(crate) fn convert_args(
+    cfg: &QemuConfig,
+    src_fmt: &str,
+    src: &Path,
+    dst: &Path,
+    zstd: bool,
+) -> Vec<String> {
     let fmt = cfg.format.as_str().to_string();
     let mut args: Vec<String> = vec![
         "convert".into(),
@@ -242,6 +262,14 @@ pub(crate) fn convert_args(cfg: &QemuConfig, src_fmt: &str, src: &Path, dst: &Pa
     let compressed = cfg.disk_compression && cfg.format == DiskFormat::Qcow2;
     if compressed {
         args.push("-c".into());
+        let chosen = cfg
+            .qemu_img_args
+            .convert
+            .iter()
+            .any(|a| a.contains("compression_type"));
+        if zstd && !chosen {
+            args.extend(["-o".into(), "compression_type=zstd".into()]);
+        }
     }
     args.extend(["-m".into(), CONVERT_COROUTINES.into()]);
     if !compressed {
@@ -271,6 +299,9 @@ pub(crate) async fn export_disks(
     } else {
         cfg.format.as_str()
     };
+    let zstd = cfg.disk_compression
+        && cfg.format == DiskFormat::Qcow2
+        && qemu_img_has_zstd(&cfg.env).await;
     let mut written = Vec::new();
     for (i, disk) in disks.iter().enumerate() {
         let dst = if i == 0 {
@@ -291,7 +322,7 @@ pub(crate) async fn export_disks(
             run(
                 &cfg.env,
                 "qemu-img",
-                &convert_args(cfg, src_fmt, disk, &dst),
+                &convert_args(cfg, src_fmt, disk, &dst, zstd),
             )
             .await?;
         }

@@ -277,8 +277,8 @@ impl QemuDriver {
         })
     }
 
-    /// After an `-incoming` start: the saved VM runs again (QEMU resumes it by itself once the
-    /// stream is read), or the error QEMU gave.
+    /// After an `-incoming` start: once the stream is read, resume the VM (it was paused when
+    /// saved, so QEMU keeps it paused), or say why it could not be.
     pub(super) async fn wait_resumed(&mut self) -> DriverResult<()> {
         let qmp = self.live_qmp()?;
         let deadline = tokio::time::Instant::now() + MIGRATE_TIMEOUT;
@@ -292,7 +292,23 @@ impl QemuDriver {
             let st = qmp.execute("query-status", None).await?;
             match st.get("status").and_then(Value::as_str).unwrap_or("") {
                 "running" => return Ok(()),
-                "inmigrate" | "prelaunch" | "paused" | "finish-migrate" => {}
+                "paused" | "postmigrate" => {
+                    let m = qmp.execute("query-migrate", None).await?;
+                    match m.get("status").and_then(Value::as_str).unwrap_or("") {
+                        "completed" => {
+                            qmp.execute("cont", None).await?;
+                        }
+                        "failed" | "cancelled" => {
+                            return Err(DriverError::Msg(format!(
+                                "loading the cached VM state failed: {}; see {}",
+                                m.get("error-desc").and_then(Value::as_str).unwrap_or("?"),
+                                self.qemu_log().display()
+                            )))
+                        }
+                        _ => {}
+                    }
+                }
+                "inmigrate" | "prelaunch" | "finish-migrate" => {}
                 other => {
                     return Err(DriverError::Msg(format!(
                         "resuming the cached VM state left QEMU in state {other:?}; see {}",

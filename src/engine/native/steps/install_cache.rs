@@ -300,8 +300,9 @@ pub(crate) async fn dry_run(r: &Runner, b: &Build, s: &Settings) -> Result<(), N
 }
 
 /// After a hit the guest may have resumed a system saved long ago (the driver restores its
-/// memory: its clock stopped when it was saved). Set its clock to this host's when it is off by
-/// more than a few seconds (as root, else with `sudo -n`), or say that it could not be.
+/// memory: its clock stopped when it was saved). One command in the guest compares its clock
+/// with this host's and, when they differ by more than a few seconds, sets it (as root, else
+/// with `sudo -n`); the build log says what happened.
 pub(crate) async fn guest_clock(
     r: &Runner,
     session: &super::wait_for_ssh::SharedSession,
@@ -311,37 +312,38 @@ pub(crate) async fn guest_clock(
         r.skip("no SSH session");
         return Ok(());
     };
-    let now = || {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0)
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let script = format!(
+        "t={now}; g=$(date -u +%s) || exit 4; d=$((t - g)); a=${{d#-}}; \
+         if [ \"$a\" -le 5 ]; then echo ok $d; exit 0; fi; \
+         date -u -s @$t >/dev/null 2>&1 || sudo -n date -u -s @$t >/dev/null 2>&1 || \
+         {{ echo unset $d; exit 3; }}; echo set $d"
+    );
+    let (word, secs) = match sess.exec_capture(&script).await {
+        Ok((_, out, _)) => {
+            let mut it = out.split_whitespace();
+            (
+                it.next().unwrap_or("").to_string(),
+                it.next().and_then(|d| d.parse::<i64>().ok()),
+            )
+        }
+        Err(_) => (String::new(), None),
     };
-    let guest = match sess.exec_capture("date -u +%s").await {
-        Ok((st, out, _)) if st.success() => out.trim().parse::<i64>().ok(),
-        _ => None,
-    };
-    let Some(guest) = guest else {
-        r.skip("the guest's clock could not be read (`date -u +%s`)");
-        return Ok(());
-    };
-    let behind = now() - guest;
-    if behind.abs() <= 5 {
-        r.skip(&format!("the guest's clock is right ({behind:+} s)"));
-        return Ok(());
-    }
-    let t = now();
-    let cmd = format!("date -u -s @{t} >/dev/null 2>&1 || sudo -n date -u -s @{t} >/dev/null 2>&1");
-    match sess.exec_capture(&cmd).await {
-        Ok((st, _, _)) if st.success() => r.events.log(format!(
-            "the guest's clock was {behind} s behind (it resumed the cached install as saved): \
-             set to this host's time"
+    match (word.as_str(), secs) {
+        ("ok", Some(d)) => r.skip(&format!("the guest's clock is right ({d:+} s)")),
+        ("set", Some(d)) => r.events.log(format!(
+            "the guest's clock was {d} s behind (it resumed the cached install as saved): set \
+             to this host's time"
         )),
-        _ => r.events.warn(format!(
-            "the guest's clock is {behind} s behind (it resumed the cached install as saved) and \
+        ("unset", Some(d)) => r.events.warn(format!(
+            "the guest's clock is {d} s behind (it resumed the cached install as saved) and \
              could not be set: `date -s` needs root or sudo without a password for {}",
             sess.username()
         )),
+        _ => r.skip("the guest's clock could not be read (`date -u +%s`)"),
     }
     Ok(())
 }
