@@ -221,7 +221,7 @@ notes = ("Fairness: the Packer template is `osimager dump` of the same target, n
 res = {"command": sys.argv[3].strip(), "date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
        "host": f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}",
        "load": sys.argv[4], "target": sys.argv[5], "runs": runs,
-       "typing": json.loads(sys.argv[6]), "notes": notes, "export": sys.argv[7], "boot_wait": 3.0}
+       "typing": json.loads(sys.argv[6]), "notes": notes, "export": sys.argv[7], "boot_wait": 4.0}
 json.dump(res, open(sys.argv[2], "w"), indent=1)
 PY
 mkdir -p docs
