@@ -4,6 +4,7 @@ pub mod cli;
 pub mod comm;
 pub mod config;
 pub mod engine;
+pub mod errors;
 pub mod hooks;
 pub mod host;
 pub mod install_cache;

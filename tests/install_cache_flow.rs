@@ -6,6 +6,7 @@
 //! tests/install_cache_e2e.rs.
 
 mod ssh_common;
+mod support;
 
 use osimager::engine::{self, Build, BuildContext, BuildOptions};
 use osimager::install_cache::{CacheMode, CacheOptions, Store};
@@ -14,9 +15,10 @@ use osimager_drivers::fake::{registry_entry, FakeControl};
 use osimager_drivers::{DriverRegistry, SshAddress};
 use osimager_events::{BuildEvent, MemorySink, Outcome};
 use serde_json::json;
-use ssh_common::{free_port, prepare, Sshd, SshdFiles};
+use ssh_common::{prepare, Sshd, SshdFiles};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use support::free_port;
 
 struct Guest {
     files: SshdFiles,

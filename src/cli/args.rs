@@ -203,7 +203,7 @@ pub struct TargetArgs {
 pub struct BuildArgs {
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Engine: native where a native driver exists (qemu), else packer
+    /// Engine: native where a native driver exists (qemu, virtualbox-iso), else packer
     #[arg(long, value_enum, default_value_t = EngineKind::Auto)]
     pub engine: EngineKind,
     /// Replace an existing output directory

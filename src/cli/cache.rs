@@ -26,7 +26,7 @@ pub(crate) fn run(
             } else {
                 table(&store, &entries)
             };
-            super::commands::print(&text)?;
+            super::common::print(&text)?;
         }
         CacheAction::Prune {
             all,

@@ -44,7 +44,7 @@ pub fn run(cfg: &crate::config::Config, a: &DoctorArgs) -> Result<ExitCode> {
     } else {
         render(&report)
     };
-    super::commands::print(&text)?;
+    super::common::print(&text)?;
     Ok(if report.has_errors() {
         ExitCode::FAILURE
     } else {

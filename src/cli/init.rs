@@ -91,7 +91,7 @@ pub fn run(data_dir: &Option<PathBuf>, a: &InitArgs) -> Result<ExitCode> {
         data_dir: data_dir.clone(),
         ..ConfigOptions::default()
     };
-    let cfg = super::commands::load(data_dir, Vec::new(), false)?;
+    let cfg = super::common::load(data_dir, Vec::new(), false)?;
     let user_dir = cfg.layers.user.clone();
     let report = host::inspect(
         &cfg,
@@ -208,7 +208,7 @@ pub fn run(data_dir: &Option<PathBuf>, a: &InitArgs) -> Result<ExitCode> {
          {first_platform}/{}/debian-latest-{arch}\n",
         a.location
     ));
-    super::commands::print(&out)?;
+    super::common::print(&out)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,7 +2,8 @@
 //! `osimager`. Output matches the original's (defs/dump JSON, list formats, `X -> Y` notices and
 //! "warning: removing empty value" lines on stdout); other diagnostics go to stderr.
 
-use super::commands::{request, TempDir};
+use super::commands::request;
+use super::common::{report, TempDir};
 use super::output;
 use crate::config::pyjson::dumps_indent4;
 use crate::config::resolve::{self, Resolved};
@@ -127,7 +128,7 @@ fn exit(r: Result<ExitCode>) -> ExitCode {
     match r {
         Ok(c) => c,
         Err(e) => {
-            super::report(&e);
+            report(&e);
             ExitCode::FAILURE
         }
     }

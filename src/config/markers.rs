@@ -28,7 +28,8 @@ pub use vault_refs::{resolve_packer_vault_refs, uses_secret_refs};
 
 use crate::config::crypt::{self, CryptMethod};
 use crate::config::expr::{self, ExprError, PyVal};
-use crate::config::secrets::SecretError;
+use crate::config::pytext::{is_line_break, is_py_space, py_strip};
+use crate::config::secret_error::SecretError;
 use crate::secret::{redact, Secret};
 use serde_json::{Map, Value};
 
@@ -221,31 +222,6 @@ fn key_to_string(v: Value, path: &str, orig: &str) -> Result<String, MarkerError
             message: "an object key cannot become a list or an object".to_string(),
         }),
     }
-}
-
-/// Python `str.strip()` whitespace.
-pub(crate) fn is_py_space(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
-}
-
-pub(crate) fn py_strip(s: &str) -> &str {
-    s.trim_matches(is_py_space)
-}
-
-/// Python `str.splitlines()` line boundaries.
-fn is_line_break(c: char) -> bool {
-    matches!(
-        c,
-        '\n' | '\r'
-            | '\u{0b}'
-            | '\u{0c}'
-            | '\u{1c}'
-            | '\u{1d}'
-            | '\u{1e}'
-            | '\u{85}'
-            | '\u{2028}'
-            | '\u{2029}'
-    )
 }
 
 /// `extract_all`: the text between `start` and the nearest following `end`, for every

@@ -9,7 +9,7 @@
 //! Errors say which of these was used (a refused token names where it came from) and, for a
 //! missing secret, which mount and path were read and whether the mount exists.
 
-use crate::config::secrets::SecretError;
+use crate::config::secret_error::SecretError;
 use crate::secret::{redact, Secret};
 use serde_json::{Map, Value};
 use std::collections::HashMap;

@@ -183,7 +183,10 @@ pub async fn run(build: Build) -> Result<BuildOutcome, BuildError> {
             .await
             .map(BuildOutcome::Packer)
             .map_err(BuildError::from),
-        _ => native::run(&build).await.map(BuildOutcome::Native),
+        _ => native::run(&build)
+            .await
+            .map(BuildOutcome::Native)
+            .map_err(BuildError::Native),
     };
     finish(&build, &result, started);
     result
@@ -261,6 +264,10 @@ mod tests {
         assert_eq!(
             pick(EngineKind::Auto, "vsphere-iso", &d),
             EngineKind::Packer
+        );
+        assert_eq!(
+            pick(EngineKind::Auto, "virtualbox-iso", &d),
+            EngineKind::Native
         );
         assert_eq!(pick(EngineKind::Packer, "qemu", &d), EngineKind::Packer);
         assert_eq!(

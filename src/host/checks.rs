@@ -207,7 +207,7 @@ pub(super) fn packer(packer_cmd: &str, path: Option<&OsStr>) -> Check {
                 }
             });
             let detail = format!(
-                "Packer {} found: {} (for --engine packer, and VirtualBox/VMware builds)",
+                "Packer {} found: {} (for --engine packer, and VMware builds)",
                 v.as_deref().unwrap_or("(version unknown)"),
                 info.path.display()
             );
@@ -233,8 +233,8 @@ pub(super) fn packer(packer_cmd: &str, path: Option<&OsStr>) -> Check {
             "packer",
             Status::Missing,
             format!(
-                "Packer not found ('{cmd}' is not on PATH; setting packer_cmd): qemu builds \
-                 use the native engine and do not need it; VirtualBox and VMware builds do"
+                "Packer not found ('{cmd}' is not on PATH; setting packer_cmd): qemu and \
+                 VirtualBox builds use the native engine and do not need it; VMware builds do"
             ),
         )
         .fix(
@@ -253,8 +253,8 @@ pub(super) fn virtualbox(path: Option<&OsStr>) -> Check {
                 "virtualbox",
                 Status::Ok,
                 format!(
-                    "VirtualBox found: {} ({}); virtualbox/… targets build through Packer (no \
-                     native VirtualBox driver yet)",
+                    "VirtualBox found: {} ({}); virtualbox/… targets build natively with \
+                     VBoxManage (6.1 or later; --engine packer also works)",
                     p.display(),
                     v.as_deref().unwrap_or("version unknown")
                 ),
@@ -268,7 +268,7 @@ pub(super) fn virtualbox(path: Option<&OsStr>) -> Check {
             "VirtualBox not found (no VBoxManage on PATH): virtualbox/… targets cannot be built \
              here",
         )
-        .fix("install VirtualBox (https://www.virtualbox.org) and Packer to build them"),
+        .fix("install VirtualBox 6.1 or later (https://www.virtualbox.org) to build them"),
     }
 }
 
@@ -424,6 +424,9 @@ pub(super) fn buildable(checks: &[Check], accel: &Accelerator) -> Vec<Buildable>
         if ok("packer") {
             out.push(b("qemu", "packer", &accel.name));
         }
+    }
+    if ok("virtualbox") {
+        out.push(b("virtualbox", "native", ""));
     }
     if ok("packer") {
         if ok("virtualbox") {

@@ -3,19 +3,21 @@
 mod accel;
 mod args;
 mod config;
+mod glob;
 mod launch;
 mod lifecycle;
-mod media;
+pub(crate) mod media;
 mod pacer;
 mod state;
 mod typing;
-mod value;
+pub(crate) mod value;
 
 pub use accel::{kvm_usable, KvmCheck};
 pub use config::{
-    Accelerator, ConfigError, DiskFormat, Firmware, QemuConfig, QemuImgArgs, SshForward, VncConfig,
+    Accelerator, DiskFormat, Firmware, QemuConfig, QemuImgArgs, SshForward, VncConfig,
     DEFAULT_KEY_INTERVAL, DISK_INTERFACES,
 };
+pub use value::ConfigError;
 
 /// The guest's view of the host's loopback under QEMU user networking.
 pub const USER_NET_HOST_IP: &str = "10.0.2.2";
@@ -45,6 +47,7 @@ pub struct QemuDriver {
     work_files: Vec<PathBuf>,
     created_work_dir: bool,
     cd_image: Option<PathBuf>,
+    floppy_image: Option<PathBuf>,
     efi_vars: Option<PathBuf>,
     ssh_port: Option<u16>,
     vnc_port: Option<u16>,
@@ -75,6 +78,7 @@ impl QemuDriver {
             work_files: Vec::new(),
             created_work_dir: false,
             cd_image: None,
+            floppy_image: None,
             efi_vars: None,
             ssh_port: None,
             vnc_port: None,

@@ -1,7 +1,7 @@
 //! Packer `{{vault `path` `key`}}` references, resolved from the secret store.
 
 use super::{child, secret_err, MarkerEnv, MarkerError, MarkerWarning, MissingSecret};
-use crate::config::secrets::SecretError;
+use crate::config::secret_error::SecretError;
 use serde_json::{Map, Value};
 
 /// Replace Packer `{{vault `path` `key`}}` references in every string value (not keys) with

@@ -4,8 +4,9 @@
 //! ends; a miss says why (which input changed since the cached install of this target) and is
 //! stored by `save_install` once the guest answers on SSH.
 
+use crate::engine::native::resources::Resource;
 use crate::engine::native::resources::Vm;
-use crate::engine::native::runner::{Resource, Runner};
+use crate::engine::native::runner::Runner;
 use crate::engine::native::{NativeError, Settings};
 use crate::engine::Build;
 use crate::install_cache::key::{self, KeyContext};

@@ -7,8 +7,9 @@
 
 use super::install_cache::Miss;
 use super::wait_for_ssh::SharedSession;
+use crate::engine::native::resources::Resource;
 use crate::engine::native::resources::Vm;
-use crate::engine::native::runner::{Resource, Runner};
+use crate::engine::native::runner::Runner;
 use crate::engine::native::NativeError;
 use crate::engine::{Build, Events};
 use crate::install_cache::{fmt_size, Committed, EntryMeta, Store};
