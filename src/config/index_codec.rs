@@ -65,7 +65,7 @@ pub fn encode(format: u32, deps: &Deps, entries: &[(String, IndexEntry)]) -> Vec
     }
     w.u32(entries.len() as u32);
     for (k, e) in entries {
-        for s in [&k, &e.dist, &e.version, &e.arch] {
+        for s in [k, &e.dist, &e.version, &e.arch] {
             w.str(s.as_bytes());
         }
         w.str(e.path.as_os_str().as_bytes());

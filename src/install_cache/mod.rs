@@ -91,7 +91,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         .trim()
         .parse()
         .map_err(|_| format!("{s:?} is not a size such as 20G or 512M"))?;
-    if !(v >= 0.0) {
+    if !v.is_finite() || v < 0.0 {
         return Err(format!("{s:?} is not a size such as 20G or 512M"));
     }
     Ok((v * mult as f64) as u64)

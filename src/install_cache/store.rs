@@ -192,10 +192,10 @@ impl Store {
             let Some(meta) = read_meta(&dir) else {
                 continue;
             };
-            let in_use = match lock::try_lock(&self.lock_file(&meta.key), Mode::Exclusive) {
-                Ok(Some(_)) => false,
-                _ => true,
-            };
+            let in_use = !matches!(
+                lock::try_lock(&self.lock_file(&meta.key), Mode::Exclusive),
+                Ok(Some(_))
+            );
             let last_used = std::fs::metadata(dir.join("used"))
                 .and_then(|m| m.modified())
                 .unwrap_or(UNIX_EPOCH + std::time::Duration::from_secs(meta.created));
@@ -207,7 +207,7 @@ impl Store {
                 in_use,
             });
         }
-        out.sort_by(|a, b| b.last_used.cmp(&a.last_used));
+        out.sort_by_key(|e| std::cmp::Reverse(e.last_used));
         out
     }
 
