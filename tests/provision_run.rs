@@ -132,6 +132,17 @@ fn argv_recorder(dir: &Path) -> std::path::PathBuf {
     w
 }
 
+/// What the recorder saw: the real argv of ansible-playbook and the vars file it was given.
+fn recorded(rec: &Path) -> (Vec<String>, Option<String>) {
+    let argv: Vec<String> = std::fs::read(rec.join("argv"))
+        .expect("ansible-playbook ran through the recorder")
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    (argv, std::fs::read_to_string(rec.join("vars-file")).ok())
+}
+
 #[tokio::test]
 async fn ansible_password_auth_keeps_password_out_of_argv_and_output() {
     // Quotes, $ and a Jinja delimiter: the password must reach sshd untouched.
@@ -156,30 +167,23 @@ async fn ansible_password_auth_keeps_password_out_of_argv_and_output() {
         std::fs::read_to_string(&out).unwrap(),
         "via-password testbuild qemu p\n"
     );
-    // The real argv of ansible-playbook: no password in it, the password through `-e @file`.
-    let argv: Vec<String> = std::fs::read(rec.path().join("argv"))
-        .expect("ansible-playbook ran through the recorder")
-        .split(|b| *b == 0)
-        .filter(|a| !a.is_empty())
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
+    // use_proxy (the default): Ansible talks to the relay with a per-run key, so the password
+    // is given to ansible-playbook in no form — not in argv, not in a vars file.
+    let (argv, vars) = recorded(rec.path());
     assert!(
         argv.iter()
             .any(|a| a == "site.yml" || a.ends_with("/site.yml")),
         "{argv:?}"
     );
     assert!(
-        argv.iter()
-            .all(|a| !a.contains(pw) && !a.contains("not_a_var")),
+        argv.iter().all(|a| !a.contains(pw)
+            && !a.contains("not_a_var")
+            && !a.contains("ansible_password")),
         "password in argv: {argv:?}"
     );
-    let at = argv
-        .iter()
-        .position(|a| a.starts_with('@'))
-        .expect("a vars file (-e @FILE)");
-    assert_eq!(argv[at - 1], "-e", "{argv:?}");
-    let vars = std::fs::read_to_string(rec.path().join("vars-file")).unwrap();
-    assert!(vars.contains("ansible_password: !unsafe"), "{vars}");
+    if let Some(v) = &vars {
+        assert!(!v.contains(pw) && !v.contains("ansible_password"), "{v}");
+    }
     let all = lines.lock().unwrap().join("\n");
     assert!(!all.contains(pw));
     assert!(
@@ -217,11 +221,13 @@ fn accepted(f: &Fixture) -> Vec<String> {
 
 #[tokio::test]
 async fn ansible_use_proxy_false_logs_in_by_itself_with_the_password() {
-    let pw = "pw-direct-{{ x }}-'\"$HOME";
+    let pw = "pw-direct-{{ not_a_var }}-'\"$HOME";
     let f = fixture(Some(pw));
     std::fs::write(f.work.path().join("site.yml"), PLAYBOOK).unwrap();
     let out = f.guest.path().join("direct.txt");
+    let rec = tempfile::tempdir().unwrap();
     let mut ctx = context(&f, Some(pw));
+    ctx.ansible_playbook_cmd = Some(argv_recorder(rec.path()));
     let lines = capture(&mut ctx);
     let provisioners = [json!({
         "type": "ansible",
@@ -236,6 +242,20 @@ async fn ansible_use_proxy_false_logs_in_by_itself_with_the_password() {
         std::fs::read_to_string(&out).unwrap(),
         "direct testbuild qemu p\n"
     );
+    // The real argv of ansible-playbook: no password in it, the password through `-e @file`.
+    let (argv, vars) = recorded(rec.path());
+    assert!(
+        argv.iter()
+            .all(|a| !a.contains(pw) && !a.contains("not_a_var")),
+        "password in argv: {argv:?}"
+    );
+    let at = argv
+        .iter()
+        .position(|a| a.starts_with('@'))
+        .expect("a vars file (-e @FILE)");
+    assert_eq!(argv[at - 1], "-e", "{argv:?}");
+    let vars = vars.expect("the recorder copied the vars file");
+    assert!(vars.contains("ansible_password: !unsafe"), "{vars}");
     assert!(!lines.lock().unwrap().join("\n").contains(pw));
     // The 0600 vars file holding the password is gone.
     assert_eq!(
