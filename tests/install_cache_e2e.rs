@@ -15,38 +15,16 @@
 //! `OSIMAGER_E2E_CACHE_FULL=1` every changed input is also built for real (a full install
 //! each, ~6 more): each must miss, install and succeed.
 
+mod support;
+
 use osimager::comm::{wait_ready, SshConfig};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::{e2e_enabled, free_port, media_cache, path_with_tools, repo};
 
 const TARGET: &str = "qemu/hermetic/testos-1-x86_64";
 const NAME: &str = "cache-e2e";
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn media_cache() -> PathBuf {
-    std::env::var_os("OSIMAGER_TESTOS_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/osimager-testos")
-        })
-}
-
-fn enabled() -> bool {
-    if std::env::var("OSIMAGER_E2E").as_deref() != Ok("1") {
-        eprintln!("skipped: set OSIMAGER_E2E=1 (and build tests/testos media) to run");
-        return false;
-    }
-    assert!(
-        media_cache().join("current/testos.iso").is_file(),
-        "no test OS media in {}: run tests/testos/build-media.sh first",
-        media_cache().display()
-    );
-    true
-}
 
 /// `cp -rL`: the test config with its symlinks (spec, answer-file template) as files.
 fn copy_tree(src: &Path, dst: &Path) {
@@ -78,7 +56,7 @@ impl Env {
     /// `osimager ARGS` with the test configuration `config` (an XDG_CONFIG_HOME).
     fn osimager(&self, config: &Path, args: &[&str]) -> (bool, String) {
         std::fs::create_dir_all(self.s().join("tmp")).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_osimager"))
+        let out = Command::new(support::osimager_bin())
             .args(args)
             .env("XDG_CONFIG_HOME", config)
             .env("XDG_DATA_HOME", self.s().join("data"))
@@ -86,13 +64,7 @@ impl Env {
             .env("OSIMAGER_TESTOS_CACHE", media_cache())
             .env("OSIMAGER_CACHE_DIR", self.cache())
             .env("TMPDIR", self.s().join("tmp"))
-            .env(
-                "PATH",
-                format!(
-                    "/opt/osimager-venv/bin:{}",
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
+            .env("PATH", path_with_tools())
             .stdin(Stdio::null())
             .output()
             .unwrap();
@@ -148,11 +120,7 @@ impl Env {
 /// The image's marker files, read over SSH from a VM booted on it (snapshot=on: the image is
 /// not changed).
 fn read_markers(image: &Path) -> String {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let mut qemu = Command::new("qemu-system-x86_64")
         .args([
             "-accel",
@@ -288,7 +256,7 @@ fn defines(d: &[String]) -> Vec<&str> {
 
 #[test]
 fn e2e_cached_rebuild_after_a_playbook_change_and_a_miss_for_each_key_input() {
-    if !enabled() {
+    if !e2e_enabled() {
         return;
     }
     let e = Env {
