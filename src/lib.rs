@@ -7,6 +7,7 @@ pub mod engine;
 pub mod errors;
 pub mod hooks;
 pub mod host;
+pub mod install_cache;
 pub mod iso;
 pub mod plan;
 pub mod provision;

@@ -91,6 +91,8 @@ pub struct BuildInputs {
     pub notices: Vec<String>,
     /// ISO cache directory (`<packer_cache_dir>/iso`).
     pub iso_cache_dir: PathBuf,
+    /// Install cache directory (`<packer_cache_dir>/install`; see [`crate::install_cache`]).
+    pub install_cache_dir: PathBuf,
     /// The user layer (`~/.config/osimager`), searched first for files and hook scripts.
     pub user_dir: PathBuf,
     /// Bundled data trees searched after the user layer.

@@ -132,6 +132,17 @@ fn argv_recorder(dir: &Path) -> std::path::PathBuf {
     w
 }
 
+/// What the recorder saw: the real argv of ansible-playbook and the vars file it was given.
+fn recorded(rec: &Path) -> (Vec<String>, Option<String>) {
+    let argv: Vec<String> = std::fs::read(rec.join("argv"))
+        .expect("ansible-playbook ran through the recorder")
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    (argv, std::fs::read_to_string(rec.join("vars-file")).ok())
+}
+
 #[tokio::test]
 async fn ansible_password_auth_keeps_password_out_of_argv_and_output() {
     // Quotes, $ and a Jinja delimiter: the password must reach sshd untouched.
@@ -156,18 +167,83 @@ async fn ansible_password_auth_keeps_password_out_of_argv_and_output() {
         std::fs::read_to_string(&out).unwrap(),
         "via-password testbuild qemu p\n"
     );
-    // The real argv of ansible-playbook: no password in it, the password through `-e @file`.
-    let argv: Vec<String> = std::fs::read(rec.path().join("argv"))
-        .expect("ansible-playbook ran through the recorder")
-        .split(|b| *b == 0)
-        .filter(|a| !a.is_empty())
-        .map(|a| String::from_utf8_lossy(a).into_owned())
-        .collect();
+    // use_proxy (the default): Ansible talks to the relay with a per-run key, so the password
+    // is given to ansible-playbook in no form — not in argv, not in a vars file.
+    let (argv, vars) = recorded(rec.path());
     assert!(
         argv.iter()
             .any(|a| a == "site.yml" || a.ends_with("/site.yml")),
         "{argv:?}"
     );
+    assert!(
+        argv.iter().all(|a| !a.contains(pw)
+            && !a.contains("not_a_var")
+            && !a.contains("ansible_password")),
+        "password in argv: {argv:?}"
+    );
+    if let Some(v) = &vars {
+        assert!(!v.contains(pw) && !v.contains("ansible_password"), "{v}");
+    }
+    let all = lines.lock().unwrap().join("\n");
+    assert!(!all.contains(pw));
+    assert!(
+        all.contains("PLAY RECAP"),
+        "ansible_env_vars not applied: {all}"
+    );
+    // The relay's key is gone.
+    assert_eq!(
+        std::fs::read_dir(f.work.path().join("tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+    // Ansible rode the provisioner's session through the relay: the "guest" saw one login
+    // (the communicator's, with the password), however many channels the play opened.
+    let logins = accepted(&f);
+    assert_eq!(logins.len(), 1, "{logins:#?}");
+    assert!(
+        logins[0].contains("Accepted password for root"),
+        "{logins:?}"
+    );
+}
+
+/// sshd's "Accepted password/publickey for …" lines: one per login.
+fn accepted(f: &Fixture) -> Vec<String> {
+    f._sshd
+        .log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains("Accepted password for") || l.contains("Accepted publickey for"))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn ansible_use_proxy_false_logs_in_by_itself_with_the_password() {
+    let pw = "pw-direct-{{ not_a_var }}-'\"$HOME";
+    let f = fixture(Some(pw));
+    std::fs::write(f.work.path().join("site.yml"), PLAYBOOK).unwrap();
+    let out = f.guest.path().join("direct.txt");
+    let rec = tempfile::tempdir().unwrap();
+    let mut ctx = context(&f, Some(pw));
+    ctx.ansible_playbook_cmd = Some(argv_recorder(rec.path()));
+    let lines = capture(&mut ctx);
+    let provisioners = [json!({
+        "type": "ansible",
+        "playbook_file": "site.yml",
+        "use_proxy": false,
+        "extra_arguments": ["-e", format!("greeting=direct out={} platform=p {PY}", out.display())],
+    })];
+    run_all(&provisioners, &ctx)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{:#?}", lines.lock().unwrap()));
+    assert_eq!(
+        std::fs::read_to_string(&out).unwrap(),
+        "direct testbuild qemu p\n"
+    );
+    // The real argv of ansible-playbook: no password in it, the password through `-e @file`.
+    let (argv, vars) = recorded(rec.path());
     assert!(
         argv.iter()
             .all(|a| !a.contains(pw) && !a.contains("not_a_var")),
@@ -178,14 +254,9 @@ async fn ansible_password_auth_keeps_password_out_of_argv_and_output() {
         .position(|a| a.starts_with('@'))
         .expect("a vars file (-e @FILE)");
     assert_eq!(argv[at - 1], "-e", "{argv:?}");
-    let vars = std::fs::read_to_string(rec.path().join("vars-file")).unwrap();
+    let vars = vars.expect("the recorder copied the vars file");
     assert!(vars.contains("ansible_password: !unsafe"), "{vars}");
-    let all = lines.lock().unwrap().join("\n");
-    assert!(!all.contains(pw));
-    assert!(
-        all.contains("PLAY RECAP"),
-        "ansible_env_vars not applied: {all}"
-    );
+    assert!(!lines.lock().unwrap().join("\n").contains(pw));
     // The 0600 vars file holding the password is gone.
     assert_eq!(
         std::fs::read_dir(f.work.path().join("tmp"))
@@ -193,6 +264,45 @@ async fn ansible_password_auth_keeps_password_out_of_argv_and_output() {
             .count(),
         0
     );
+    // Ansible's own OpenSSH logins (ControlMaster=no here: one per task), not the relay's.
+    let logins = accepted(&f);
+    assert!(logins.len() >= 2, "{logins:#?}");
+    assert!(logins.iter().all(|l| l.contains("Accepted password")));
+}
+
+#[tokio::test]
+async fn ansible_through_the_relay_passes_files_exit_codes_and_stderr() {
+    let f = fixture(None);
+    let src = f.work.path().join("payload.bin");
+    let payload: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&src, &payload).unwrap();
+    let dest = f.guest.path().join("payload.bin");
+    let marker = f.guest.path().join("after-failure");
+    // A file transfer (sftp subsystem through the relay), a failing command whose exit code
+    // and stderr must come back, and a task that runs after the ignored failure.
+    let play = format!(
+        "- hosts: all\n  gather_facts: false\n  tasks:\n    - copy:\n        src: {}\n        dest: {}\n    - shell: echo relay-stderr >&2; exit 3\n      register: r\n      ignore_errors: true\n    - copy:\n        dest: {}\n        content: \"rc={{{{ r.rc }}}} err={{{{ r.stderr }}}}\\n\"\n",
+        src.display(),
+        dest.display(),
+        marker.display()
+    );
+    std::fs::write(f.work.path().join("relay.yml"), play).unwrap();
+    let mut ctx = context(&f, None);
+    let lines = capture(&mut ctx);
+    let provisioners = [json!({
+        "type": "ansible",
+        "playbook_file": "relay.yml",
+        "extra_arguments": ["-e", PY],
+    })];
+    run_all(&provisioners, &ctx)
+        .await
+        .unwrap_or_else(|e| panic!("{e}\n{:#?}", lines.lock().unwrap()));
+    assert_eq!(std::fs::read(&dest).unwrap(), payload);
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        "rc=3 err=relay-stderr\n"
+    );
+    assert_eq!(accepted(&f).len(), 1, "{:#?}", accepted(&f));
 }
 
 #[tokio::test]

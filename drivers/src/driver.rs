@@ -11,6 +11,14 @@
 //! start() → send_keys() → ssh_address() → request_shutdown()/wait_stopped() → export()
 //! destroy()                     undo everything (idempotent); or leave_running() on abort
 //! ```
+//!
+//! Optional, for the engine's install cache (drivers that cannot say `false` in
+//! [`Capabilities::disk_state`] and keep the default methods, which refuse):
+//!
+//! ```text
+//! save_disk_state()             the running VM's disks, frozen as they are now (after the install)
+//! use_disk_state(&DiskState)    before create(): start from a saved state instead of blank disks
+//! ```
 
 use crate::bootcmd::KeyEvent;
 use async_trait::async_trait;
@@ -95,6 +103,26 @@ pub struct Capabilities {
     pub screenshots: bool,
     /// The guest's serial console is written to this file (the engine follows it).
     pub serial_log: Option<PathBuf>,
+    /// [`Driver::save_disk_state`] and [`Driver::use_disk_state`] work for this VM's
+    /// configuration (the install cache uses them; without them every build installs).
+    pub disk_state: bool,
+}
+
+/// The disk state of a VM at one moment: the files that hold it, by role (`disk0`, `disk1`,
+/// …, `efivars`). Whoever keeps them (the engine's install cache) never writes to them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DiskState {
+    pub files: Vec<(String, PathBuf)>,
+}
+
+impl DiskState {
+    /// The file of `role`, if the state has one.
+    pub fn file(&self, role: &str) -> Option<&Path> {
+        self.files
+            .iter()
+            .find(|(r, _)| r == role)
+            .map(|(_, p)| p.as_path())
+    }
 }
 
 /// Typing progress: (key events sent, key events in all).
@@ -151,5 +179,22 @@ pub trait Driver: Send {
     /// Warnings gathered so far (e.g. a fall-back from KVM to TCG), drained.
     fn take_warnings(&mut self) -> Vec<String> {
         Vec::new()
+    }
+    /// Freeze the running VM's disks as they are now: from here on the VM writes elsewhere
+    /// (e.g. a copy-on-write overlay) and the returned files stay as they are until
+    /// [`destroy`](Driver::destroy). The caller flushes the guest's caches first (`sync`).
+    /// Optional (see [`Capabilities::disk_state`]); the default refuses.
+    async fn save_disk_state(&mut self) -> DriverResult<DiskState> {
+        Err(crate::DriverError::Msg(
+            "this driver cannot save a VM's disk state".into(),
+        ))
+    }
+    /// Before [`create`](Driver::create): make the VM's disks from `state` (read-only: the
+    /// driver puts its writes elsewhere) instead of blank ones; the VM then boots from its
+    /// disk, not from installation media. Optional; the default refuses.
+    fn use_disk_state(&mut self, _state: &DiskState) -> DriverResult<()> {
+        Err(crate::DriverError::Msg(
+            "this driver cannot start a VM from a saved disk state".into(),
+        ))
     }
 }

@@ -5,8 +5,8 @@
 
 use crate::bootcmd::KeyEvent;
 use crate::driver::{
-    Capabilities, Driver, DriverEnv, DriverResult, HostAddress, KeyProgress, LeftRunning, Media,
-    SshAddress,
+    Capabilities, DiskState, Driver, DriverEnv, DriverResult, HostAddress, KeyProgress,
+    LeftRunning, Media, SshAddress,
 };
 use crate::registry::DriverEntry;
 use crate::DriverError;
@@ -29,6 +29,10 @@ pub struct FakeControl {
     pub delay: Duration,
     /// The SSH address to report (default: 127.0.0.1:1, where nothing listens).
     pub ssh: Option<SshAddress>,
+    /// Offer [`Driver::save_disk_state`] / [`Driver::use_disk_state`] (the install cache):
+    /// the saved state is the work dir's `disk.qcow2`; a VM made from a state records
+    /// `use_disk_state:<content of disk0>` and `create` copies it.
+    pub disk_state: bool,
 }
 
 impl FakeControl {
@@ -48,6 +52,7 @@ pub fn registry_entry(builder_type: &str, control: FakeControl) -> DriverEntry {
             control: control.clone(),
             env,
             running: false,
+            state: None,
         }) as Box<dyn Driver>)
     })
 }
@@ -57,6 +62,8 @@ pub struct FakeDriver {
     control: FakeControl,
     env: DriverEnv,
     running: bool,
+    /// The saved state to start from (`use_disk_state`).
+    state: Option<DiskState>,
 }
 
 impl FakeDriver {
@@ -83,6 +90,7 @@ impl Driver for FakeDriver {
         Capabilities {
             screenshots: true,
             serial_log: None,
+            disk_state: self.control.disk_state,
         }
     }
     async fn host_address(&mut self) -> DriverResult<HostAddress> {
@@ -97,7 +105,18 @@ impl Driver for FakeDriver {
             context: "creating the fake work dir".into(),
             source,
         })?;
-        let _ = std::fs::write(self.env.work_dir.join("disk.qcow2"), "disk");
+        let disk = self.env.work_dir.join("disk.qcow2");
+        match self.state.as_ref().and_then(|s| s.file("disk0")) {
+            Some(saved) => {
+                std::fs::copy(saved, &disk).map_err(|source| DriverError::Io {
+                    context: format!("copying the saved state {}", saved.display()),
+                    source,
+                })?;
+            }
+            None => {
+                let _ = std::fs::write(&disk, "disk");
+            }
+        }
         if let Some(h) = &media.http {
             if let Ok(mut c) = self.control.calls.lock() {
                 c.push(format!("http={}:{}", h.ip, h.port));
@@ -157,6 +176,36 @@ impl Driver for FakeDriver {
     async fn destroy(&mut self) -> DriverResult<()> {
         let _ = std::fs::remove_dir_all(&self.env.work_dir);
         self.call("destroy").await
+    }
+    async fn save_disk_state(&mut self) -> DriverResult<DiskState> {
+        if !self.control.disk_state {
+            return Err(DriverError::Msg("fake: disk state not offered".into()));
+        }
+        self.call("save_disk_state").await?;
+        let frozen = self.env.work_dir.join("installed.qcow2");
+        std::fs::copy(self.env.work_dir.join("disk.qcow2"), &frozen).map_err(|source| {
+            DriverError::Io {
+                context: "freezing the fake disk".into(),
+                source,
+            }
+        })?;
+        Ok(DiskState {
+            files: vec![("disk0".into(), frozen)],
+        })
+    }
+    fn use_disk_state(&mut self, state: &DiskState) -> DriverResult<()> {
+        if !self.control.disk_state {
+            return Err(DriverError::Msg("fake: disk state not offered".into()));
+        }
+        let content = state
+            .file("disk0")
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .unwrap_or_default();
+        if let Ok(mut c) = self.control.calls.lock() {
+            c.push(format!("use_disk_state:{content}"));
+        }
+        self.state = Some(state.clone());
+        Ok(())
     }
     fn leave_running(&mut self) -> LeftRunning {
         if let Ok(mut c) = self.control.calls.lock() {

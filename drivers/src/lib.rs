@@ -35,8 +35,8 @@ pub mod vmware;
 pub mod vnc;
 
 pub use driver::{
-    Capabilities, Driver, DriverEnv, DriverResult, HostAddress, HttpEndpoint, KeyProgress,
-    LeftRunning, Media, SshAddress,
+    Capabilities, DiskState, Driver, DriverEnv, DriverResult, HostAddress, HttpEndpoint,
+    KeyProgress, LeftRunning, Media, SshAddress,
 };
 pub use registry::{DriverEntry, DriverRegistry};
 

@@ -1,6 +1,7 @@
 //! `osimager` command-line definition.
 
 use crate::engine::{EngineKind, OnError};
+use crate::install_cache::{CacheMode, CacheOptions};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -82,6 +83,25 @@ osimager build vsphere/lab/rhel-9.6-x86_64 web2 10.0.0.7 --engine packer\n  \
 osimager build qemu/lab/rocky-9.6-x86_64 -k --on-error abort   # keep everything for debugging"
     )]
     Build(BuildArgs),
+    /// List or prune the install cache of native builds (`build --cache use`)
+    #[command(
+        after_help = "Examples:\n  osimager build qemu/lab/debian-12.12-x86_64 web1 --cache use   # reuse the install\n  \
+osimager cache list\n  osimager cache prune --older-than 30d\n  osimager cache prune --all\n\n\
+An entry is the disk of a freshly installed guest, kept when it first answered on SSH (before\n\
+any provisioner), keyed by the ISO checksum, the rendered answer files and the data-tree files\n\
+they came from, the boot command, the builder's hardware and disk keys and the osimager\n\
+version. The default cache is off: a build with --cache use is not a clean install."
+    )]
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+        /// Install cache directory (default: <packer_cache_dir>/install)
+        #[arg(long, value_name = "DIR", env = "OSIMAGER_CACHE_DIR", global = true)]
+        cache_dir: Option<PathBuf>,
+        /// Size limit (default 20G)
+        #[arg(long, value_name = "SIZE", env = "OSIMAGER_CACHE_MAX_SIZE", value_parser = parse_size, global = true)]
+        cache_max_size: Option<u64>,
+    },
     /// Re-run a target's provisioning against an existing machine (= rfosimage)
     #[command(
         after_help = "Examples:\n  osimager retrofit qemu/lab/debian-12.12-x86_64 web1 10.0.0.5\n  \
@@ -225,4 +245,61 @@ pub struct BuildArgs {
     /// Output directory (native engine; default: the builder's output_directory)
     #[arg(long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub cache: CacheArgs,
+}
+
+/// The install cache of native builds (see `osimager cache --help`).
+#[derive(Debug, Args, Clone)]
+pub struct CacheArgs {
+    /// Install cache: off = always install from the media (default); use = boot the cached
+    /// install when ISO, answer files, boot command and hardware/disk keys are unchanged,
+    /// else install and cache it; refresh = install and replace the cached install
+    #[arg(long = "cache", value_enum, env = "OSIMAGER_CACHE", default_value_t = CacheMode::Off)]
+    pub mode: CacheMode,
+    /// Install cache directory (default: <packer_cache_dir>/install, ~/.cache/osimager/install)
+    #[arg(long, value_name = "DIR", env = "OSIMAGER_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Size limit of the install cache; least recently used installs are evicted beyond it
+    #[arg(long, value_name = "SIZE", env = "OSIMAGER_CACHE_MAX_SIZE", value_parser = parse_size)]
+    pub cache_max_size: Option<u64>,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    crate::install_cache::parse_size(s)
+}
+
+impl CacheArgs {
+    pub fn options(&self) -> CacheOptions {
+        CacheOptions {
+            mode: self.mode,
+            dir: self.cache_dir.clone(),
+            max_size: self.cache_max_size,
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// List the cached installs, most recently used first
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove cached installs (never one a build is using)
+    Prune {
+        /// Remove every entry
+        #[arg(long, conflicts_with_all = ["key", "max_size"])]
+        all: bool,
+        /// Remove the entry whose key starts with KEY
+        #[arg(long, value_name = "KEY")]
+        key: Option<String>,
+        /// Evict least recently used entries down to SIZE (default: --cache-max-size)
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        max_size: Option<u64>,
+        /// Also remove entries not used for this long (e.g. 30d, 12h)
+        #[arg(long, value_name = "DURATION")]
+        older_than: Option<String>,
+    },
 }

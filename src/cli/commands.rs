@@ -98,6 +98,14 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             });
         }
+        Command::Cache {
+            action,
+            cache_dir,
+            cache_max_size,
+        } => {
+            let cfg = load(dd, Vec::new(), false)?;
+            return super::cache::run(&cfg, &action, cache_dir, cache_max_size);
+        }
         Command::Init(a) => return super::init::run(dd, &a),
         Command::Doctor(a) => return super::doctor::run(&load(dd, Vec::new(), false)?, &a),
         Command::Completions { shell } => {
@@ -168,6 +176,7 @@ fn build(dd: &Option<PathBuf>, b: BuildArgs) -> Result<ExitCode> {
         output_dir: b.output_dir,
         skip: b.target.skip,
         verbose: b.verbose,
+        cache: b.cache.options(),
     };
     let plan = prepare(&cfg, &b.target, &mut opts)?;
     let fe = Frontends {

@@ -3,6 +3,7 @@
 //! work is done by [`crate::config`] and [`crate::engine`].
 
 mod args;
+mod cache;
 pub mod check_urls;
 mod commands;
 mod common;

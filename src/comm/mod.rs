@@ -26,6 +26,7 @@ mod config;
 mod connect;
 mod handler;
 mod probe;
+pub mod relay;
 mod session;
 
 pub(crate) use config::truthy;

@@ -125,6 +125,14 @@ impl Session {
         &self.user
     }
 
+    /// A new session channel on this connection, for callers that pass channels through
+    /// (the Ansible relay, `relay.rs`).
+    pub(crate) async fn open_channel(
+        &self,
+    ) -> Result<russh::Channel<russh::client::Msg>, russh::Error> {
+        self.handle.channel_open_session().await
+    }
+
     /// True once the connection has dropped (guest rebooted or powered off).
     pub fn is_closed(&self) -> bool {
         self.handle.is_closed()

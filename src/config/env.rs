@@ -37,13 +37,15 @@ pub fn scope<T>(view: View, f: impl FnOnce() -> T) -> T {
 
 /// An environment variable (the scope's, else the process's).
 pub fn var_os(name: &str) -> Option<OsString> {
-    SCOPE
+    let v = SCOPE
         .with(|s| {
             s.borrow()
                 .as_ref()
                 .map(|v| v.vars.get(name).map(OsString::from))
         })
-        .unwrap_or_else(|| std::env::var_os(name))
+        .unwrap_or_else(|| std::env::var_os(name));
+    super::deps::env(name, v.as_ref().and_then(|v| v.to_str()));
+    v
 }
 
 /// An environment variable as UTF-8.

@@ -346,13 +346,16 @@ pub fn check_iso_local(url: &str, iso_path: &str) -> bool {
         return false;
     }
     if let Some(p) = url.strip_prefix("file://") {
+        super::deps::path(Path::new(p));
         return Path::new(p).is_file();
     }
     let name = filename_from_url(url);
     if name.is_empty() || iso_path.is_empty() {
         return false;
     }
-    Path::new(iso_path).join(name).is_file()
+    let p = Path::new(iso_path).join(name);
+    super::deps::path(&p);
+    p.is_file()
 }
 
 /// `make_index`.

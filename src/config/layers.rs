@@ -25,6 +25,7 @@ impl Layers {
             for x in parts {
                 p.push(x);
             }
+            super::deps::path(&p);
             if p.exists() {
                 return Some(p);
             }
@@ -37,6 +38,7 @@ impl Layers {
     pub fn files(&self, subdir: &str, suffix: &str) -> Vec<PathBuf> {
         let mut seen: Vec<(PathBuf, PathBuf)> = Vec::new();
         let udir = self.user.join(subdir);
+        super::deps::path(&udir);
         if udir.is_dir() {
             for f in rglob(&udir, suffix) {
                 let rel = f.strip_prefix(&udir).unwrap_or(&f).to_path_buf();
@@ -48,6 +50,7 @@ impl Layers {
             }
         }
         let sdir = self.system.join(subdir);
+        super::deps::path(&sdir);
         if sdir.is_dir() {
             for f in rglob(&sdir, suffix) {
                 let rel = f.strip_prefix(&sdir).unwrap_or(&f).to_path_buf();
@@ -68,6 +71,7 @@ pub fn rglob(root: &Path, suffix: &str) -> Vec<PathBuf> {
 }
 
 fn walk(dir: &Path, suffix: &str, out: &mut Vec<PathBuf>) {
+    super::deps::path(dir);
     let Ok(rd) = std::fs::read_dir(dir) else {
         return;
     };
@@ -87,6 +91,7 @@ fn walk(dir: &Path, suffix: &str, out: &mut Vec<PathBuf>) {
 
 /// Read a JSON or TOML (by extension) file whose top level must be a table.
 pub fn read_data(path: &Path) -> Result<Map<String, Value>, ConfigError> {
+    super::deps::path(path);
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, e))?;
     let v = parse_text(path, &text)?;
     match v {
@@ -147,6 +152,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// Read a file as JSON whatever its extension (the original's `json.load` call sites: platform
 /// listing and the spec index).
 pub fn read_data_json(path: &Path) -> Result<Map<String, Value>, ConfigError> {
+    super::deps::path(path);
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, e))?;
     let v: Value = serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
         file: path.to_path_buf(),

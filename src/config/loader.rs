@@ -388,6 +388,8 @@ impl<'a> Loader<'a> {
                 }
                 let json = dir.join(format!("{what}.json"));
                 let toml = dir.join(format!("{what}.toml"));
+                super::deps::path(&json);
+                super::deps::path(&toml);
                 if json.exists() {
                     Ok(json)
                 } else if toml.exists() {

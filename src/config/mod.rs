@@ -16,9 +16,12 @@ mod secret_error;
 pub mod secrets;
 pub mod vault;
 
+pub mod deps;
 mod diags;
 pub mod files;
 pub mod index;
+mod index_cache;
+mod index_codec;
 pub mod layers;
 pub mod loader;
 pub mod minire;
@@ -258,7 +261,7 @@ impl Config {
     pub fn index(&self) -> Result<&Index, ConfigError> {
         match self
             .index
-            .get_or_init(|| index::make_index(self).map_err(|e| e.to_string()))
+            .get_or_init(|| index_cache::index(self, index::make_index).map_err(|e| e.to_string()))
         {
             Ok(i) => Ok(i),
             Err(e) => Err(ConfigError::Other(e.clone())),
@@ -313,13 +316,21 @@ impl Config {
 
     /// The ISO cache: `<packer_cache_dir>/iso`, default `~/.cache/osimager/iso`.
     pub fn iso_cache_dir(&self) -> PathBuf {
+        self.cache_base().join("iso")
+    }
+
+    /// The install cache: `<packer_cache_dir>/install`, default `~/.cache/osimager/install`.
+    pub fn install_cache_dir(&self) -> PathBuf {
+        self.cache_base().join("install")
+    }
+
+    fn cache_base(&self) -> PathBuf {
         let s = self.settings.get_str("packer_cache_dir");
-        let base = if s.is_empty() {
+        if s.is_empty() {
             settings::home_dir().join(".cache/osimager")
         } else {
             PathBuf::from(s)
-        };
-        base.join("iso")
+        }
     }
 
     /// Make a resolved plan ready to build: render the spec's files and record what the engines
@@ -332,6 +343,7 @@ impl Config {
             warnings,
             notices: Vec::new(),
             iso_cache_dir: self.iso_cache_dir(),
+            install_cache_dir: self.install_cache_dir(),
             user_dir: self.layers.user.clone(),
             data_dirs: vec![self.layers.system.clone()],
             settings: self.settings.values.clone(),

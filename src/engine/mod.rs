@@ -80,6 +80,8 @@ pub struct BuildOptions {
     pub skip: bool,
     /// `-v` (mkosimage): the Packer engine says what it does (data dir, template path, hooks).
     pub verbose: bool,
+    /// The install cache (native engine; `--cache`): off by default.
+    pub cache: crate::install_cache::CacheOptions,
 }
 
 /// Answers the questions a build may have for a person: the `-debug` pause and `--on-error

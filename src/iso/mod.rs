@@ -197,6 +197,35 @@ async fn expected_digest(spec: &ChecksumSpec, url: &str) -> Result<Option<Digest
     }
 }
 
+/// What identifies the ISO without reading it (the install cache's `ISO` input): the digest
+/// `iso_checksum` expects for the first URL it resolves for (a `file:` list is read or
+/// fetched); with `iso_checksum: none`, the URL and, for a local file, its size and
+/// modification time.
+pub async fn identity(req: &IsoRequest) -> Result<String, IsoError> {
+    let spec = ChecksumSpec::parse(&req.checksum)?;
+    let mut last = None;
+    for url in &req.urls {
+        match expected_digest(&spec, url).await {
+            Ok(Some(d)) => return Ok(d.to_string()),
+            Ok(None) => {
+                let mut s = format!("url {url}");
+                if let Some(m) = local_path(url).and_then(|p| std::fs::metadata(p).ok()) {
+                    let mtime = m
+                        .modified()
+                        .ok()
+                        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                        .map(|d| d.as_nanos())
+                        .unwrap_or(0);
+                    s.push_str(&format!(" size {} mtime {mtime}", m.len()));
+                }
+                return Ok(s);
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.unwrap_or(IsoError::NoUrl))
+}
+
 /// Obtain the ISO: a verified local file, a verified cache hit, or a fresh verified download.
 /// Returns the path to boot from.
 pub async fn acquire(req: &IsoRequest, meter: &Meter) -> Result<PathBuf, IsoError> {

@@ -1,14 +1,19 @@
-//! `ansible` provisioner with Packer's `use_proxy=false` semantics: Ansible connects straight to
-//! the guest's (forwarded) SSH port with the communicator's credentials.
+//! `ansible` provisioner with Packer's semantics for `use_proxy`:
+//!
+//! * `use_proxy` unset or `true` (Packer's default): Ansible connects to a local SSH server on
+//!   127.0.0.1 that carries its channels over the engine's own session to the guest
+//!   ([`crate::comm::relay`]): no second login to the guest, no password on this host's disk,
+//!   no `sshpass`; the inventory names the relay and a key made for this run.
+//! * `use_proxy: false`: Ansible connects straight to the guest's (forwarded) SSH port with the
+//!   communicator's credentials. A password then never appears in argv: it goes into a 0600
+//!   YAML vars file (`!unsafe`, so it is never templated) passed as `-e @file` and removed
+//!   afterwards (Ansible then needs `sshpass`, as with any password SSH login).
 //!
 //! Command line, in Packer's order:
 //! `ansible-playbook -e packer_build_name="NAME" -e packer_builder_type=TYPE
 //! [-e packer_http_addr=ADDR] [--ssh-extra-args '-o IdentitiesOnly=yes'] [extra_arguments]
 //! [-e ansible_ssh_private_key_file=KEY] [-e @VARS -e ansible_host_key_checking=False]
 //! -i INVENTORY PLAYBOOK`.
-//! A password never appears in argv: it goes into a 0600 YAML vars file (`!unsafe`, so it is
-//! never templated) passed as `-e @file`
-//! and removed afterwards (Ansible then needs `sshpass`, as with any password SSH login).
 
 use super::entry::{Entry, ProvisionError};
 use super::local::{self, search_path, which};
@@ -35,7 +40,8 @@ pub(crate) const KEYS: &[&str] = &[
     "keep_inventory_file",
     "ansible_ssh_extra_args",
     "skip_version_check",
-    // Packer's local SSH proxy settings: meaningless when connecting directly, accepted.
+    // Packer's local SSH proxy: `use_proxy` chooses the relay (default) or a direct
+    // connection; the other keys configure Packer's own proxy and are accepted.
     "use_proxy",
     "local_port",
     "ssh_host_key_file",
@@ -79,10 +85,12 @@ pub(crate) fn check(e: &Entry) -> Result<(), ProvisionError> {
     ] {
         e.bool(k)?;
     }
-    if e.has("use_proxy") && e.bool("use_proxy")? {
-        tracing::info!("provisioners[{}] (ansible): use_proxy=true ignored; the native engine connects Ansible directly to the guest", e.index);
-    }
     Ok(())
+}
+
+/// Packer's `use_proxy`, default true: Ansible through the relay over the engine's session.
+fn use_relay(e: &Entry) -> Result<bool, ProvisionError> {
+    Ok(!e.has("use_proxy") || e.bool("use_proxy")?)
 }
 
 /// Files removed when the run ends, however it ends.
@@ -125,14 +133,30 @@ pub(crate) async fn run(e: &Entry, ctx: &ProvisionContext) -> Result<(), Provisi
         run_galaxy(e, ctx, &program, &path, &ctx.local_path(&galaxy)).await?;
     }
 
-    let key = ctx
-        .ssh
-        .private_key_file
-        .as_ref()
-        .map(|k| ctx.local_path(&k.to_string_lossy()));
+    let relay = match use_relay(e)? {
+        true => Some(
+            crate::comm::relay::Relay::bind(&ctx.temp_dir)
+                .await
+                .map_err(|err| e.failed(format!("starting the Ansible relay: {err}")))?,
+        ),
+        false => None,
+    };
+    let (host, port) = match &relay {
+        Some(r) => ("127.0.0.1".to_string(), r.port),
+        None => (ctx.host.clone(), ctx.port),
+    };
+    let key = match &relay {
+        Some(r) => Some(r.key_file.clone()),
+        None => ctx
+            .ssh
+            .private_key_file
+            .as_ref()
+            .map(|k| ctx.local_path(&k.to_string_lossy())),
+    };
     let extra = e.strings("extra_arguments")?;
     let mentions = |needle: &str| extra.iter().any(|a| a.contains(needle));
-    let use_password = ctx.ssh.password.is_some() && !mentions("ansible_password");
+    let use_password =
+        relay.is_none() && ctx.ssh.password.is_some() && !mentions("ansible_password");
     if use_password && key.is_none() && which("sshpass", &path, &ctx.work_dir).is_none() {
         return Err(e.failed(
             "Ansible password login needs sshpass on this host (Debian/Ubuntu: apt-get install sshpass); or set ssh_private_key_file",
@@ -151,7 +175,7 @@ pub(crate) async fn run(e: &Entry, ctx: &ProvisionContext) -> Result<(), Provisi
                 e.index,
                 rand::random::<u32>()
             ));
-            let text = inventory_text(e, ctx)?;
+            let text = inventory_text(e, ctx, &host, port)?;
             write_private(&p, text.as_bytes(), 0o600)
                 .map_err(|err| e.failed(format!("writing inventory {}: {err}", p.display())))?;
             if !e.bool("keep_inventory_file")? {
@@ -233,9 +257,27 @@ pub(crate) async fn run(e: &Entry, ctx: &ProvisionContext) -> Result<(), Provisi
     let shown = local::display_cmd(&program, &args);
     tracing::info!("provisioners[{}]: executing Ansible: {shown}", e.index);
     let prefix = format!("    {}: ", ctx.build_name);
-    let status = local::run(cmd, ctx, &prefix)
-        .await
-        .map_err(|err| e.failed(format!("cannot run {shown}: {err}")))?;
+    let status = match &relay {
+        Some(r) => {
+            let sess = ctx.session().await.map_err(|err| {
+                e.failed(format!(
+                    "connecting to the guest for the Ansible relay: {err}"
+                ))
+            })?;
+            tracing::info!(
+                "provisioners[{}]: Ansible reaches {} through the relay on 127.0.0.1:{}",
+                e.index,
+                sess.addr(),
+                r.port
+            );
+            tokio::select! {
+                st = local::run(cmd, ctx, &prefix) => st,
+                () = r.serve(&sess) => Err(std::io::Error::other("the Ansible relay stopped")),
+            }
+        }
+        None => local::run(cmd, ctx, &prefix).await,
+    }
+    .map_err(|err| e.failed(format!("cannot run {shown}: {err}")))?;
     if !status.success() {
         return Err(e.failed(format!(
             "ansible-playbook ended with {status}; command: {shown}"
@@ -244,7 +286,12 @@ pub(crate) async fn run(e: &Entry, ctx: &ProvisionContext) -> Result<(), Provisi
     Ok(())
 }
 
-fn inventory_text(e: &Entry, ctx: &ProvisionContext) -> Result<String, ProvisionError> {
+fn inventory_text(
+    e: &Entry,
+    ctx: &ProvisionContext,
+    host: &str,
+    port: u16,
+) -> Result<String, ProvisionError> {
     let alias = e
         .str("host_alias")?
         .filter(|s| !s.is_empty())
@@ -253,10 +300,7 @@ fn inventory_text(e: &Entry, ctx: &ProvisionContext) -> Result<String, Provision
         .str("user")?
         .filter(|s| !s.is_empty())
         .unwrap_or_else(|| ctx.ssh.username.clone());
-    let mut s = format!(
-        "{alias} ansible_host={} ansible_user={user} ansible_port={}\n",
-        ctx.host, ctx.port
-    );
+    let mut s = format!("{alias} ansible_host={host} ansible_user={user} ansible_port={port}\n");
     for g in e.strings("groups")? {
         s.push_str(&format!("[{g}]\n{alias}\n"));
     }

@@ -22,6 +22,21 @@ pub(crate) struct LaunchPlan {
     pub efi_vars: Option<PathBuf>,
     /// Whether a local display is available (`DISPLAY`/`WAYLAND_DISPLAY` set).
     pub have_display: bool,
+    /// Resume a saved VM (install cache): `-incoming` from this migration stream, with as many
+    /// empty CD drives as the saved VM had (the device set must be the same).
+    pub incoming: Option<Incoming>,
+}
+
+/// A saved VM to resume instead of booting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Incoming {
+    pub stream: PathBuf,
+    pub cdroms: usize,
+}
+
+/// `'…'` for `/bin/sh` (QEMU runs `exec:` migration URIs through it).
+pub(crate) fn sh_quote(p: &Path) -> String {
+    format!("'{}'", p.display().to_string().replace('\'', "'\"'\"'"))
 }
 
 /// Commas in option values are doubled (QEMU's escaping).
@@ -118,14 +133,21 @@ fn defaults(cfg: &QemuConfig, plan: &LaunchPlan) -> Vec<(String, Vec<String>)> {
             }
         }
     }
-    if !cfg.disk_image {
-        if let Some(iso) = &cfg.media.iso_path {
-            drives.push(format!("file={},media=cdrom", esc(iso)));
+    match &plan.incoming {
+        // The same CD drives as the saved VM, empty: the guest is past its install.
+        Some(inc) => drives.extend((0..inc.cdroms).map(|_| "media=cdrom".to_string())),
+        None => {
+            if !cfg.disk_image {
+                if let Some(iso) = &cfg.media.iso_path {
+                    drives.push(format!("file={},media=cdrom", esc(iso)));
+                }
+            }
+            if let Some(cd) = &plan.cd_image {
+                drives.push(format!("file={},media=cdrom", esc(cd)));
+            }
         }
     }
-    if let Some(cd) = &plan.cd_image {
-        drives.push(format!("file={},media=cdrom", esc(cd)));
-    }
+    // The floppy drive exists in both cases (a resumed VM needs the same device set).
     if let Some(fd) = &plan.floppy_image {
         drives.push(format!("file={},if=floppy,index=0,format=raw", esc(fd)));
     }
@@ -138,7 +160,7 @@ fn defaults(cfg: &QemuConfig, plan: &LaunchPlan) -> Vec<(String, Vec<String>)> {
     }
     add("-device", devices);
     add("-drive", drives);
-    let boot_cd = !cfg.disk_image && cfg.media.iso_path.is_some();
+    let boot_cd = !cfg.disk_image && cfg.media.iso_path.is_some() && plan.incoming.is_none();
     add(
         "-boot",
         vec![if boot_cd { "once=d".into() } else { "c".into() }],
@@ -202,6 +224,12 @@ pub(crate) fn build_argv(cfg: &QemuConfig, plan: &LaunchPlan) -> Result<Vec<Stri
             Some(g) => g.1 = vals,
             None => groups.push((flag, vals)),
         }
+    }
+    if let Some(inc) = &plan.incoming {
+        groups.push((
+            "-incoming".into(),
+            vec![format!("exec:cat {}", sh_quote(&inc.stream))],
+        ));
     }
     // Our QMP socket is always added: the driver cannot work without it.
     groups.push((

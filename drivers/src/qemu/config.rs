@@ -58,6 +58,15 @@ pub struct SshForward {
     pub host_port_max: u16,
 }
 
+/// `qemu_img_args` (Packer's key): extra arguments for the `qemu-img` commands, inserted
+/// before the file names, e.g. `{"convert": ["-o", "compression_type=zstd"]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QemuImgArgs {
+    pub convert: Vec<String>,
+    pub create: Vec<String>,
+    pub resize: Vec<String>,
+}
+
 /// Default delay between key presses typed through QMP (`boot_key_interval`; Packer: 100 ms).
 ///
 /// Measured with `tests/typing_accuracy.rs` (`typing_interval_sweep`: 300 mixed characters
@@ -86,6 +95,7 @@ pub struct QemuConfig {
     pub skip_resize_disk: bool,
     pub skip_compaction: bool,
     pub disk_compression: bool,
+    pub qemu_img_args: QemuImgArgs,
     pub disk_additional_size_mib: Vec<u64>,
     pub accelerator: Accelerator,
     pub cpus: u32,
@@ -343,6 +353,7 @@ impl QemuConfig {
             skip_resize_disk: b.bool("skip_resize_disk")?.unwrap_or(false),
             skip_compaction: b.bool("skip_compaction")?.unwrap_or(false),
             disk_compression: b.bool("disk_compression")?.unwrap_or(false),
+            qemu_img_args: Self::qemu_img_args(&b)?,
             disk_additional_size_mib,
             accelerator,
             cpus,
@@ -389,6 +400,48 @@ impl QemuConfig {
     pub fn with_media(mut self, media: Media) -> QemuConfig {
         self.media = media;
         self
+    }
+
+    fn qemu_img_args(b: &Builder) -> Result<QemuImgArgs, ConfigError> {
+        let mut out = QemuImgArgs::default();
+        let Some(v) = b.value("qemu_img_args") else {
+            return Ok(out);
+        };
+        let m = v.as_object().ok_or_else(|| {
+            err(
+                "qemu_img_args",
+                "expected {\"convert\": [...], \"create\": [...], \"resize\": [...]}",
+            )
+        })?;
+        for (k, v) in m {
+            let list = match k.as_str() {
+                "convert" => &mut out.convert,
+                "create" => &mut out.create,
+                "resize" => &mut out.resize,
+                other => {
+                    return Err(err(
+                        "qemu_img_args",
+                        format!("{other:?} is not one of convert, create, resize"),
+                    ))
+                }
+            };
+            let items = v
+                .as_array()
+                .ok_or_else(|| err(&format!("qemu_img_args.{k}"), "expected a list of strings"))?;
+            for a in items {
+                list.push(match a {
+                    Value::String(s) => s.clone(),
+                    Value::Number(n) => n.to_string(),
+                    _ => {
+                        return Err(err(
+                            &format!("qemu_img_args.{k}"),
+                            "expected a list of strings",
+                        ))
+                    }
+                });
+            }
+        }
+        Ok(out)
     }
 
     fn firmware(b: &Builder) -> Result<Firmware, ConfigError> {

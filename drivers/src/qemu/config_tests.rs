@@ -37,6 +37,7 @@ fn plan() -> LaunchPlan {
         floppy_image: None,
         efi_vars: None,
         have_display: false,
+        incoming: None,
     }
 }
 
@@ -268,6 +269,96 @@ fn vnc_only_when_asked() {
     assert_eq!(pairs(&argv, "-vnc"), vec!["127.0.0.1:5,to=10"]);
     let c = cfg(json!({"communicator": "none"})).unwrap();
     assert!(c.ssh.is_none());
+}
+
+#[test]
+fn resuming_a_saved_vm_keeps_the_devices_and_drops_the_media() {
+    let c = cfg(json!({"vm_name": "vm", "headless": true})).unwrap();
+    let mut p = plan();
+    p.incoming = Some(super::args::Incoming {
+        stream: "/cache/it's/vmstate.bin".into(),
+        cdroms: 1,
+    });
+    let argv = build_argv(&c, &p).unwrap();
+    assert_eq!(
+        pairs(&argv, "-drive"),
+        vec![
+            "file=/w/vm.qcow2,if=virtio,cache=writeback,discard=ignore,detect-zeroes=off,format=qcow2",
+            "media=cdrom"
+        ]
+    );
+    assert_eq!(pairs(&argv, "-boot"), vec!["c"]);
+    assert_eq!(
+        pairs(&argv, "-incoming"),
+        vec!["exec:cat '/cache/it'\"'\"'s/vmstate.bin'"]
+    );
+}
+
+#[test]
+fn qemu_img_args_are_read_per_command() {
+    let c = cfg(json!({"qemu_img_args": {"convert": ["-o", "compression_type=zstd"], "create": ["-o", "cluster_size=2M"]}})).unwrap();
+    assert_eq!(c.qemu_img_args.convert, ["-o", "compression_type=zstd"]);
+    assert_eq!(c.qemu_img_args.create, ["-o", "cluster_size=2M"]);
+    assert!(c.qemu_img_args.resize.is_empty());
+    let e = cfg(json!({"qemu_img_args": {"rebase": []}})).unwrap_err();
+    assert!(e.to_string().contains("rebase"), "{e}");
+}
+
+#[test]
+fn export_converts_in_parallel_and_in_order_when_compressing() {
+    use std::path::Path;
+    let args = |c: &QemuConfig, zstd| {
+        super::media::convert_args(c, "qcow2", Path::new("/w/d"), Path::new("/o/vm"), zstd)
+    };
+    let c = cfg(json!({"vm_name": "vm"})).unwrap();
+    assert_eq!(
+        args(&c, true),
+        ["convert", "-f", "qcow2", "-O", "qcow2", "-m", "16", "-W", "/w/d", "/o/vm"]
+    );
+    // Compressed: zstd where qemu-img has it, written in order (no -W).
+    let c = cfg(json!({"vm_name": "vm", "disk_compression": true})).unwrap();
+    assert_eq!(
+        args(&c, true),
+        [
+            "convert",
+            "-f",
+            "qcow2",
+            "-O",
+            "qcow2",
+            "-c",
+            "-o",
+            "compression_type=zstd",
+            "-m",
+            "16",
+            "/w/d",
+            "/o/vm"
+        ]
+    );
+    assert_eq!(
+        args(&c, false),
+        ["convert", "-f", "qcow2", "-O", "qcow2", "-c", "-m", "16", "/w/d", "/o/vm"]
+    );
+    // qemu_img_args chooses the compression type: zlib for readers older than QEMU 5.1.
+    let c = cfg(json!({"vm_name": "vm", "disk_compression": true,
+        "qemu_img_args": {"convert": ["-o", "compression_type=zlib"]}}))
+    .unwrap();
+    assert_eq!(
+        args(&c, true),
+        [
+            "convert",
+            "-f",
+            "qcow2",
+            "-O",
+            "qcow2",
+            "-c",
+            "-m",
+            "16",
+            "-o",
+            "compression_type=zlib",
+            "/w/d",
+            "/o/vm"
+        ]
+    );
 }
 
 #[test]

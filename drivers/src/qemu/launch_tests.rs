@@ -48,6 +48,7 @@ async fn taken_ssh_port_means_retry() {
         floppy_image: None,
         efi_vars: None,
         have_display: false,
+        incoming: None,
     };
     assert!(d.launch(&plan).await.unwrap().is_none());
     // Other start-up failures are errors with QEMU's own message and the command.

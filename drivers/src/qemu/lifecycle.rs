@@ -6,7 +6,9 @@ use super::pacer::VcpuPacer;
 use super::typing;
 use super::{media, Firmware, QemuDriver, PORT_ATTEMPTS, USER_NET_HOST_IP};
 use crate::bootcmd::KeyEvent;
-use crate::driver::{Capabilities, HostAddress, KeyProgress, LeftRunning, Media, SshAddress};
+use crate::driver::{
+    Capabilities, DiskState, HostAddress, KeyProgress, LeftRunning, Media, SshAddress,
+};
 use crate::{Driver, DriverError, DriverResult};
 use async_trait::async_trait;
 use serde_json::json;
@@ -25,6 +27,7 @@ impl Driver for QemuDriver {
         Capabilities {
             screenshots: true,
             serial_log: Some(self.cfg.serial_log()),
+            disk_state: super::state::supported(&self.cfg),
         }
     }
 
@@ -64,7 +67,10 @@ impl Driver for QemuDriver {
         let ld = self.cfg.env.log_dir.clone();
         std::fs::create_dir_all(&ld)
             .map_err(io(format!("creating the log directory {}", ld.display())))?;
-        let disks = media::create_disks(&self.cfg).await;
+        let disks = match &self.saved_state {
+            Some(state) => super::state::overlay_disks(&self.cfg, state).await,
+            None => media::create_disks(&self.cfg).await,
+        };
         // Record what exists even on failure so destroy() cleans it.
         let main = self.cfg.work_disk();
         if main.exists() {
@@ -83,6 +89,12 @@ impl Driver for QemuDriver {
             self.floppy_image = Some(img);
         }
         if let Firmware::Efi { vars, .. } = &self.cfg.firmware {
+            let saved = self
+                .saved_state
+                .as_ref()
+                .and_then(|st| st.file(super::state::EFIVARS_ROLE))
+                .map(Path::to_path_buf);
+            let vars = saved.as_ref().unwrap_or(vars);
             let copy = wd.join(format!("{}-efivars.fd", self.cfg.vm_name));
             std::fs::copy(vars, &copy).map_err(io(format!(
                 "copying the EFI variable store {}",
@@ -142,6 +154,7 @@ impl Driver for QemuDriver {
                 efi_vars: self.efi_vars.clone(),
                 have_display: self.cfg.env.var("DISPLAY").is_some()
                     || self.cfg.env.var("WAYLAND_DISPLAY").is_some(),
+                incoming: self.incoming_for(accel),
             };
             if let Some((child, qmp)) = self.launch(&plan).await? {
                 self.watch_events(&qmp);
@@ -158,6 +171,9 @@ impl Driver for QemuDriver {
                 self.ssh_port = ssh_host_port;
                 self.accel = Some(accel);
                 self.runtime_dir = Some(rt);
+                if plan.incoming.is_some() {
+                    self.wait_resumed().await?;
+                }
                 return Ok(());
             }
             tried.extend(ssh_host_port);
@@ -288,7 +304,7 @@ impl Driver for QemuDriver {
                 "QEMU driver: nothing to export (create() was not run)".into(),
             ));
         }
-        media::export_disks(&self.cfg, &self.disks, out_dir).await
+        media::export_disks(&self.cfg, &self.disks, out_dir, self.chained).await
     }
 
     async fn destroy(&mut self) -> DriverResult<()> {
@@ -368,5 +384,13 @@ impl Driver for QemuDriver {
 
     fn take_warnings(&mut self) -> Vec<String> {
         std::mem::take(&mut self.warnings)
+    }
+
+    async fn save_disk_state(&mut self) -> DriverResult<DiskState> {
+        self.freeze_disks().await
+    }
+
+    fn use_disk_state(&mut self, state: &DiskState) -> DriverResult<()> {
+        self.adopt_state(state)
     }
 }

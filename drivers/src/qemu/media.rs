@@ -74,15 +74,11 @@ pub(crate) async fn create_disks(cfg: &QemuConfig) -> Result<Vec<PathBuf>, Drive
                 &cfg.env,
                 "qemu-img",
                 &[
-                    "create".into(),
-                    "-f".into(),
-                    fmt.clone(),
-                    "-b".into(),
-                    s(&base),
-                    "-F".into(),
-                    base_fmt,
-                    s(&main),
-                ],
+                    vec!["create".into(), "-f".into(), fmt.clone()],
+                    cfg.qemu_img_args.create.clone(),
+                    vec!["-b".into(), s(&base), "-F".into(), base_fmt, s(&main)],
+                ]
+                .concat(),
             )
             .await?;
         } else {
@@ -111,7 +107,12 @@ pub(crate) async fn create_disks(cfg: &QemuConfig) -> Result<Vec<PathBuf>, Drive
                 run(
                     &cfg.env,
                     "qemu-img",
-                    &["resize".into(), "-f".into(), fmt.clone(), s(&main), size],
+                    &[
+                        vec!["resize".into(), "-f".into(), fmt.clone()],
+                        cfg.qemu_img_args.resize.clone(),
+                        vec![s(&main), size],
+                    ]
+                    .concat(),
                 )
                 .await?;
             }
@@ -120,7 +121,12 @@ pub(crate) async fn create_disks(cfg: &QemuConfig) -> Result<Vec<PathBuf>, Drive
         run(
             &cfg.env,
             "qemu-img",
-            &["create".into(), "-f".into(), fmt.clone(), s(&main), size],
+            &[
+                vec!["create".into(), "-f".into(), fmt.clone()],
+                cfg.qemu_img_args.create.clone(),
+                vec![s(&main), size],
+            ]
+            .concat(),
         )
         .await?;
     }
@@ -134,12 +140,11 @@ pub(crate) async fn create_disks(cfg: &QemuConfig) -> Result<Vec<PathBuf>, Drive
             &cfg.env,
             "qemu-img",
             &[
-                "create".into(),
-                "-f".into(),
-                fmt.clone(),
-                s(&p),
-                format!("{mib}M"),
-            ],
+                vec!["create".into(), "-f".into(), fmt.clone()],
+                cfg.qemu_img_args.create.clone(),
+                vec![s(&p), format!("{mib}M")],
+            ]
+            .concat(),
         )
         .await?;
         disks.push(p);
@@ -241,6 +246,62 @@ pub(crate) async fn make_cd_image(
     args.extend(["-J".into(), "-joliet-long".into(), "-r".into(), s(&staging)]);
     run(env, "xorriso", &args).await?;
     Ok(Some((iso, staging)))
+}
+
+/// Coroutines `qemu-img convert` runs at once (`-m`; QEMU's default is 8, its maximum 16).
+const CONVERT_COROUTINES: &str = "16";
+
+/// Whether this `qemu-img` writes zstd-compressed qcow2 (QEMU ≥ 5.1).
+pub(crate) async fn qemu_img_has_zstd(env: &DriverEnv) -> bool {
+    let Ok(out) = run(env, "qemu-img", &["--version".into()]).await else {
+        return false;
+    };
+    // "qemu-img version 7.2.22 (Debian …)"
+    let ver = out.split_whitespace().nth(2).unwrap_or("");
+    let mut it = ver.split('.').map(|x| x.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+    (major, minor) >= (5, 1)
+}
+
+/// The `qemu-img convert` arguments of one export: `-c` for compressed qcow2 when
+/// `disk_compression` — zstd when `zstd` (this qemu-img has it and `qemu_img_args` does not
+/// choose: `-o compression_type=zlib` there keeps zlib, for readers older than QEMU 5.1) — then
+/// parallel conversion (`-m 16`, and `-W`, out-of-order writes, which QEMU refuses together
+/// with compression), then `qemu_img_args.convert`.
+pub(crate) fn convert_args(
+    cfg: &QemuConfig,
+    src_fmt: &str,
+    src: &Path,
+    dst: &Path,
+    zstd: bool,
+) -> Vec<String> {
+    let fmt = cfg.format.as_str().to_string();
+    let mut args: Vec<String> = vec![
+        "convert".into(),
+        "-f".into(),
+        src_fmt.into(),
+        "-O".into(),
+        fmt,
+    ];
+    let compressed = cfg.disk_compression && cfg.format == DiskFormat::Qcow2;
+    if compressed {
+        args.push("-c".into());
+        let chosen = cfg
+            .qemu_img_args
+            .convert
+            .iter()
+            .any(|a| a.contains("compression_type"));
+        if zstd && !chosen {
+            args.extend(["-o".into(), "compression_type=zstd".into()]);
+        }
+    }
+    args.extend(["-m".into(), CONVERT_COROUTINES.into()]);
+    if !compressed {
+        args.push("-W".into());
+    }
+    args.extend(cfg.qemu_img_args.convert.iter().cloned());
+    args.extend([s(src), s(dst)]);
+    args
 }
 
 /// Expand the wildcards of a file list (see [`glob`]); the key names the list in errors.
@@ -372,17 +433,27 @@ pub(crate) async fn make_floppy(
 }
 
 /// Copy the finished disks into `out_dir`: `qemu-img convert` (drops unused space) unless
-/// `skip_compaction` (or the disk is a `use_backing_file` overlay), with `-c` for compressed qcow2 when `disk_compression`.
+/// `skip_compaction` (or the disk is a `use_backing_file` overlay), with `-c` for compressed
+/// qcow2 when `disk_compression`. `chained`: the disks are overlays over a saved state (the
+/// install cache): always converted, which writes a standalone image.
 pub(crate) async fn export_disks(
     cfg: &QemuConfig,
     disks: &[PathBuf],
     out_dir: &Path,
+    chained: bool,
 ) -> Result<Vec<PathBuf>, DriverError> {
     std::fs::create_dir_all(out_dir).map_err(|e| DriverError::Io {
         context: format!("creating the output directory {}", out_dir.display()),
         source: e,
     })?;
-    let fmt = cfg.format.as_str().to_string();
+    let src_fmt = if chained {
+        "qcow2"
+    } else {
+        cfg.format.as_str()
+    };
+    let zstd = cfg.disk_compression
+        && cfg.format == DiskFormat::Qcow2
+        && qemu_img_has_zstd(&cfg.env).await;
     let mut written = Vec::new();
     for (i, disk) in disks.iter().enumerate() {
         let dst = if i == 0 {
@@ -391,7 +462,8 @@ pub(crate) async fn export_disks(
             out_dir.join(format!("{}-{}", cfg.vm_name, i))
         };
         // An overlay on a backing file is kept as an overlay (converting would flatten it).
-        if cfg.skip_compaction || (cfg.use_backing_file && i == 0) {
+        let copy = !chained && (cfg.skip_compaction || (cfg.use_backing_file && i == 0));
+        if copy {
             tokio::fs::copy(disk, &dst)
                 .await
                 .map_err(|e| DriverError::Io {
@@ -399,18 +471,12 @@ pub(crate) async fn export_disks(
                     source: e,
                 })?;
         } else {
-            let mut args: Vec<String> = vec![
-                "convert".into(),
-                "-f".into(),
-                fmt.clone(),
-                "-O".into(),
-                fmt.clone(),
-            ];
-            if cfg.disk_compression && cfg.format == DiskFormat::Qcow2 {
-                args.push("-c".into());
-            }
-            args.extend([s(disk), s(&dst)]);
-            run(&cfg.env, "qemu-img", &args).await?;
+            run(
+                &cfg.env,
+                "qemu-img",
+                &convert_args(cfg, src_fmt, disk, &dst, zstd),
+            )
+            .await?;
         }
         written.push(dst);
     }

@@ -8,13 +8,14 @@ mod launch;
 mod lifecycle;
 pub(crate) mod media;
 mod pacer;
+mod state;
 mod typing;
 pub(crate) mod value;
 
 pub use accel::{kvm_usable, KvmCheck};
 pub use config::{
-    Accelerator, DiskFormat, Firmware, QemuConfig, SshForward, VncConfig, DEFAULT_KEY_INTERVAL,
-    DISK_INTERFACES,
+    Accelerator, DiskFormat, Firmware, QemuConfig, QemuImgArgs, SshForward, VncConfig,
+    DEFAULT_KEY_INTERVAL, DISK_INTERFACES,
 };
 pub use value::ConfigError;
 
@@ -55,6 +56,13 @@ pub struct QemuDriver {
     shutdown_notify: Arc<tokio::sync::Notify>,
     warnings: Vec<String>,
     pacer: Option<VcpuPacer>,
+    /// The saved disk state this VM starts from (install cache hit).
+    saved_state: Option<crate::driver::DiskState>,
+    /// The disks are overlays over other files (a saved state, or frozen by
+    /// `save_disk_state`): export must flatten them, never copy.
+    chained: bool,
+    /// The saved memory state to resume at `start` (install cache hit).
+    resume: Option<state::Resume>,
 }
 
 impl QemuDriver {
@@ -79,6 +87,9 @@ impl QemuDriver {
             shutdown_notify: Arc::new(tokio::sync::Notify::new()),
             warnings: Vec::new(),
             pacer: None,
+            saved_state: None,
+            chained: false,
+            resume: None,
         }
     }
 

@@ -248,6 +248,8 @@ impl Driver for VirtualBoxDriver {
         Capabilities {
             screenshots: true,
             serial_log: Some(self.serial_log()),
+            // No saved disk states yet: builds with --cache install every time.
+            ..Capabilities::default()
         }
     }
 

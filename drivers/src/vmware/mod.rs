@@ -187,6 +187,8 @@ impl Driver for VmwareDriver {
         Capabilities {
             screenshots: self.cfg.vnc.is_some(),
             serial_log: Some(self.serial_log()),
+            // No saved install states for VMware (yet): every build installs.
+            ..Capabilities::default()
         }
     }
 

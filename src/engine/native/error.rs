@@ -109,6 +109,8 @@ pub enum NativeError {
     OutputAppeared { out: PathBuf, staging: PathBuf },
     #[error("interrupted by {reason}")]
     Cancelled { reason: String },
+    #[error("{0}")]
+    InstallCache(String),
 }
 
 impl NativeError {
@@ -136,6 +138,7 @@ impl NativeError {
             | WriteFile { .. }
             | BuildLog { .. }
             | Output { .. }
+            | InstallCache(_)
             | HttpServer(_) => ErrorKind::Internal,
         }
     }

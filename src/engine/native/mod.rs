@@ -12,6 +12,8 @@
 //! * diagnostics: `<output_directory>.build/` — `build.log`, the serial console and hypervisor
 //!   logs, screenshots after boot_wait, after typing and on failure. Kept after the build.
 //! * ISO cache: `<packer_cache_dir>/iso` (default `~/.cache/osimager/iso`).
+//! * install cache (`--cache use|refresh`): `<packer_cache_dir>/install` (see
+//!   [`crate::install_cache`]).
 
 mod artifacts;
 pub mod diag;
@@ -29,6 +31,7 @@ pub use error::{NativeError, NativeFailure, SettingsError};
 pub use settings::Settings;
 
 use crate::engine::Build;
+use crate::install_cache::CacheMode;
 use osimager_events::Outcome;
 use runner::Runner;
 use std::path::PathBuf;
@@ -82,7 +85,11 @@ async fn steps(
     diag: &mut Option<PathBuf>,
 ) -> Result<BuildReport, NativeError> {
     let s = r.step("validate", validate::run(b)).await?;
+    let caching = b.options.cache.mode != CacheMode::Off;
     if b.options.dry_run {
+        if caching {
+            install_cache::dry_run(r, b, &s).await?;
+        }
         return Ok(manifest::dry_run(r, b, &s));
     }
     *diag = Some(s.diag_dir.clone());
@@ -95,21 +102,45 @@ async fn steps(
         })
         .await?;
     let files = r.step("files", files::run(r, b, &temp)).await?;
-    let iso = r.step("iso", iso::run(r, &s)).await?;
+    // --cache use|refresh: a hit boots the cached install (no ISO, boot_wait, boot command).
+    let cache = match caching {
+        true => {
+            r.step("install_cache", install_cache::run(r, b, &s, &vm, &temp))
+                .await?
+        }
+        false => install_cache::Cache::Off,
+    };
+    let installed = cache.hit();
+    let iso = r.step("iso", iso::run(r, &s, installed)).await?;
     let http = r
         .step("http_server", http_server::run(r, &s, &vm, &temp, &files))
         .await?;
     r.step("create_vm", create_vm::run(r, &s, &vm, iso, &http))
         .await?;
     r.step("launch", launch::run(r, &vm)).await?;
-    r.step("boot_wait", boot_wait::run(r, &s, &vm)).await?;
-    r.step("boot_command", boot_command::run(r, &s, &vm, &http))
+    r.step("boot_wait", boot_wait::run(r, &s, &vm, installed))
         .await?;
+    r.step(
+        "boot_command",
+        boot_command::run(r, &s, &vm, &http, installed),
+    )
+    .await?;
     let session = match &s.ssh {
         Some(ssh) => {
             let (session, addr) = r
                 .step("wait_for_ssh", wait_for_ssh::run(r, ssh, &vm))
                 .await?;
+            match &cache {
+                install_cache::Cache::Miss(miss) => {
+                    r.step("save_install", save_install::run(r, b, &vm, &session, miss))
+                        .await?;
+                }
+                install_cache::Cache::Hit => {
+                    r.step("guest_clock", install_cache::guest_clock(r, &session))
+                        .await?;
+                }
+                install_cache::Cache::Off => {}
+            }
             r.step(
                 "provision",
                 provision::run(r, b, &s, &temp, &http, &session, addr),

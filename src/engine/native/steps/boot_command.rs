@@ -23,7 +23,12 @@ pub(crate) async fn run(
     s: &Settings,
     vm: &Vm,
     http: &Option<HttpEndpoint>,
+    installed: bool,
 ) -> Result<(), NativeError> {
+    if installed {
+        r.skip("install cache hit: no boot command for the installed system");
+        return Ok(());
+    }
     if s.boot_command.is_empty() {
         r.skip("no boot_command");
         return Ok(());

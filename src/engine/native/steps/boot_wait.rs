@@ -4,7 +4,17 @@ use crate::engine::native::resources::Vm;
 use crate::engine::native::runner::Runner;
 use crate::engine::native::{NativeError, Settings};
 
-pub(crate) async fn run(r: &Runner, s: &Settings, vm: &Vm) -> Result<(), NativeError> {
+/// `installed`: the VM boots a cached install by itself (nothing to type).
+pub(crate) async fn run(
+    r: &Runner,
+    s: &Settings,
+    vm: &Vm,
+    installed: bool,
+) -> Result<(), NativeError> {
+    if installed {
+        r.skip("install cache hit: the installed system boots by itself");
+        return Ok(());
+    }
     super::waiting(
         r,
         "boot_wait",

@@ -5,7 +5,16 @@ use crate::engine::native::{NativeError, Settings};
 use osimager_events::Progress;
 use std::path::PathBuf;
 
-pub(crate) async fn run(r: &Runner, s: &Settings) -> Result<Option<PathBuf>, NativeError> {
+/// `installed`: the VM boots a cached install and needs no installation media.
+pub(crate) async fn run(
+    r: &Runner,
+    s: &Settings,
+    installed: bool,
+) -> Result<Option<PathBuf>, NativeError> {
+    if installed {
+        r.skip("install cache hit: the installation media are not needed");
+        return Ok(None);
+    }
     let Some(req) = &s.iso else {
         r.skip("no iso_url: nothing to download");
         return Ok(None);
