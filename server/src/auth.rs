@@ -1,6 +1,8 @@
 //! API tokens: random, shown once, stored as SHA-256 (a 256-bit random token needs no slow
 //! hash: nothing can be guessed from its digest). Sent as `Authorization: Bearer TOKEN`, or,
-//! from the web UI, as an HttpOnly `SameSite=Strict` cookie set by `POST /api/v1/session`.
+//! from the web UI, through a session: `POST /api/v1/session` checks the token and sets an
+//! HttpOnly `SameSite=Strict` cookie holding a random session id (never the token), valid for
+//! [`SESSION_TTL`] and only while its token is not revoked.
 
 use crate::api::{ApiError, AppState};
 use axum::extract::{Request, State};
@@ -10,7 +12,44 @@ use axum::response::Response;
 use sha2::{Digest, Sha256};
 
 /// The cookie the web UI's session uses.
-pub const COOKIE: &str = "osimager_token";
+pub const COOKIE: &str = "osimager_session";
+
+/// How long a web UI session lasts.
+pub const SESSION_TTL: std::time::Duration = std::time::Duration::from_secs(12 * 3600);
+
+/// Web UI sessions: session id → (hash of the token it was opened with, opened at). In
+/// memory: a server restart asks for the token again.
+#[derive(Default)]
+pub struct Sessions(
+    std::sync::Mutex<std::collections::HashMap<String, (String, std::time::Instant)>>,
+);
+
+impl Sessions {
+    /// Open a session for a (checked) token hash; returns its id.
+    pub fn open(&self, token_hash: String) -> String {
+        let id = hex::encode(rand::random::<[u8; 32]>());
+        if let Ok(mut m) = self.0.lock() {
+            m.retain(|_, (_, t)| t.elapsed() < SESSION_TTL);
+            m.insert(id.clone(), (token_hash, std::time::Instant::now()));
+        }
+        id
+    }
+
+    /// The token hash of a live session.
+    pub fn token_hash(&self, id: &str) -> Option<String> {
+        let m = self.0.lock().ok()?;
+        m.get(id)
+            .filter(|(_, t)| t.elapsed() < SESSION_TTL)
+            .map(|(h, _)| h.clone())
+    }
+
+    /// Close a session.
+    pub fn close(&self, id: &str) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(id);
+        }
+    }
+}
 
 /// A new token: `osi_` and 64 hex digits (256 random bits).
 pub fn new_token() -> String {
@@ -23,10 +62,16 @@ pub fn hash_token(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-/// The token a request carries, and whether it came from the cookie.
+/// The token a request carries (or, from the cookie, its session id), and whether it came
+/// from the cookie.
 pub fn presented(headers: &HeaderMap) -> Option<(String, bool)> {
-    if let Some(v) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) {
-        let t = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer "))?;
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        let t = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))?;
         return Some((t.trim().to_string(), false));
     }
     for v in headers.get_all(header::COOKIE) {
@@ -80,12 +125,26 @@ pub async fn check(app: &AppState, headers: &HeaderMap, method: &Method) -> Resu
         ));
     };
     let upgrade = headers.contains_key(header::UPGRADE);
-    if cookie && (upgrade || !matches!(*method, Method::GET | Method::HEAD)) && !same_origin(headers) {
+    if cookie
+        && (upgrade || !matches!(*method, Method::GET | Method::HEAD))
+        && !same_origin(headers)
+    {
         return Err(ApiError::forbidden(
             "cross-site request refused: the session cookie only works from this server's own pages",
         ));
     }
-    match app.store.check_token(&hash_token(&token)).await {
+    let hash =
+        if cookie {
+            match app.sessions.token_hash(&token) {
+                Some(h) => h,
+                None => return Err(ApiError::unauthorized(
+                    "the web UI session expired or the server restarted: log in again with a token",
+                )),
+            }
+        } else {
+            hash_token(&token)
+        };
+    match app.store.check_token(&hash).await {
         Ok(Some(_)) => Ok(()),
         Ok(None) => Err(ApiError::unauthorized(
             "unknown or revoked token: `osimager serve token list` on the server shows the valid ones",
@@ -111,11 +170,20 @@ mod tests {
     #[test]
     fn token_from_header_or_cookie() {
         let mut h = HeaderMap::new();
-        h.insert(header::COOKIE, HeaderValue::from_static("a=b; osimager_token=osi_x"));
-        assert_eq!(presented(&h), Some(("osi_x".into(), true)));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer osi_y"));
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=b; osimager_session=abc"),
+        );
+        assert_eq!(presented(&h), Some(("abc".into(), true)));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer osi_y"),
+        );
         assert_eq!(presented(&h), Some(("osi_y".into(), false)));
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic eDp5"));
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Basic eDp5"),
+        );
         assert_eq!(presented(&h), None);
     }
 
@@ -124,9 +192,15 @@ mod tests {
         let mut h = HeaderMap::new();
         assert!(same_origin(&h));
         h.insert(header::HOST, HeaderValue::from_static("build.lab:8000"));
-        h.insert(header::ORIGIN, HeaderValue::from_static("https://build.lab:8000"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://build.lab:8000"),
+        );
         assert!(same_origin(&h));
-        h.insert(header::ORIGIN, HeaderValue::from_static("https://evil.example"));
+        h.insert(
+            header::ORIGIN,
+            HeaderValue::from_static("https://evil.example"),
+        );
         assert!(!same_origin(&h));
     }
 }

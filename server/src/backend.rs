@@ -325,8 +325,11 @@ pub trait Backend: Send + Sync + 'static {
     /// One location file's text.
     async fn location(&self, name: &str) -> Result<LocationDoc, BackendError>;
     /// Check a location file's text without saving it.
-    async fn check_location(&self, name: &str, doc: &LocationDoc)
-        -> Result<Validation, BackendError>;
+    async fn check_location(
+        &self,
+        name: &str,
+        doc: &LocationDoc,
+    ) -> Result<Validation, BackendError>;
     /// Check and save a location file atomically in the user layer (never the bundled data).
     /// `create`: fail with `Conflict` when it exists.
     async fn save_location(

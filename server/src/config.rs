@@ -119,7 +119,11 @@ mod tests {
     fn loads_toml_with_defaults_and_names_unknown_keys() {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("server.toml");
-        std::fs::write(&p, "listen = \"0.0.0.0:9000\"\njobs = 3\n[tls]\ncert = \"/c\"\nkey = \"/k\"\n").unwrap();
+        std::fs::write(
+            &p,
+            "listen = \"0.0.0.0:9000\"\njobs = 3\n[tls]\ncert = \"/c\"\nkey = \"/k\"\n",
+        )
+        .unwrap();
         let c = ServerConfig::load(&p).unwrap();
         assert_eq!(c.listen.port(), 9000);
         assert_eq!(c.jobs, Some(3));

@@ -94,10 +94,14 @@ pub fn parse_range(h: Option<&str>, len: u64) -> Ranged {
     };
     let (a, b) = (a.trim(), b.trim());
     let parsed = match (a.is_empty(), b.is_empty()) {
-        (true, false) => b.parse::<u64>().ok().and_then(|n| {
-            (n > 0 && len > 0).then(|| (len.saturating_sub(n), len - 1))
-        }),
-        (false, true) => a.parse::<u64>().ok().and_then(|s| (s < len).then(|| (s, len - 1))),
+        (true, false) => b
+            .parse::<u64>()
+            .ok()
+            .and_then(|n| (n > 0 && len > 0).then(|| (len.saturating_sub(n), len - 1))),
+        (false, true) => a
+            .parse::<u64>()
+            .ok()
+            .and_then(|s| (s < len).then(|| (s, len - 1))),
         (false, false) => match (a.parse::<u64>(), b.parse::<u64>()) {
             (Ok(s), Ok(e)) if s <= e && s < len => Some((s, e.min(len - 1))),
             _ => None,
@@ -117,7 +121,10 @@ pub async fn respond(
     content_type: &str,
     download_name: Option<&str>,
 ) -> Result<Response, FileError> {
-    let len = file.metadata().map_err(|e| FileError::Io(e.to_string()))?.len();
+    let len = file
+        .metadata()
+        .map_err(|e| FileError::Io(e.to_string()))?
+        .len();
     let range = parse_range(
         headers.get(header::RANGE).and_then(|v| v.to_str().ok()),
         len,
@@ -129,7 +136,13 @@ pub async fn respond(
     if let Some(n) = download_name {
         let safe: String = n
             .chars()
-            .map(|c| if c.is_ascii_graphic() && c != '"' && c != '\\' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_graphic() && c != '"' && c != '\\' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{safe}\"")) {
             b = b.header(header::CONTENT_DISPOSITION, v);
@@ -192,9 +205,21 @@ mod tests {
         std::os::unix::fs::symlink(d.path().join("secret"), out.join("link")).unwrap();
         std::os::unix::fs::symlink(d.path(), out.join("up")).unwrap();
         assert!(open_confined(&out.join("disk"), Some(&out)).is_ok());
-        assert!(matches!(open_confined(&out.join("link"), Some(&out)), Err(FileError::Refused(_))));
-        assert!(matches!(open_confined(&out.join("up/secret"), Some(&out)), Err(FileError::Refused(_))));
-        assert!(matches!(open_confined(&out, None), Err(FileError::Refused(_))));
-        assert!(matches!(open_confined(&out.join("nope"), None), Err(FileError::Refused(_))));
+        assert!(matches!(
+            open_confined(&out.join("link"), Some(&out)),
+            Err(FileError::Refused(_))
+        ));
+        assert!(matches!(
+            open_confined(&out.join("up/secret"), Some(&out)),
+            Err(FileError::Refused(_))
+        ));
+        assert!(matches!(
+            open_confined(&out, None),
+            Err(FileError::Refused(_))
+        ));
+        assert!(matches!(
+            open_confined(&out.join("nope"), None),
+            Err(FileError::Refused(_))
+        ));
     }
 }

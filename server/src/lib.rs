@@ -25,8 +25,8 @@ pub mod fake;
 pub mod files;
 pub mod host;
 pub mod live;
-mod recorder;
 pub mod reaper;
+mod recorder;
 pub mod scheduler;
 pub mod store;
 mod tls;
@@ -177,7 +177,11 @@ pub async fn start_with_store(
         "osimager serve: {}://{addr}/ ({} builds at once{})",
         if cfg.tls.is_some() { "https" } else { "http" },
         jobs,
-        if cfg.auth_required() { ", tokens required" } else { "" }
+        if cfg.auth_required() {
+            ", tokens required"
+        } else {
+            ""
+        }
     );
     Ok(Running {
         addr,

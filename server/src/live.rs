@@ -66,9 +66,13 @@ impl LiveBuild {
         self.len.send_modify(|v| *v = n);
     }
 
-    /// The position of the first event with `seq >= from` (the end when there is none yet).
-    /// Job updates before it are skipped: a follower gets the job as it is now on connect.
+    /// The position of the first event with `seq >= from` (the end when there is none yet);
+    /// 0 for `from` 0. Job updates before it are skipped: a follower that resumes gets the
+    /// job as it is now in `stream.hello`.
     pub fn position(&self, from: u64) -> usize {
+        if from == 0 {
+            return 0;
+        }
         let log = lock(&self.log);
         log.entries
             .iter()
@@ -85,7 +89,11 @@ impl LiveBuild {
     /// The messages from position `pos` on, and whether the stream is closed.
     pub fn read(&self, pos: usize) -> (Vec<Entry>, bool) {
         let log = lock(&self.log);
-        let out = log.entries.get(pos..).map(<[Entry]>::to_vec).unwrap_or_default();
+        let out = log
+            .entries
+            .get(pos..)
+            .map(<[Entry]>::to_vec)
+            .unwrap_or_default();
         (out, log.closed)
     }
 
@@ -96,7 +104,11 @@ impl LiveBuild {
 
     /// How many events (not job updates) it holds.
     pub fn events(&self) -> usize {
-        lock(&self.log).entries.iter().filter(|e| e.seq.is_some()).count()
+        lock(&self.log)
+            .entries
+            .iter()
+            .filter(|e| e.seq.is_some())
+            .count()
     }
 }
 
@@ -272,11 +284,15 @@ mod tests {
         for s in 0..5 {
             b.push(ev(s));
         }
-        assert_eq!(b.position(0), 1);
+        assert_eq!(b.position(0), 0, "from the start: everything");
+        assert_eq!(b.position(1), 2);
         assert_eq!(b.position(3), 4);
         assert_eq!(b.position(9), 6, "the end when nothing is that new");
         let (tail, closed) = b.read(4);
-        assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![Some(3), Some(4)]);
+        assert_eq!(
+            tail.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![Some(3), Some(4)]
+        );
         assert!(!closed);
         b.close();
         assert!(b.read(6).1);
@@ -292,7 +308,10 @@ mod tests {
         assert_eq!(f.next_gseq(), 5);
         let (got, behind) = f.read(0);
         assert!(behind);
-        assert_eq!(got.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![Some(2), Some(3), Some(4)]);
+        assert_eq!(
+            got.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![Some(2), Some(3), Some(4)]
+        );
         let (got, behind) = f.read(4);
         assert!(!behind);
         assert_eq!(got.len(), 1);

@@ -196,7 +196,8 @@ impl Recorder {
             output_dir: None,
             left_in_place: Vec::new(),
         };
-        self.take(EventRecord::new(self.id.to_string(), 0, ev)).await;
+        self.take(EventRecord::new(self.id.to_string(), 0, ev))
+            .await;
     }
 }
 

@@ -69,7 +69,10 @@ impl Scheduler {
         });
         let mut sweeps = Vec::new();
         for job in s.store.interrupt_running().await? {
-            tracing::warn!(build = job.id, "interrupted by a server stop; cleaning up after it");
+            tracing::warn!(
+                build = job.id,
+                "interrupted by a server stop; cleaning up after it"
+            );
             s.hub.publish_job(job.id, &job_json(&job));
             sweeps.push(s.work_dir(job.id));
         }
@@ -87,10 +90,11 @@ impl Scheduler {
             }
         }
         for dir in sweeps {
-            let stopped =
-                tokio::task::spawn_blocking(move || crate::reaper::sweep(&dir, Duration::from_secs(10)))
-                    .await
-                    .unwrap_or_default();
+            let stopped = tokio::task::spawn_blocking(move || {
+                crate::reaper::sweep(&dir, Duration::from_secs(10))
+            })
+            .await
+            .unwrap_or_default();
             for p in stopped {
                 tracing::warn!("stopped {p}, left by an interrupted build");
             }
@@ -156,7 +160,8 @@ impl Scheduler {
                 }
             };
             let me = self.clone();
-            self.tasks.spawn(async move { me.run_job(job, permit).await });
+            self.tasks
+                .spawn(async move { me.run_job(job, permit).await });
         }
     }
 
@@ -166,7 +171,12 @@ impl Scheduler {
         let job = self.store.cancel(id).await?;
         match job.state {
             JobState::Running => {
-                if let Some(r) = self.running.lock().ok().and_then(|r| r.get(&id).map(|r| r.cancel.clone())) {
+                if let Some(r) = self
+                    .running
+                    .lock()
+                    .ok()
+                    .and_then(|r| r.get(&id).map(|r| r.cancel.clone()))
+                {
                     r.cancel();
                 }
             }
@@ -189,7 +199,10 @@ impl Scheduler {
             }
         }
         self.tasks.close();
-        if tokio::time::timeout(grace, self.tasks.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.tasks.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("builds still cleaning up after {grace:?}; leaving them");
         }
     }
@@ -233,7 +246,13 @@ impl Scheduler {
         }
         // A cancel that came between the claim and now.
         if self.stopping.is_cancelled()
-            || self.store.get(id).await.ok().flatten().is_some_and(|j| j.cancel_requested)
+            || self
+                .store
+                .get(id)
+                .await
+                .ok()
+                .flatten()
+                .is_some_and(|j| j.cancel_requested)
         {
             handle.cancel.cancel();
         }
@@ -305,6 +324,16 @@ impl Scheduler {
             });
         }
         self.fill_checksums(id).await;
+        // Cleaned up before the end is recorded: a build shown as ended has nothing left
+        // running. `--on-error abort` leaves things for inspection: a failed build's work dir
+        // stays (deleting the build removes it).
+        if !(keep && state != JobState::Succeeded) {
+            let dir = work_dir.to_path_buf();
+            let _ = tokio::task::spawn_blocking(move || {
+                crate::reaper::sweep(&dir, Duration::from_secs(10))
+            })
+            .await;
+        }
         match self
             .store
             .finish(
@@ -325,15 +354,6 @@ impl Scheduler {
         if let Ok(mut r) = self.running.lock() {
             r.remove(&id);
         }
-        // `--on-error abort` leaves things for inspection: a failed build's work dir stays
-        // (deleting the build removes it).
-        if !(keep && state != JobState::Succeeded) {
-            let dir = work_dir.to_path_buf();
-            let _ = tokio::task::spawn_blocking(move || {
-                crate::reaper::sweep(&dir, Duration::from_secs(10))
-            })
-            .await;
-        }
         drop(permit);
         self.wake();
     }
@@ -345,7 +365,9 @@ impl Scheduler {
         };
         for mut a in list.into_iter().filter(|a| a.sha256.is_none()) {
             let path = PathBuf::from(&a.path);
-            if let Ok(Ok(sum)) = tokio::task::spawn_blocking(move || crate::files::sha256_file(&path)).await {
+            if let Ok(Ok(sum)) =
+                tokio::task::spawn_blocking(move || crate::files::sha256_file(&path)).await
+            {
                 a.sha256 = Some(sum);
                 let _ = self.store.put_artifact(id, &a).await;
             }

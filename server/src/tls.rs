@@ -18,9 +18,17 @@ use tokio_util::sync::CancellationToken;
 pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("{}: {e} (a PEM certificate chain is expected)", cert.display()))?;
+        .map_err(|e| {
+            format!(
+                "{}: {e} (a PEM certificate chain is expected)",
+                cert.display()
+            )
+        })?;
     if certs.is_empty() {
-        return Err(format!("{}: no certificate in it (PEM expected)", cert.display()));
+        return Err(format!(
+            "{}: no certificate in it (PEM expected)",
+            cert.display()
+        ));
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| format!("{}: {e} (a PEM private key is expected)", key.display()))?;
@@ -60,14 +68,15 @@ pub async fn serve(
         let app = app.clone();
         let watcher = graceful.watcher();
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
-                Ok(Ok(s)) => s,
-                Ok(Err(e)) => {
-                    tracing::debug!("TLS handshake with {peer}: {e}");
-                    return;
-                }
-                Err(_) => return,
-            };
+            let tls =
+                match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => {
+                        tracing::debug!("TLS handshake with {peer}: {e}");
+                        return;
+                    }
+                    Err(_) => return,
+                };
             let svc = TowerToHyperService::new(app);
             let builder = auto::Builder::new(TokioExecutor::new());
             let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
@@ -76,7 +85,10 @@ pub async fn serve(
             }
         });
     }
-    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("TLS connections still open after {grace:?}; closing them");
     }
 }

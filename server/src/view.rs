@@ -28,7 +28,11 @@ pub fn job_json(job: &Job) -> String {
 
 /// `osimager build TARGET [NAME [IP]] [-D …] [--engine …] [--on-error abort] [-f] [-n]`.
 pub fn command_line(r: &JobRequest) -> String {
-    let mut a = vec!["osimager".to_string(), "build".into(), quote(&r.target.target)];
+    let mut a = vec![
+        "osimager".to_string(),
+        "build".into(),
+        quote(&r.target.target),
+    ];
     if let Some(n) = &r.target.name {
         a.push(quote(n));
         if let Some(ip) = &r.target.ip {

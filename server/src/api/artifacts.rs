@@ -15,7 +15,10 @@ use serde_json::{json, Value};
 use std::path::PathBuf;
 
 async fn job(app: &AppState, id: JobId) -> Result<Job, ApiError> {
-    app.store.get(id).await?.ok_or_else(|| ApiError::no_build(id))
+    app.store
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::no_build(id))
 }
 
 fn file_error(e: FileError) -> ApiError {
@@ -55,7 +58,10 @@ pub async fn download(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Ok(Path((id, name))) = path else {
-        return Err(ApiError::invalid("id", "a build id is a number (as in /api/v1/builds/42/artifacts/NAME)"));
+        return Err(ApiError::invalid(
+            "id",
+            "a build id is a number (as in /api/v1/builds/42/artifacts/NAME)",
+        ));
     };
     let j = job(&app, id).await?;
     let arts = app.store.artifacts(id).await?;
@@ -94,7 +100,10 @@ fn shot_json(id: JobId, s: &Screenshot) -> Value {
     })
 }
 
-pub async fn screenshots(State(app): State<AppState>, path: IdPath) -> Result<Json<Value>, ApiError> {
+pub async fn screenshots(
+    State(app): State<AppState>,
+    path: IdPath,
+) -> Result<Json<Value>, ApiError> {
     let id = id_of(path)?;
     job(&app, id).await?;
     let items: Vec<Value> = app
@@ -107,14 +116,21 @@ pub async fn screenshots(State(app): State<AppState>, path: IdPath) -> Result<Js
     Ok(Json(json!({"items": items})))
 }
 
-async fn serve_shot(app: &AppState, id: JobId, s: Screenshot, headers: &HeaderMap) -> Result<Response, ApiError> {
+async fn serve_shot(
+    app: &AppState,
+    id: JobId,
+    s: Screenshot,
+    headers: &HeaderMap,
+) -> Result<Response, ApiError> {
     let dir = app.state_dir.join("builds").join(id.to_string());
     let p = PathBuf::from(&s.file);
     let f = tokio::task::spawn_blocking(move || open_confined(&p, Some(&dir)))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?
         .map_err(file_error)?;
-    let mut r = respond(f, headers, "image/png", None).await.map_err(file_error)?;
+    let mut r = respond(f, headers, "image/png", None)
+        .await
+        .map_err(file_error)?;
     if let Ok(v) = header::HeaderValue::from_str(&s.index.to_string()) {
         r.headers_mut().insert("x-screenshot-index", v);
     }

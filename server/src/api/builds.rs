@@ -41,7 +41,10 @@ pub type IdPath = Result<Path<JobId>, PathRejection>;
 pub fn id_of(path: IdPath) -> Result<JobId, ApiError> {
     match path {
         Ok(Path(id)) => Ok(id),
-        Err(_) => Err(ApiError::invalid("id", "a build id is a number (as in /api/v1/builds/42)")),
+        Err(_) => Err(ApiError::invalid(
+            "id",
+            "a build id is a number (as in /api/v1/builds/42)",
+        )),
     }
 }
 
@@ -57,7 +60,10 @@ pub async fn create(
     };
     check_target_ref(&target)?;
     if !(-1000..=1000).contains(&b.priority) {
-        return Err(ApiError::invalid("priority", "priority must be between -1000 and 1000"));
+        return Err(ApiError::invalid(
+            "priority",
+            "priority must be between -1000 and 1000",
+        ));
     }
     let v = app.backend.validate(&target).await?;
     if !v.ok {
@@ -86,7 +92,14 @@ pub async fn create(
         dry_run: b.dry_run,
         priority: b.priority,
     };
-    queue(&app, NewJob { request, retry_of: None }).await
+    queue(
+        &app,
+        NewJob {
+            request,
+            retry_of: None,
+        },
+    )
+    .await
 }
 
 async fn queue(app: &AppState, new: NewJob) -> Result<Response, ApiError> {
@@ -119,13 +132,19 @@ pub async fn list(State(app): State<AppState>, p: Params) -> Result<Json<Value>,
     for k in ["since", "until"] {
         if let Some(t) = p.str(k) {
             humantime::parse_rfc3339_weak(t).map_err(|_| {
-                ApiError::invalid(k, format!("{k} must be an RFC 3339 time (2026-12-07T10:00:00Z), not '{t}'"))
+                ApiError::invalid(
+                    k,
+                    format!("{k} must be an RFC 3339 time (2026-12-07T10:00:00Z), not '{t}'"),
+                )
             })?;
         }
     }
     let limit = p.u64("limit")?.unwrap_or(50);
     if limit == 0 || limit > 1000 {
-        return Err(ApiError::invalid("limit", "limit must be between 1 and 1000"));
+        return Err(ApiError::invalid(
+            "limit",
+            "limit must be between 1 and 1000",
+        ));
     }
     let offset = p.u64("offset")?.unwrap_or(0).min(u64::from(u32::MAX)) as u32;
     let f = JobFilter {
@@ -138,7 +157,9 @@ pub async fn list(State(app): State<AppState>, p: Params) -> Result<Json<Value>,
     };
     let page = app.store.list(&f).await?;
     let items: Vec<JobView> = page.items.into_iter().map(JobView::from).collect();
-    Ok(Json(json!({"items": items, "total": page.total, "limit": limit, "offset": offset})))
+    Ok(Json(
+        json!({"items": items, "total": page.total, "limit": limit, "offset": offset}),
+    ))
 }
 
 /// The store compares times as text: write them like it does (UTC, milliseconds).
@@ -150,13 +171,21 @@ fn normalize_time(t: &str) -> String {
 
 pub async fn get(State(app): State<AppState>, path: IdPath) -> Result<Json<JobView>, ApiError> {
     let id = id_of(path)?;
-    let job = app.store.get(id).await?.ok_or_else(|| ApiError::no_build(id))?;
+    let job = app
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::no_build(id))?;
     Ok(Json(JobView::from(job)))
 }
 
 pub async fn cancel(State(app): State<AppState>, path: IdPath) -> Result<Response, ApiError> {
     let id = id_of(path)?;
-    let before = app.store.get(id).await?.ok_or_else(|| ApiError::no_build(id))?;
+    let before = app
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::no_build(id))?;
     if before.state.is_final() && before.state != JobState::Cancelled {
         return Err(ApiError::conflict(format!(
             "build {id} already {}: nothing to cancel",
@@ -169,7 +198,11 @@ pub async fn cancel(State(app): State<AppState>, path: IdPath) -> Result<Respons
 
 pub async fn retry(State(app): State<AppState>, path: IdPath) -> Result<Response, ApiError> {
     let id = id_of(path)?;
-    let job = app.store.get(id).await?.ok_or_else(|| ApiError::no_build(id))?;
+    let job = app
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::no_build(id))?;
     if !job.state.is_final() {
         return Err(ApiError::conflict(format!(
             "build {id} is {}: retry it once it has ended (or cancel it first)",
@@ -206,13 +239,21 @@ async fn known(app: &AppState, id: JobId) -> Result<(), ApiError> {
     }
 }
 
-pub async fn events(State(app): State<AppState>, path: IdPath, p: Params) -> Result<Response, ApiError> {
+pub async fn events(
+    State(app): State<AppState>,
+    path: IdPath,
+    p: Params,
+) -> Result<Response, ApiError> {
     let id = id_of(path)?;
     p.only(&["from", "limit", "type"])?;
     known(&app, id).await?;
     let from = p.u64("from")?.unwrap_or(0);
     let limit = p.u64("limit")?.unwrap_or(1000).clamp(1, 10_000) as u32;
-    let kinds: Vec<&str> = p.all("type").into_iter().flat_map(|t| t.split(',')).collect();
+    let kinds: Vec<&str> = p
+        .all("type")
+        .into_iter()
+        .flat_map(|t| t.split(','))
+        .collect();
     let evs = app.store.events(id, from, limit, &kinds).await?;
     let next = evs.last().map_or(from, |e| e.seq + 1);
     // The records go out exactly as stored: no re-encoding.
@@ -228,7 +269,11 @@ pub async fn events(State(app): State<AppState>, path: IdPath, p: Params) -> Res
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-pub async fn log(State(app): State<AppState>, path: IdPath, p: Params) -> Result<Response, ApiError> {
+pub async fn log(
+    State(app): State<AppState>,
+    path: IdPath,
+    p: Params,
+) -> Result<Response, ApiError> {
     let id = id_of(path)?;
     p.only(&["from", "limit", "format"])?;
     known(&app, id).await?;
@@ -237,7 +282,12 @@ pub async fn log(State(app): State<AppState>, path: IdPath, p: Params) -> Result
     let text = match p.str("format") {
         None | Some("json") => false,
         Some("text") => true,
-        Some(f) => return Err(ApiError::invalid("format", format!("format is json or text, not '{f}'"))),
+        Some(f) => {
+            return Err(ApiError::invalid(
+                "format",
+                format!("format is json or text, not '{f}'"),
+            ))
+        }
     };
     let evs = app.store.events(id, from, limit, &["log"]).await?;
     let next = evs.last().map_or(from, |e| e.seq + 1);
@@ -259,8 +309,14 @@ pub async fn log(State(app): State<AppState>, path: IdPath, p: Params) -> Result
         }
         return Ok((
             [
-                (header::CONTENT_TYPE, "text/plain; charset=utf-8".to_string()),
-                (header::HeaderName::from_static("x-next-offset"), next.to_string()),
+                (
+                    header::CONTENT_TYPE,
+                    "text/plain; charset=utf-8".to_string(),
+                ),
+                (
+                    header::HeaderName::from_static("x-next-offset"),
+                    next.to_string(),
+                ),
             ],
             out,
         )

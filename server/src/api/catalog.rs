@@ -11,7 +11,9 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 pub async fn targets(State(app): State<AppState>, p: Params) -> Result<Json<Value>, ApiError> {
-    p.only(&["platform", "location", "dist", "version", "arch", "latest", "q"])?;
+    p.only(&[
+        "platform", "location", "dist", "version", "arch", "latest", "q",
+    ])?;
     let f = TargetFilter {
         platform: p.str("platform").map(str::to_string),
         location: p.str("location").map(str::to_string),
@@ -56,7 +58,10 @@ pub fn check_target_ref(t: &TargetRef) -> Result<(), ApiError> {
         ));
     }
     if let Some(n) = &t.name {
-        if n.is_empty() || n.chars().any(|c| c.is_whitespace() || c.is_control() || c == '/') {
+        if n.is_empty()
+            || n.chars()
+                .any(|c| c.is_whitespace() || c.is_control() || c == '/')
+        {
             return Err(ApiError::invalid(
                 "name",
                 "name must be a host name or FQDN (no spaces, slashes or control characters)",
@@ -65,7 +70,10 @@ pub fn check_target_ref(t: &TargetRef) -> Result<(), ApiError> {
     }
     if let Some(ip) = &t.ip {
         if ip.parse::<std::net::IpAddr>().is_err() {
-            return Err(ApiError::invalid("ip", format!("ip: '{ip}' is not an IP address")));
+            return Err(ApiError::invalid(
+                "ip",
+                format!("ip: '{ip}' is not an IP address"),
+            ));
         }
         if t.name.is_none() {
             return Err(ApiError::invalid(
@@ -147,11 +155,16 @@ fn check_doc(doc: &LocationDoc) -> Result<(), ApiError> {
 
 type NamePath = Result<Path<String>, PathRejection>;
 
-pub async fn location(State(app): State<AppState>, path: NamePath) -> Result<Json<Value>, ApiError> {
+pub async fn location(
+    State(app): State<AppState>,
+    path: NamePath,
+) -> Result<Json<Value>, ApiError> {
     let Path(name) = path?;
     check_location_name(&name)?;
     let doc = app.backend.location(&name).await?;
-    Ok(Json(json!({"name": name, "format": doc.format, "content": doc.content})))
+    Ok(Json(
+        json!({"name": name, "format": doc.format, "content": doc.content}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -193,7 +206,10 @@ pub async fn put_location(
     Ok(Json(serde_json::to_value(info).unwrap_or(Value::Null)))
 }
 
-pub async fn delete_location(State(app): State<AppState>, path: NamePath) -> Result<StatusCode, ApiError> {
+pub async fn delete_location(
+    State(app): State<AppState>,
+    path: NamePath,
+) -> Result<StatusCode, ApiError> {
     let Path(name) = path?;
     check_location_name(&name)?;
     app.backend.delete_location(&name).await?;

@@ -78,7 +78,10 @@ impl Params {
         if let Some((k, _)) = self.0.iter().find(|(k, _)| !known.contains(&k.as_str())) {
             return Err(ApiError::invalid(
                 k,
-                format!("unknown query parameter '{k}'; this endpoint takes: {}", known.join(", ")),
+                format!(
+                    "unknown query parameter '{k}'; this endpoint takes: {}",
+                    known.join(", ")
+                ),
             ));
         }
         Ok(self)
@@ -115,11 +118,20 @@ impl Params {
 
     /// `true`/`false`/`1`/`0`; a bare `k` is true.
     pub fn bool(&self, k: &str) -> Result<bool, ApiError> {
-        match self.0.iter().rev().find(|(n, _)| n == k).map(|(_, v)| v.as_str()) {
+        match self
+            .0
+            .iter()
+            .rev()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+        {
             None => Ok(false),
             Some("" | "true" | "1" | "yes") => Ok(true),
             Some("false" | "0" | "no") => Ok(false),
-            Some(v) => Err(ApiError::invalid(k, format!("{k} must be true or false, not '{v}'"))),
+            Some(v) => Err(ApiError::invalid(
+                k,
+                format!("{k} must be true or false, not '{v}'"),
+            )),
         }
     }
 }
@@ -148,7 +160,10 @@ mod tests {
     fn errors_name_the_field() {
         assert_eq!(field(r#"{"priority": 1}"#), "target");
         assert_eq!(field(r#"{"target": "a", "priority": "high"}"#), "priority");
-        assert_eq!(field(r#"{"target": "a", "defines": ["a=b", 3]}"#), "defines[1]");
+        assert_eq!(
+            field(r#"{"target": "a", "defines": ["a=b", 3]}"#),
+            "defines[1]"
+        );
         assert_eq!(field(r#"{"target": "a", "tagret": 1}"#), "tagret");
         assert_eq!(field(r#"{"target": "a""#), "body");
         assert_eq!(field(""), "body");

@@ -56,6 +56,8 @@ pub struct AppState {
     pub started: Instant,
     /// Cancelled when the server stops (streams close).
     pub shutdown: CancellationToken,
+    /// Web UI sessions.
+    pub sessions: Arc<crate::auth::Sessions>,
     host_cache: Arc<Mutex<Option<(Instant, HostFacts)>>>,
 }
 
@@ -81,6 +83,7 @@ impl AppState {
             state_dir: cfg.state_dir.clone(),
             started: Instant::now(),
             shutdown,
+            sessions: Arc::default(),
             host_cache: Arc::new(Mutex::new(None)),
         }
     }
@@ -91,17 +94,26 @@ pub fn router(app: AppState, cfg: &ServerConfig) -> Router {
     let protected = Router::new()
         .route("/host", get(host))
         .route("/targets", get(catalog::targets))
-        .route("/targets/{platform}/{location}/{spec}", get(catalog::target))
+        .route(
+            "/targets/{platform}/{location}/{spec}",
+            get(catalog::target),
+        )
         .route("/validate", post(catalog::validate))
         .route("/platforms", get(catalog::platforms))
-        .route("/locations", get(catalog::locations).post(catalog::create_location))
+        .route(
+            "/locations",
+            get(catalog::locations).post(catalog::create_location),
+        )
         .route(
             "/locations/{name}",
             get(catalog::location)
                 .put(catalog::put_location)
                 .delete(catalog::delete_location),
         )
-        .route("/locations/{name}/validate", post(catalog::validate_location))
+        .route(
+            "/locations/{name}/validate",
+            post(catalog::validate_location),
+        )
         .route("/builds", get(builds::list).post(builds::create))
         .route("/builds/{id}", get(builds::get).delete(builds::delete))
         .route("/builds/{id}/cancel", post(builds::cancel))
@@ -112,11 +124,20 @@ pub fn router(app: AppState, cfg: &ServerConfig) -> Router {
         .route("/builds/{id}/artifacts/{name}", get(artifacts::download))
         .route("/builds/{id}/checksums", get(artifacts::checksums))
         .route("/builds/{id}/screenshots", get(artifacts::screenshots))
-        .route("/builds/{id}/screenshots/latest", get(artifacts::latest_screenshot))
-        .route("/builds/{id}/screenshots/{index}", get(artifacts::screenshot))
+        .route(
+            "/builds/{id}/screenshots/latest",
+            get(artifacts::latest_screenshot),
+        )
+        .route(
+            "/builds/{id}/screenshots/{index}",
+            get(artifacts::screenshot),
+        )
         .route("/builds/{id}/stream", get(ws::build_stream))
         .route("/stream", get(ws::global_stream))
-        .route_layer(middleware::from_fn_with_state(app.clone(), crate::auth::require));
+        .route_layer(middleware::from_fn_with_state(
+            app.clone(),
+            crate::auth::require,
+        ));
     let api = Router::new()
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
@@ -233,7 +254,8 @@ async fn host(State(app): State<AppState>) -> Result<Json<serde_json::Value>, Ap
         }
     };
     let counts = app.store.counts().await?;
-    let count = |s: crate::store::JobState| counts.iter().find(|(st, _)| *st == s).map_or(0, |c| c.1);
+    let count =
+        |s: crate::store::JobState| counts.iter().find(|(st, _)| *st == s).map_or(0, |c| c.1);
     let builds: serde_json::Map<String, serde_json::Value> = counts
         .iter()
         .map(|(s, n)| (s.as_str().to_string(), json!(n)))
@@ -283,20 +305,20 @@ async fn login(
             )
         });
     }
+    let session = app.sessions.open(hash);
     let secure = if app.tls { "; Secure" } else { "" };
     let cookie = format!(
-        "{}={}; Path=/api/v1; HttpOnly; SameSite=Strict{secure}",
+        "{}={session}; Path=/api/v1; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
         crate::auth::COOKIE,
-        l.token.trim()
+        crate::auth::SESSION_TTL.as_secs()
     );
-    Ok((
-        StatusCode::NO_CONTENT,
-        [(header::SET_COOKIE, cookie)],
-    )
-        .into_response())
+    Ok((StatusCode::NO_CONTENT, [(header::SET_COOKIE, cookie)]).into_response())
 }
 
-async fn logout() -> Response {
+async fn logout(State(app): State<AppState>, headers: HeaderMap) -> Response {
+    if let Some((id, true)) = crate::auth::presented(&headers) {
+        app.sessions.close(&id);
+    }
     let cookie = format!(
         "{}=; Path=/api/v1; HttpOnly; SameSite=Strict; Max-Age=0",
         crate::auth::COOKIE

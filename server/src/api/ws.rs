@@ -29,7 +29,10 @@ fn upgrade(ws: Upgrade) -> Result<WebSocketUpgrade, ApiError> {
         ApiError::new(
             e.status(),
             "invalid_request",
-            format!("{}: this route is a WebSocket (ws:// or wss://)", e.body_text()),
+            format!(
+                "{}: this route is a WebSocket (ws:// or wss://)",
+                e.body_text()
+            ),
         )
     })
 }
@@ -43,7 +46,11 @@ pub async fn build_stream(
     let id = id_of(path)?;
     p.only(&["from"])?;
     let from = p.u64("from")?.unwrap_or(0);
-    let job = app.store.get(id).await?.ok_or_else(|| ApiError::no_build(id))?;
+    let job = app
+        .store
+        .get(id)
+        .await?
+        .ok_or_else(|| ApiError::no_build(id))?;
     let hello = format!(
         r#"{{"type":"stream.hello","build":{id},"from":{from},"heartbeat_secs":{},"job":{}}}"#,
         app.heartbeat.as_secs(),
@@ -90,11 +97,18 @@ async fn wait(
     }
 }
 
-async fn follow_build(app: AppState, id: JobId, from: u64, hello: String, socket: WebSocket) -> WsResult {
+async fn follow_build(
+    app: AppState,
+    id: JobId,
+    from: u64,
+    hello: String,
+    socket: WebSocket,
+) -> WsResult {
     let (mut tx, mut rx) = socket.split();
     tx.send(text(&hello)).await?;
     let mut next = from;
-    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + app.heartbeat, app.heartbeat);
+    let mut beat =
+        tokio::time::interval_at(tokio::time::Instant::now() + app.heartbeat, app.heartbeat);
     if let Some(live) = app.hub.get(id) {
         let mut watch = live.subscribe();
         let mut pos = live.position(from);
@@ -111,7 +125,9 @@ async fn follow_build(app: AppState, id: JobId, from: u64, hello: String, socket
                     Wake::Data => break,
                     Wake::Heartbeat => heartbeat(&mut tx, next).await?,
                     Wake::Pong => tx.send(text(r#"{"type":"stream.pong"}"#)).await?,
-                    Wake::Stop => return close(&mut tx, next, "server stopping or client left").await,
+                    Wake::Stop => {
+                        return close(&mut tx, next, "server stopping or client left").await
+                    }
                 }
             }
         }
@@ -140,9 +156,11 @@ trait MapOk {
     fn map_ok(self) -> impl std::future::Future<Output = bool>;
 }
 
-impl<F: std::future::Future<Output = Result<(), tokio::sync::watch::error::RecvError>>> MapOk for F {
-    fn map_ok(self) -> impl std::future::Future<Output = bool> {
-        async move { self.await.is_ok() }
+impl<F: std::future::Future<Output = Result<(), tokio::sync::watch::error::RecvError>>> MapOk
+    for F
+{
+    async fn map_ok(self) -> bool {
+        self.await.is_ok()
     }
 }
 
@@ -163,7 +181,10 @@ async fn send_entries(
     tx.flush().await
 }
 
-async fn heartbeat(tx: &mut futures_util::stream::SplitSink<WebSocket, Message>, next: u64) -> WsResult {
+async fn heartbeat(
+    tx: &mut futures_util::stream::SplitSink<WebSocket, Message>,
+    next: u64,
+) -> WsResult {
     tx.send(text(&format!(
         r#"{{"type":"stream.heartbeat","time":"{}","next":{next}}}"#,
         now_rfc3339()
@@ -187,7 +208,11 @@ async fn close(
     Ok(())
 }
 
-pub async fn global_stream(State(app): State<AppState>, p: Params, ws: Upgrade) -> Result<Response, ApiError> {
+pub async fn global_stream(
+    State(app): State<AppState>,
+    p: Params,
+    ws: Upgrade,
+) -> Result<Response, ApiError> {
     p.only(&["from", "feed", "logs"])?;
     let feed = app.hub.feed();
     let resume = p.u64("from")?.filter(|_| p.str("feed") == Some(feed.id()));
@@ -223,15 +248,18 @@ async fn follow_feed(
     tx.send(text(&hello)).await?;
     let feed = app.hub.feed();
     let mut watch = feed.subscribe();
-    let mut beat = tokio::time::interval_at(tokio::time::Instant::now() + app.heartbeat, app.heartbeat);
+    let mut beat =
+        tokio::time::interval_at(tokio::time::Instant::now() + app.heartbeat, app.heartbeat);
     loop {
         watch.borrow_and_update();
         let (entries, behind) = feed.read(from);
         if behind || resync {
             resync = false;
             let first = entries.first().and_then(|e| e.seq).unwrap_or(from);
-            tx.send(text(&format!(r#"{{"type":"stream.resync","next":{first}}}"#)))
-                .await?;
+            tx.send(text(&format!(
+                r#"{{"type":"stream.resync","next":{first}}}"#
+            )))
+            .await?;
         }
         for e in &entries {
             if let Some(g) = e.seq {

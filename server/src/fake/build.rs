@@ -59,7 +59,9 @@ impl Knobs {
             rate: 50,
         };
         for item in defines.iter().flat_map(|d| d.split(',')) {
-            let Some((key, v)) = item.split_once('=') else { continue };
+            let Some((key, v)) = item.split_once('=') else {
+                continue;
+            };
             let n = v.trim().parse::<u64>().ok();
             match key.trim() {
                 "fake_step_ms" => k.step_ms = n.unwrap_or(k.step_ms),
@@ -90,7 +92,8 @@ struct Cancelled;
 
 impl Run {
     fn emit(&mut self, event: BuildEvent) {
-        self.sink.send(&EventRecord::new(self.id.clone(), self.seq, event));
+        self.sink
+            .send(&EventRecord::new(self.id.clone(), self.seq, event));
         self.seq += 1;
     }
 
@@ -129,7 +132,12 @@ impl Run {
         }
     }
 
-    fn finish(&mut self, result: BuildResult, error: Option<ErrorInfo>, output_dir: Option<String>) {
+    fn finish(
+        &mut self,
+        result: BuildResult,
+        error: Option<ErrorInfo>,
+        output_dir: Option<String>,
+    ) {
         let duration_ms = self.started.elapsed().as_millis() as u64;
         self.emit(BuildEvent::BuildFinished {
             result,
@@ -152,9 +160,20 @@ fn error_kind(step: &str) -> ErrorKind {
 }
 
 /// Run the fake build to its end; every path ends with `build_finished`.
-pub async fn run(spec: BuildSpec, sink: Arc<dyn EventSink>, cancel: CancellationToken, out_root: PathBuf) {
+pub async fn run(
+    spec: BuildSpec,
+    sink: Arc<dyn EventSink>,
+    cancel: CancellationToken,
+    out_root: PathBuf,
+) {
     let k = Knobs::from(&spec.target.defines);
-    let spec_name = spec.target.target.rsplit('/').next().unwrap_or("vm").to_string();
+    let spec_name = spec
+        .target
+        .target
+        .rsplit('/')
+        .next()
+        .unwrap_or("vm")
+        .to_string();
     let name = spec.target.name.clone().unwrap_or(spec_name);
     let mut r = Run {
         id: spec.id.clone(),
@@ -210,7 +229,9 @@ async fn steps(
     let steps: &[&str] = if spec.dry_run { &STEPS[..1] } else { &STEPS };
     for step in steps {
         let t0 = Instant::now();
-        r.emit(BuildEvent::StepStarted { step: step.to_string() });
+        r.emit(BuildEvent::StepStarted {
+            step: step.to_string(),
+        });
         let body = step_body(r, spec, k, name, out_dir, qemu, step).await;
         let done = |r: &mut Run, outcome| {
             r.emit(BuildEvent::StepFinished {
@@ -224,7 +245,10 @@ async fn steps(
             return Err(c);
         }
         if k.hang.as_deref() == Some(*step) {
-            r.log(LogSource::Engine, format!("{step}: waiting (fake_hang) until cancelled"));
+            r.log(
+                LogSource::Engine,
+                format!("{step}: waiting (fake_hang) until cancelled"),
+            );
             r.cancel.clone().cancelled().await;
             done(r, Outcome::Cancelled);
             return Err(Cancelled);
@@ -284,12 +308,18 @@ async fn step_body(
                 .spawn();
             match child {
                 Ok(c) => {
-                    r.log(LogSource::Engine, format!("QEMU started (pid {})", c.id().unwrap_or(0)));
+                    r.log(
+                        LogSource::Engine,
+                        format!("QEMU started (pid {})", c.id().unwrap_or(0)),
+                    );
                     *qemu = Some(c);
                 }
                 Err(e) => r.log(LogSource::Engine, format!("stand-in QEMU process: {e}")),
             }
-            r.log(LogSource::Serial, "SeaBIOS (version 1.16.2-debian-1.16.2-1)");
+            r.log(
+                LogSource::Serial,
+                "SeaBIOS (version 1.16.2-debian-1.16.2-1)",
+            );
             r.log(LogSource::Serial, "ISOLINUX 6.04 boot: ");
             r.sleep(ms).await?;
         }
@@ -326,7 +356,10 @@ async fn step_body(
                         timeout_ms: Some(3_600_000),
                     },
                 });
-                r.log(LogSource::Serial, format!("[   {i}.000000] testos: installing ({i}/3)"));
+                r.log(
+                    LogSource::Serial,
+                    format!("[   {i}.000000] testos: installing ({i}/3)"),
+                );
                 r.sleep(ms / 3).await?;
             }
             r.screenshot("installed");
@@ -334,7 +367,10 @@ async fn step_body(
         }
         "provision" => {
             for i in 0..k.log_lines {
-                r.log(LogSource::Provisioner, format!("TASK [testos : step {i}] ok: [{name}]"));
+                r.log(
+                    LogSource::Provisioner,
+                    format!("TASK [testos : step {i}] ok: [{name}]"),
+                );
             }
             if k.stream_s > 0 {
                 let gap = 1_000_000 / k.rate;
@@ -342,7 +378,10 @@ async fn step_body(
                 let mut n = 0u64;
                 let mut next = tokio::time::Instant::now();
                 while Instant::now() < end {
-                    r.log(LogSource::Provisioner, format!("stream line {n}: ok: [{name}] changed=0"));
+                    r.log(
+                        LogSource::Provisioner,
+                        format!("stream line {n}: ok: [{name}] changed=0"),
+                    );
                     n += 1;
                     next += Duration::from_micros(gap);
                     tokio::select! {

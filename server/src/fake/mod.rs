@@ -22,16 +22,34 @@ pub struct FakeBackend {
     locations: Mutex<BTreeMap<String, LocationDoc>>,
 }
 
-const TARGETS: &[(&str, &str, &str, &[&str])] = &[
+/// dist, version, arch, platforms.
+type Entry = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+);
+
+const TARGETS: &[Entry] = &[
     ("testos", "1", "x86_64", &["qemu"]),
     ("debian", "11.11", "x86_64", &["qemu", "vsphere"]),
-    ("debian", "12.12", "x86_64", &["qemu", "vsphere", "virtualbox"]),
+    (
+        "debian",
+        "12.12",
+        "x86_64",
+        &["qemu", "vsphere", "virtualbox"],
+    ),
     ("debian", "12.12", "aarch64", &["qemu"]),
     ("rhel", "8.10", "x86_64", &["qemu", "vsphere", "vmware"]),
     ("rhel", "9.4", "x86_64", &["qemu", "vsphere", "vmware"]),
     ("rhel", "9.6", "x86_64", &["qemu", "vsphere", "vmware"]),
     ("rhel", "9.6", "aarch64", &["qemu"]),
-    ("ubuntu", "24.04", "x86_64", &["qemu", "vsphere", "virtualbox"]),
+    (
+        "ubuntu",
+        "24.04",
+        "x86_64",
+        &["qemu", "vsphere", "virtualbox"],
+    ),
     ("alpine", "3.20", "x86_64", &["qemu"]),
 ];
 
@@ -48,7 +66,11 @@ fn levenshtein(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            cur.push((prev[j] + usize::from(ca != *cb)).min(prev[j + 1] + 1).min(cur[j] + 1));
+            cur.push(
+                (prev[j] + usize::from(ca != *cb))
+                    .min(prev[j + 1] + 1)
+                    .min(cur[j] + 1),
+            );
         }
         prev = cur;
     }
@@ -73,7 +95,7 @@ fn not_found(kind: &str, name: &str, suggestions: Vec<String>, field: &str) -> B
     .suggest(suggestions)
 }
 
-fn key(t: &(&str, &str, &str, &[&str])) -> String {
+fn key(t: &Entry) -> String {
     format!("{}-{}-{}", t.0, t.1, t.2)
 }
 
@@ -114,7 +136,11 @@ impl FakeBackend {
     fn strings(v: &Value, key: &str) -> Vec<String> {
         v.get(key)
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -123,17 +149,35 @@ impl FakeBackend {
         docs.get(name).and_then(|d| Self::parse(d).ok())
     }
 
-    fn split(&self, t: &TargetRef) -> Result<(String, String, &'static (&'static str, &'static str, &'static str, &'static [&'static str])), BackendError> {
+    fn split(&self, t: &TargetRef) -> Result<(String, String, &'static Entry), BackendError> {
         let parts: Vec<&str> = t.target.split('/').collect();
         let [platform, location, spec] = parts[..] else {
-            return Err(BackendError::new(BackendErrorKind::Invalid, "target must be PLATFORM/LOCATION/SPEC").field("target"));
+            return Err(BackendError::new(
+                BackendErrorKind::Invalid,
+                "target must be PLATFORM/LOCATION/SPEC",
+            )
+            .field("target"));
         };
         if !PLATFORMS.iter().any(|p| p.0 == platform) {
-            return Err(not_found("platform", platform, closest(platform, PLATFORMS.iter().map(|p| p.0)), "target"));
+            return Err(not_found(
+                "platform",
+                platform,
+                closest(platform, PLATFORMS.iter().map(|p| p.0)),
+                "target",
+            ));
         }
         if self.location_value(location).is_none() {
-            let names: Vec<String> = self.locations.lock().map(|l| l.keys().cloned().collect()).unwrap_or_default();
-            return Err(not_found("location", location, closest(location, names.iter().map(String::as_str)), "target"));
+            let names: Vec<String> = self
+                .locations
+                .lock()
+                .map(|l| l.keys().cloned().collect())
+                .unwrap_or_default();
+            return Err(not_found(
+                "location",
+                location,
+                closest(location, names.iter().map(String::as_str)),
+                "target",
+            ));
         }
         let spec = match spec.rsplit_once("-latest-") {
             Some((dist, arch)) => TARGETS
@@ -146,14 +190,23 @@ impl FakeBackend {
         };
         let Some(entry) = TARGETS.iter().find(|t| key(t) == spec) else {
             let keys: Vec<String> = TARGETS.iter().map(key).collect();
-            return Err(not_found("target", &spec, closest(&spec, keys.iter().map(String::as_str)), "target"));
+            return Err(not_found(
+                "target",
+                &spec,
+                closest(&spec, keys.iter().map(String::as_str)),
+                "target",
+            ));
         };
         Ok((platform.to_string(), location.to_string(), entry))
     }
 }
 
 fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
-    let n = |s: &str| s.split('.').map(|p| p.parse::<u64>().unwrap_or(0)).collect::<Vec<_>>();
+    let n = |s: &str| {
+        s.split('.')
+            .map(|p| p.parse::<u64>().unwrap_or(0))
+            .collect::<Vec<_>>()
+    };
     n(a).cmp(&n(b))
 }
 
@@ -168,17 +221,30 @@ impl Backend for FakeBackend {
             None => None,
         };
         let newest = |t: &(&str, &str, &str, &[&str])| {
-            !TARGETS.iter().any(|o| o.0 == t.0 && o.2 == t.2 && version_cmp(o.1, t.1).is_gt())
+            !TARGETS
+                .iter()
+                .any(|o| o.0 == t.0 && o.2 == t.2 && version_cmp(o.1, t.1).is_gt())
         };
         Ok(TARGETS
             .iter()
             .filter(|t| f.platform.as_deref().is_none_or(|p| t.3.contains(&p)))
-            .filter(|t| loc_arches.as_ref().is_none_or(|a| a.iter().any(|x| x == t.2)))
+            .filter(|t| {
+                loc_arches
+                    .as_ref()
+                    .is_none_or(|a| a.iter().any(|x| x == t.2))
+            })
             .filter(|t| f.dist.as_deref().is_none_or(|d| d == t.0))
-            .filter(|t| f.version.as_deref().is_none_or(|v| t.1 == v || t.1.starts_with(&format!("{v}."))))
+            .filter(|t| {
+                f.version
+                    .as_deref()
+                    .is_none_or(|v| t.1 == v || t.1.starts_with(&format!("{v}.")))
+            })
             .filter(|t| f.arch.as_deref().is_none_or(|a| a == t.2))
             .filter(|t| !f.latest || newest(t))
-            .filter(|t| f.q.as_deref().is_none_or(|q| key(t).contains(&q.to_lowercase())))
+            .filter(|t| {
+                f.q.as_deref()
+                    .is_none_or(|q| key(t).contains(&q.to_lowercase()))
+            })
             .map(|t| TargetInfo {
                 name: key(t),
                 dist: t.0.into(),
@@ -186,7 +252,10 @@ impl Backend for FakeBackend {
                 arch: t.2.into(),
                 spec: format!("specs/{}/spec.json", t.0),
                 platforms: t.3.iter().map(|s| s.to_string()).collect(),
-                iso: Some(format!("https://mirror.example/{}/{}-{}.iso", t.0, t.1, t.2)),
+                iso: Some(format!(
+                    "https://mirror.example/{}/{}-{}.iso",
+                    t.0, t.1, t.2
+                )),
                 local: t.0 == "testos",
                 latest_alias: newest(t).then(|| format!("{}-latest-{}", t.0, t.2)),
             })
@@ -225,20 +294,38 @@ impl Backend for FakeBackend {
     async fn location(&self, name: &str) -> Result<LocationDoc, BackendError> {
         let docs = self.locations.lock().map(|l| l.clone()).unwrap_or_default();
         docs.get(name).cloned().ok_or_else(|| {
-            not_found("location", name, closest(name, docs.keys().map(String::as_str)), "name")
+            not_found(
+                "location",
+                name,
+                closest(name, docs.keys().map(String::as_str)),
+                "name",
+            )
         })
     }
 
-    async fn check_location(&self, _name: &str, doc: &LocationDoc) -> Result<Validation, BackendError> {
+    async fn check_location(
+        &self,
+        _name: &str,
+        doc: &LocationDoc,
+    ) -> Result<Validation, BackendError> {
         let mut problems = Vec::new();
         let mut warnings = Vec::new();
         match Self::parse(doc) {
-            Err(e) => problems.push(Problem { key: None, message: format!("not valid {}: {e}", doc.format) }),
-            Ok(v) if !v.is_object() => problems.push(Problem { key: None, message: "a location is an object (a table)".into() }),
+            Err(e) => problems.push(Problem {
+                key: None,
+                message: format!("not valid {}: {e}", doc.format),
+            }),
+            Ok(v) if !v.is_object() => problems.push(Problem {
+                key: None,
+                message: "a location is an object (a table)".into(),
+            }),
             Ok(v) => {
                 for p in Self::strings(&v, "platforms") {
                     if !PLATFORMS.iter().any(|x| x.0 == p) {
-                        problems.push(Problem { key: Some("platforms".into()), message: format!("unknown platform '{p}'") });
+                        problems.push(Problem {
+                            key: Some("platforms".into()),
+                            message: format!("unknown platform '{p}'"),
+                        });
                     }
                 }
                 if v.get("platforms").is_none() {
@@ -246,19 +333,42 @@ impl Backend for FakeBackend {
                 }
             }
         }
-        Ok(Validation { ok: problems.is_empty(), problems, warnings, target: None, engine: None })
+        Ok(Validation {
+            ok: problems.is_empty(),
+            problems,
+            warnings,
+            target: None,
+            engine: None,
+        })
     }
 
-    async fn save_location(&self, name: &str, doc: &LocationDoc, create: bool) -> Result<LocationInfo, BackendError> {
+    async fn save_location(
+        &self,
+        name: &str,
+        doc: &LocationDoc,
+        create: bool,
+    ) -> Result<LocationInfo, BackendError> {
         let v = self.check_location(name, doc).await?;
         if !v.ok {
-            let msg = v.problems.iter().map(|p| p.message.clone()).collect::<Vec<_>>().join("; ");
+            let msg = v
+                .problems
+                .iter()
+                .map(|p| p.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ");
             return Err(BackendError::new(BackendErrorKind::Invalid, msg).field("content"));
         }
         {
-            let mut docs = self.locations.lock().map_err(|_| BackendError::new(BackendErrorKind::Internal, "lock"))?;
+            let mut docs = self
+                .locations
+                .lock()
+                .map_err(|_| BackendError::new(BackendErrorKind::Internal, "lock"))?;
             if create && docs.contains_key(name) {
-                return Err(BackendError::new(BackendErrorKind::Conflict, format!("location '{name}' exists; edit it instead")).field("name"));
+                return Err(BackendError::new(
+                    BackendErrorKind::Conflict,
+                    format!("location '{name}' exists; edit it instead"),
+                )
+                .field("name"));
             }
             docs.insert(name.to_string(), doc.clone());
         }
@@ -269,10 +379,18 @@ impl Backend for FakeBackend {
     }
 
     async fn delete_location(&self, name: &str) -> Result<(), BackendError> {
-        let mut docs = self.locations.lock().map_err(|_| BackendError::new(BackendErrorKind::Internal, "lock"))?;
+        let mut docs = self
+            .locations
+            .lock()
+            .map_err(|_| BackendError::new(BackendErrorKind::Internal, "lock"))?;
         match docs.remove(name) {
             Some(_) => Ok(()),
-            None => Err(not_found("location", name, closest(name, docs.keys().map(String::as_str)), "name")),
+            None => Err(not_found(
+                "location",
+                name,
+                closest(name, docs.keys().map(String::as_str)),
+                "name",
+            )),
         }
     }
 
@@ -312,17 +430,32 @@ impl Backend for FakeBackend {
         if !e.3.contains(&platform.as_str()) {
             problems.push(Problem {
                 key: Some("platform".into()),
-                message: format!("{} does not support platform {platform}; it supports {}", key(e), e.3.join(", ")),
+                message: format!(
+                    "{} does not support platform {platform}; it supports {}",
+                    key(e),
+                    e.3.join(", ")
+                ),
             });
         }
-        let arches = self.location_value(&location).map(|v| Self::strings(&v, "arches")).unwrap_or_default();
+        let arches = self
+            .location_value(&location)
+            .map(|v| Self::strings(&v, "arches"))
+            .unwrap_or_default();
         if !arches.is_empty() && !arches.iter().any(|a| a == e.2) {
             problems.push(Problem {
                 key: Some("arches".into()),
-                message: format!("location {location} offers {}, not {}", arches.join(", "), e.2),
+                message: format!(
+                    "location {location} offers {}, not {}",
+                    arches.join(", "),
+                    e.2
+                ),
             });
         }
-        let engine = if platform == "qemu" { "native" } else { "packer" };
+        let engine = if platform == "qemu" {
+            "native"
+        } else {
+            "packer"
+        };
         Ok(Validation {
             ok: problems.is_empty(),
             problems,
@@ -341,21 +474,31 @@ impl Backend for FakeBackend {
             cancel,
             done: Box::pin(async move {
                 task.await.map_err(|e| {
-                    BackendError::new(BackendErrorKind::Internal, format!("the fake build panicked: {e}"))
+                    BackendError::new(
+                        BackendErrorKind::Internal,
+                        format!("the fake build panicked: {e}"),
+                    )
                 })
             }),
         }
     }
 
     async fn host(&self) -> HostFacts {
-        let tools = ["qemu-system-x86_64", "qemu-img", "packer", "ansible-playbook", "VBoxManage", "vmrun"]
-            .iter()
-            .map(|n| Tool {
-                name: n.to_string(),
-                path: which(n),
-                version: None,
-            })
-            .collect();
+        let tools = [
+            "qemu-system-x86_64",
+            "qemu-img",
+            "packer",
+            "ansible-playbook",
+            "VBoxManage",
+            "vmrun",
+        ]
+        .iter()
+        .map(|n| Tool {
+            name: n.to_string(),
+            path: which(n),
+            version: None,
+        })
+        .collect();
         HostFacts {
             accelerator: Accelerator {
                 name: "tcg".into(),

@@ -47,7 +47,9 @@ pub fn checks() -> Vec<(&'static str, Check)> {
         ("events_in_order_by_offset", |h| Box::pin(events(h))),
         ("artifacts_and_screenshots", |h| Box::pin(files(h))),
         ("delete_only_when_ended", |h| Box::pin(delete(h))),
-        ("restart_keeps_history_marks_interrupted", |h| Box::pin(restart(h))),
+        ("restart_keeps_history_marks_interrupted", |h| {
+            Box::pin(restart(h))
+        }),
         ("tokens", |h| Box::pin(tokens(h))),
     ]
 }
@@ -69,7 +71,11 @@ pub async fn run(h: Arc<dyn Harness>) {
             failed.push(format!("{name}: {msg}"));
         }
     }
-    assert!(failed.is_empty(), "store conformance failures:\n{}", failed.join("\n"));
+    assert!(
+        failed.is_empty(),
+        "store conformance failures:\n{}",
+        failed.join("\n")
+    );
 }
 
 fn req(target: &str, priority: i32) -> NewJob {
@@ -113,7 +119,11 @@ async fn create_get(h: Arc<dyn Harness>) {
     assert_eq!(a.state, JobState::Queued);
     assert_eq!(a.request, req("qemu/lab/a-1-x86_64", 0).request);
     assert!(a.started_at.is_none() && a.finished_at.is_none());
-    assert!(a.created_at.ends_with('Z'), "created_at is RFC 3339 UTC: {}", a.created_at);
+    assert!(
+        a.created_at.ends_with('Z'),
+        "created_at is RFC 3339 UTC: {}",
+        a.created_at
+    );
     let b = s.create(req("qemu/lab/b-1-x86_64", 0)).await.unwrap();
     assert!(b.id > a.id, "ids increase");
     assert_eq!(s.get(a.id).await.unwrap(), Some(a.clone()));
@@ -197,10 +207,16 @@ async fn finish_once(h: Arc<dyn Harness>) {
     assert_eq!(done.error, Some(err));
     assert_eq!(done.step.as_deref(), Some("launch"));
     assert!(done.finished_at.is_some());
-    assert_eq!(s.finish(j.id, end(JobState::Succeeded)).await.unwrap(), None);
+    assert_eq!(
+        s.finish(j.id, end(JobState::Succeeded)).await.unwrap(),
+        None
+    );
     assert_eq!(s.get(j.id).await.unwrap().unwrap().state, JobState::Failed);
     s.set_step(j.id, "later").await.unwrap();
-    assert_eq!(s.get(j.id).await.unwrap().unwrap().step.as_deref(), Some("launch"));
+    assert_eq!(
+        s.get(j.id).await.unwrap().unwrap().step.as_deref(),
+        Some("launch")
+    );
     assert!(s.finish(j.id, end(JobState::Running)).await.is_err());
 }
 
@@ -212,7 +228,11 @@ async fn cancel(h: Arc<dyn Harness>) {
     let q = s.cancel(queued.id).await.unwrap();
     assert_eq!(q.state, JobState::Cancelled);
     assert!(q.finished_at.is_some());
-    assert_eq!(s.claim("w").await.unwrap(), None, "a cancelled job is never claimed");
+    assert_eq!(
+        s.claim("w").await.unwrap(),
+        None,
+        "a cancelled job is never claimed"
+    );
     let r = s.cancel(running.id).await.unwrap();
     assert_eq!(r.state, JobState::Running);
     assert!(r.cancel_requested);
@@ -222,15 +242,26 @@ async fn cancel(h: Arc<dyn Harness>) {
         .unwrap()
         .unwrap();
     assert_eq!(r.state, JobState::Cancelled);
-    assert_eq!(s.cancel(r.id).await.unwrap().state, JobState::Cancelled, "idempotent");
-    assert!(matches!(s.cancel(99_999).await, Err(StoreError::NotFound(_))));
+    assert_eq!(
+        s.cancel(r.id).await.unwrap().state,
+        JobState::Cancelled,
+        "idempotent"
+    );
+    assert!(matches!(
+        s.cancel(99_999).await,
+        Err(StoreError::NotFound(_))
+    ));
 }
 
 async fn list(h: Arc<dyn Harness>) {
     let s = h.fresh().await;
     let mut ids = Vec::new();
     for i in 0..7 {
-        let t = if i % 2 == 0 { "qemu/lab/debian-12-x86_64" } else { "vsphere/dc/RHEL-9-x86_64" };
+        let t = if i % 2 == 0 {
+            "qemu/lab/debian-12-x86_64"
+        } else {
+            "vsphere/dc/RHEL-9-x86_64"
+        };
         ids.push(s.create(req(t, 0)).await.unwrap().id);
     }
     s.claim("w").await.unwrap();
@@ -255,7 +286,10 @@ async fn list(h: Arc<dyn Harness>) {
         .await
         .unwrap();
     assert_eq!(page.total, 7);
-    assert_eq!(page.items.iter().map(|j| j.id).collect::<Vec<_>>(), want[3..6].to_vec());
+    assert_eq!(
+        page.items.iter().map(|j| j.id).collect::<Vec<_>>(),
+        want[3..6].to_vec()
+    );
     let rhel = s
         .list(&JobFilter {
             target: Some("rhel".into()),
@@ -282,7 +316,10 @@ async fn list(h: Arc<dyn Harness>) {
         })
         .await
         .unwrap();
-    assert_eq!(running.items.iter().map(|j| j.id).collect::<Vec<_>>(), vec![ids[0]]);
+    assert_eq!(
+        running.items.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![ids[0]]
+    );
     let two = s
         .list(&JobFilter {
             states: vec![JobState::Running, JobState::Queued],
@@ -339,16 +376,24 @@ async fn events(h: Arc<dyn Harness>) {
     s.append_events(j.id, &batch[..250]).await.unwrap();
     s.append_events(j.id, &batch[250..]).await.unwrap();
     s.append_events(j.id, &batch[10..12]).await.unwrap();
-    s.append_events(other.id, &[ev(0, "build_started")]).await.unwrap();
+    s.append_events(other.id, &[ev(0, "build_started")])
+        .await
+        .unwrap();
     let all = s.events(j.id, 0, 10_000, &[]).await.unwrap();
     assert_eq!(all, batch, "stored in full, in order, repeats ignored");
     let tail = s.events(j.id, 495, 100, &[]).await.unwrap();
-    assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![495, 496, 497, 498, 499]);
+    assert_eq!(
+        tail.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![495, 496, 497, 498, 499]
+    );
     let page = s.events(j.id, 100, 7, &[]).await.unwrap();
     assert_eq!(page.first().map(|e| e.seq), Some(100));
     assert_eq!(page.len(), 7);
     let logs = s.events(j.id, 4, 3, &["log"]).await.unwrap();
-    assert_eq!(logs.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![6, 9, 12]);
+    assert_eq!(
+        logs.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![6, 9, 12]
+    );
     assert!(s.events(j.id, 500, 10, &[]).await.unwrap().is_empty());
     assert_eq!(s.events(other.id, 0, 10, &[]).await.unwrap().len(), 1);
 }
@@ -391,7 +436,10 @@ async fn files(h: Arc<dyn Harness>) {
         .unwrap();
     }
     let shots = s.screenshots(j.id).await.unwrap();
-    assert_eq!(shots.iter().map(|s| s.index).collect::<Vec<_>>(), vec![0, 1, 2]);
+    assert_eq!(
+        shots.iter().map(|s| s.index).collect::<Vec<_>>(),
+        vec![0, 1, 2]
+    );
     assert_eq!(shots[2].name, "shot2");
     let other = s.create(req("t/l/b", 0)).await.unwrap();
     assert!(s.artifacts(other.id).await.unwrap().is_empty());
@@ -400,10 +448,18 @@ async fn files(h: Arc<dyn Harness>) {
 async fn delete(h: Arc<dyn Harness>) {
     let s = h.fresh().await;
     let j = s.create(req("t/l/a", 0)).await.unwrap();
-    assert!(matches!(s.delete(j.id).await, Err(StoreError::Conflict(_))), "queued");
+    assert!(
+        matches!(s.delete(j.id).await, Err(StoreError::Conflict(_))),
+        "queued"
+    );
     s.claim("w").await.unwrap();
-    assert!(matches!(s.delete(j.id).await, Err(StoreError::Conflict(_))), "running");
-    s.append_events(j.id, &[ev(0, "build_started")]).await.unwrap();
+    assert!(
+        matches!(s.delete(j.id).await, Err(StoreError::Conflict(_))),
+        "running"
+    );
+    s.append_events(j.id, &[ev(0, "build_started")])
+        .await
+        .unwrap();
     s.put_artifact(
         j.id,
         &Artifact {
@@ -436,14 +492,23 @@ async fn restart(h: Arc<dyn Harness>) {
         .unwrap();
     let s = h.reopen(s).await;
     let interrupted = s.interrupt_running().await.unwrap();
-    assert_eq!(interrupted.iter().map(|j| j.id).collect::<Vec<_>>(), vec![run.id]);
+    assert_eq!(
+        interrupted.iter().map(|j| j.id).collect::<Vec<_>>(),
+        vec![run.id]
+    );
     let r = s.get(run.id).await.unwrap().unwrap();
     assert_eq!(r.state, JobState::Interrupted);
     assert!(r.finished_at.is_some());
     assert!(r.error.is_some(), "says why");
     assert_eq!(s.events(run.id, 0, 10, &[]).await.unwrap().len(), 2);
-    assert_eq!(s.get(done.id).await.unwrap().unwrap().state, JobState::Succeeded);
-    assert_eq!(s.get(queued.id).await.unwrap().unwrap().state, JobState::Queued);
+    assert_eq!(
+        s.get(done.id).await.unwrap().unwrap().state,
+        JobState::Succeeded
+    );
+    assert_eq!(
+        s.get(queued.id).await.unwrap().unwrap().state,
+        JobState::Queued
+    );
     assert_eq!(s.claim("w").await.unwrap().map(|j| j.id), Some(queued.id));
     let next = s.create(req("t/l/next", 0)).await.unwrap();
     assert!(next.id > queued.id, "ids are never reused");
@@ -461,14 +526,25 @@ async fn tokens(h: Arc<dyn Harness>) {
     let b = s.create_token("alice", &"c3".repeat(32)).await.unwrap();
     assert_ne!(a.id, b.id);
     let list = s.tokens().await.unwrap();
-    assert_eq!(list.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), vec!["alice", "ci"]);
+    assert_eq!(
+        list.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(),
+        vec!["alice", "ci"]
+    );
     let found = s.check_token(&"a1".repeat(32)).await.unwrap().unwrap();
     assert_eq!(found.name, "ci");
-    assert!(s.tokens().await.unwrap().iter().any(|t| t.name == "ci" && t.last_used.is_some()));
+    assert!(s
+        .tokens()
+        .await
+        .unwrap()
+        .iter()
+        .any(|t| t.name == "ci" && t.last_used.is_some()));
     assert_eq!(s.check_token(&"ff".repeat(32)).await.unwrap(), None);
     s.revoke_token("ci").await.unwrap();
     assert_eq!(s.check_token(&"a1".repeat(32)).await.unwrap(), None);
     s.revoke_token(&b.id).await.unwrap();
     assert!(s.tokens().await.unwrap().is_empty());
-    assert!(matches!(s.revoke_token("ci").await, Err(StoreError::NotFound(_))));
+    assert!(matches!(
+        s.revoke_token("ci").await,
+        Err(StoreError::NotFound(_))
+    ));
 }

@@ -387,8 +387,9 @@ impl JobStore for SqliteStore {
     async fn cancel(&self, id: JobId) -> StoreResult<Job> {
         self.with("cancelling a job", move |c| {
             let tx = c.transaction().map_err(db("cancelling a job"))?;
-            let error = serde_json::json!({"kind": "cancelled", "message": "cancelled before it started"})
-                .to_string();
+            let error =
+                serde_json::json!({"kind": "cancelled", "message": "cancelled before it started"})
+                    .to_string();
             tx.execute(
                 "UPDATE jobs SET state = 'cancelled', finished_at = ?2, error = ?3 \
                  WHERE id = ?1 AND state = 'queued'",
@@ -493,7 +494,8 @@ impl JobStore for SqliteStore {
         let kinds: Vec<String> = kinds.iter().map(|k| k.to_string()).collect();
         self.with("reading events", move |c| {
             let mut args: Vec<rusqlite::types::Value> = vec![id.into(), (from as i64).into()];
-            let mut sql = "SELECT seq, type, record FROM events WHERE job = ?1 AND seq >= ?2".to_string();
+            let mut sql =
+                "SELECT seq, type, record FROM events WHERE job = ?1 AND seq >= ?2".to_string();
             if !kinds.is_empty() {
                 let marks: Vec<String> = kinds
                     .iter()
@@ -598,7 +600,9 @@ impl JobStore for SqliteStore {
         let (name, hash) = (name.to_string(), hash.to_string());
         self.with("creating a token", move |c| {
             let taken: Option<String> = c
-                .query_row("SELECT id FROM tokens WHERE name = ?1", [&name], |r| r.get(0))
+                .query_row("SELECT id FROM tokens WHERE name = ?1", [&name], |r| {
+                    r.get(0)
+                })
                 .optional()
                 .map_err(db("creating a token"))?;
             if taken.is_some() {
@@ -664,9 +668,14 @@ impl JobStore for SqliteStore {
                 .optional()
                 .map_err(db("checking a token"))?;
             if let Some(t) = &found {
+                // Once a minute is enough: not a write per request.
+                let minute_ago = humantime::format_rfc3339_millis(
+                    std::time::SystemTime::now() - std::time::Duration::from_secs(60),
+                )
+                .to_string();
                 c.execute(
-                    "UPDATE tokens SET last_used = ?2 WHERE id = ?1",
-                    params![t.id, now_rfc3339()],
+                    "UPDATE tokens SET last_used = ?2 WHERE id = ?1 AND (last_used IS NULL OR last_used < ?3)",
+                    params![t.id, now_rfc3339(), minute_ago],
                 )
                 .map_err(db("checking a token"))?;
             }
