@@ -144,6 +144,7 @@ pub fn run_hooks(
     verbose: bool,
     work_dir: &Path,
     resolve: &dyn Fn(&str) -> Option<PathBuf>,
+    out: &dyn Fn(&str),
 ) -> Result<(), HookError> {
     let field = match phase {
         HookPhase::PreBuild => plan.pre_build.clone(),
@@ -151,14 +152,14 @@ pub fn run_hooks(
     };
     for name in hook_scripts(field.as_ref()) {
         let Some(script) = resolve(&name) else {
-            println!("warning: build script not found: {name}");
+            out(&format!("warning: build script not found: {name}"));
             continue;
         };
         if verbose {
-            println!("Running build script: {}", script.display());
+            out(&format!("Running build script: {}", script.display()));
         }
         let view = hook_view(plan, settings, verbose);
-        if let Some(result) = run_one(phase, &script, &view, work_dir)? {
+        if let Some(result) = run_one(phase, &script, &view, work_dir, out)? {
             apply(plan, &result);
         }
     }
@@ -170,6 +171,7 @@ fn run_one(
     script: &Path,
     view: &Value,
     work_dir: &Path,
+    out: &dyn Fn(&str),
 ) -> Result<Option<Value>, HookError> {
     let protocol = |what: String| HookError::Protocol {
         phase: phase.name(),
@@ -199,12 +201,23 @@ fn run_one(
         (script.display().to_string(), c)
     };
     cmd.current_dir(work_dir).env("OSIMAGER_HOOK", phase.name());
-    let status = cmd.status().map_err(|source| HookError::Spawn {
-        phase: phase.name(),
-        script: script.to_path_buf(),
-        program,
-        source,
-    })?;
+    // The script's output is part of the build's account (as it was on mkosimage's stdout).
+    let output = cmd
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|source| HookError::Spawn {
+            phase: phase.name(),
+            script: script.to_path_buf(),
+            program,
+            source,
+        })?;
+    for line in String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .chain(String::from_utf8_lossy(&output.stderr).lines())
+    {
+        out(line);
+    }
+    let status = output.status;
     let result: Option<Value> = std::fs::read_to_string(&result_path)
         .ok()
         .map(|t| serde_json::from_str(&t))

@@ -1,4 +1,5 @@
 //! osimager: build virtual-machine images from OSImager configuration.
+pub mod build;
 pub mod cli;
 pub mod comm;
 pub mod config;

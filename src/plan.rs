@@ -53,6 +53,94 @@ pub struct BuildPlan {
     pub post_build: Option<Value>,
     /// The data directory the build runs in (OSImager runs Packer in its data dir).
     pub data_dir: PathBuf,
+    /// What the engines need from the configuration beyond the above, filled when the plan is
+    /// prepared for a build (`config::Config::prepare`), so an engine never calls back into the
+    /// configuration engine.
+    #[serde(skip)]
+    pub inputs: BuildInputs,
+}
+
+/// A file of the spec's `files`, rendered (sources concatenated, markers applied).
+#[derive(Clone, PartialEq, Eq)]
+pub struct RenderedFile {
+    /// Path relative to the build's temp directory.
+    pub dest: String,
+    /// The content. Answer files carry passwords: never printed (see the `Debug` impl).
+    pub content: String,
+}
+
+impl std::fmt::Debug for RenderedFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "RenderedFile({}, {} bytes)",
+            self.dest,
+            self.content.len()
+        )
+    }
+}
+
+/// See [`BuildPlan::inputs`].
+#[derive(Debug, Clone, Default)]
+pub struct BuildInputs {
+    /// The spec's `files`, rendered.
+    pub files: Vec<RenderedFile>,
+    /// Warnings from rendering them.
+    pub warnings: Vec<String>,
+    /// ISO cache directory (`<packer_cache_dir>/iso`).
+    pub iso_cache_dir: PathBuf,
+    /// The user layer (`~/.config/osimager`), searched first for files and hook scripts.
+    pub user_dir: PathBuf,
+    /// Bundled data trees searched after the user layer.
+    pub data_dirs: Vec<PathBuf>,
+    /// The settings as loaded (Packer command, venv dir, Vault address and token, …): hooks
+    /// see them as `imager.settings`.
+    pub settings: Map<String, Value>,
+}
+
+impl BuildInputs {
+    /// A setting as text ("" when unset).
+    pub fn setting(&self, key: &str) -> String {
+        match self.settings.get(key) {
+            Some(Value::String(s)) => s.clone(),
+            Some(Value::Null) | None => String::new(),
+            Some(v) => v.to_string(),
+        }
+    }
+
+    /// The directory of Ansible venvs (`venv_dir`, relative to `base_dir`).
+    pub fn venv_dir(&self) -> PathBuf {
+        let v = PathBuf::from(self.setting("venv_dir"));
+        if v.is_absolute() {
+            v
+        } else {
+            PathBuf::from(self.setting("base_dir")).join(v)
+        }
+    }
+
+    /// OSImager's `resolve_data_path`: `<user_dir>/<rel>` if it exists, else the first data
+    /// dir that has it.
+    pub fn resolve_data_path(&self, rel: &str) -> Option<PathBuf> {
+        std::iter::once(&self.user_dir)
+            .chain(self.data_dirs.iter())
+            .filter(|d| !d.as_os_str().is_empty())
+            .map(|d| d.join(rel))
+            .find(|p| p.exists())
+    }
+
+    /// Write the rendered files into `dir`; returns the paths written.
+    pub fn write_files(&self, dir: &std::path::Path) -> std::io::Result<Vec<PathBuf>> {
+        let mut written = Vec::new();
+        for f in &self.files {
+            let path = dir.join(&f.dest);
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)?;
+            }
+            std::fs::write(&path, &f.content)?;
+            written.push(path);
+        }
+        Ok(written)
+    }
 }
 
 impl BuildPlan {

@@ -93,13 +93,16 @@ fn child_build() {
         output_dir: Some(scratch.join("vms/qemu").join(&name)),
         ..Default::default()
     };
-    let code = match osimager::engine::native::build_blocking(&config, &plan, &opts) {
-        Ok(r) => {
-            println!("BUILD-OK {}", r.output_dir.display());
+    config.prepare(&mut plan).expect("plan prepares");
+    let out = opts.output_dir.clone().unwrap();
+    let fe = osimager::cli::run::Frontends::default();
+    let code = match osimager::cli::run::build(plan, opts, &fe, false) {
+        Ok(()) => {
+            println!("BUILD-OK {}", out.display());
             0
         }
         Err(e) => {
-            eprintln!("BUILD-ERROR {e:#}");
+            eprintln!("BUILD-ERROR {}", e.message());
             1
         }
     };
@@ -140,13 +143,133 @@ fn spawn_cli(scratch: &Path, name: &str) -> Child {
         .env("XDG_DATA_HOME", scratch.join("data"))
         .env("XDG_CACHE_HOME", scratch.join("cache"))
         .env("OSIMAGER_TESTOS_CACHE", media_cache())
+        // The documented event stream and the dispatcher lines, checked by the e2e test.
+        .arg("--events")
+        .arg(scratch.join(format!("{name}.events.ndjson")))
+        .arg("--dispatcher")
         .env("TMPDIR", scratch.join("tmp"))
         .env("PATH", path)
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
+        .stdout(std::fs::File::create(scratch.join(format!("{name}.stdout"))).unwrap())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// The `--events` file of a CLI build: documented NDJSON (docs/EVENTS.md), steps in order,
+/// progress while steps run, no secret.
+fn check_events(scratch: &Path, name: &str) {
+    use osimager_events::{BuildEvent, EventRecord, Outcome};
+    let text = std::fs::read_to_string(scratch.join(format!("{name}.events.ndjson"))).unwrap();
+    assert!(
+        !text.contains(&testos_password()),
+        "the password is in the events"
+    );
+    let recs: Vec<EventRecord> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(
+        recs.iter().map(|r| r.seq).collect::<Vec<_>>(),
+        (0..recs.len() as u64).collect::<Vec<_>>(),
+        "sequence numbers without gaps"
+    );
+    assert!(matches!(recs[0].event, BuildEvent::BuildStarted { .. }));
+    assert!(matches!(
+        recs.last().unwrap().event,
+        BuildEvent::BuildFinished {
+            result: osimager_events::BuildResult::Succeeded,
+            ..
+        }
+    ));
+    let finished: Vec<&str> = recs
+        .iter()
+        .filter_map(|r| match &r.event {
+            BuildEvent::StepFinished { step, outcome, .. } => {
+                assert_ne!(*outcome, Outcome::Failed, "{step}");
+                Some(step.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        finished,
+        [
+            "validate",
+            "temp_dir",
+            "files",
+            "iso",
+            "http_server",
+            "create_vm",
+            "launch",
+            "boot_wait",
+            "boot_command",
+            "wait_for_ssh",
+            "provision",
+            "shutdown",
+            "export",
+            "manifest",
+            "cleanup"
+        ]
+    );
+    // Progress arrives while a step runs: the SSH wait reports long before it ends.
+    let t = |r: &EventRecord| humantime::parse_rfc3339(&r.time).unwrap();
+    let ssh_end = recs
+        .iter()
+        .find(
+            |r| matches!(&r.event, BuildEvent::StepFinished { step, .. } if step == "wait_for_ssh"),
+        )
+        .unwrap();
+    let early = recs.iter().filter(|r| {
+        matches!(&r.event, BuildEvent::Progress { step, .. } if step == "wait_for_ssh")
+            && t(ssh_end).duration_since(t(r)).unwrap_or_default() > Duration::from_secs(10)
+    });
+    assert!(early.count() >= 5, "no progress while waiting for SSH");
+    for step in ["boot_command", "export"] {
+        assert!(
+            recs.iter()
+                .any(|r| matches!(&r.event, BuildEvent::Progress { step: s, .. } if s == step)),
+            "no progress in {step}"
+        );
+    }
+    assert!(recs.iter().any(|r| matches!(
+        &r.event,
+        BuildEvent::Log {
+            source: osimager_events::LogSource::Serial,
+            ..
+        }
+    )));
+    assert!(recs.iter().any(|r| matches!(
+        &r.event,
+        BuildEvent::Log {
+            source: osimager_events::LogSource::Provisioner,
+            ..
+        }
+    )));
+    assert!(recs.iter().any(|r| matches!(
+        &r.event,
+        BuildEvent::Artifact {
+            sha256: Some(_),
+            ..
+        }
+    )));
+    // --dispatcher: PROGRESS lines as steps finish, then PROGRESS=100 and RESULT.
+    let out = std::fs::read_to_string(scratch.join(format!("{name}.stdout"))).unwrap();
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines.iter().filter(|l| l.starts_with("PROGRESS=")).count() >= 10,
+        "{out}"
+    );
+    assert_eq!(
+        lines.last().copied(),
+        Some(
+            format!(
+                r#"RESULT={{"spec": "testos-1-x86_64", "name": "{name}", "status": "success"}}"#
+            )
+            .as_str()
+        ),
+        "{out}"
+    );
 }
 
 /// Collect stderr lines in a thread; returns a receiver of lines.
@@ -225,6 +348,7 @@ fn e2e_builds_testos_then_boots_the_image() {
     let code = wait_exit(&mut child, Duration::from_secs(1800));
     eprintln!("native build took {:.1}s", started.elapsed().as_secs_f64());
     assert_eq!(code, 0, "build failed");
+    check_events(s, name);
     let out = s.join("vms/qemu").join(name);
     let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
     let ok = Command::new("sha256sum")

@@ -5,10 +5,8 @@
 //! hits a real process, and leftovers (QEMU processes, temp dir, output dir) are checked from
 //! outside.
 
-use osimager::engine::native::pipeline::Pipeline;
-use osimager::engine::native::{stop_signal, QemuFactory};
+use osimager::cli::run::{build, Frontends};
 use osimager::engine::BuildOptions;
-use osimager::iso::Meter;
 use osimager::plan::BuildPlan;
 use sha2::Digest;
 use std::io::{BufRead, BufReader};
@@ -48,12 +46,13 @@ fn child_pipeline() {
         "ssh_timeout": ssh_timeout,
         "shutdown_timeout": "10s",
     });
-    let plan = BuildPlan {
+    let mut plan = BuildPlan {
         target: "qemu/test/sig".into(),
         name: "sigvm".into(),
         builder: builder.as_object().unwrap().clone(),
         ..BuildPlan::default()
     };
+    plan.inputs.iso_cache_dir = scratch.join("cache");
     std::fs::create_dir_all(scratch.join("tmp")).unwrap();
     let temp = tempfile::Builder::new()
         .prefix("build-")
@@ -64,29 +63,14 @@ fn child_pipeline() {
         temp_dir: Some(temp),
         ..Default::default()
     };
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let code = rt.block_on(async {
-        let stop = stop_signal();
-        let mut p = Pipeline::new(
-            &plan,
-            &opts,
-            QemuFactory,
-            Box::new(|_: &Path| Ok(Vec::new())),
-            scratch.join("cache"),
-            Meter::quiet(),
-            true,
-        );
-        match p.run(stop).await {
-            Ok(_) => 0,
-            Err(e) => {
-                eprintln!("BUILD-ERROR {e:#}");
-                1
-            }
+    // The CLI's own path: signals become a cancel request, steps go to stderr.
+    let code = match build(plan, opts, &Frontends::default(), false) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("BUILD-ERROR {}", e.message());
+            1
         }
-    });
+    };
     std::process::exit(code);
 }
 
@@ -189,8 +173,7 @@ fn signal_at(phase: &str, sig: i32, boot_wait: &str, extra: Duration) {
     if phase != "==> iso" && phase != "==> http server" {
         // The VM exists from "create disk" on: prove there is something to clean up.
         assert!(
-            !processes_mentioning(&s.display().to_string()).is_empty()
-                || phase == "==> create disk"
+            !processes_mentioning(&s.display().to_string()).is_empty() || phase == "==> create vm"
         );
     }
     unsafe { libc::kill(child.id() as i32, sig) };
@@ -260,7 +243,7 @@ fn ssh_timeout_prints_serial_tail_and_screenshot_then_cleans_up() {
     eprintln!("failed build took {:.1}s", t.elapsed().as_secs_f64());
     assert_eq!(code, 1);
     assert!(
-        text.contains("native build failed in step \"wait for ssh\""),
+        text.contains("build failed in step \"wait for ssh\""),
         "{text}"
     );
     assert!(text.contains("timed out"), "{text}");

@@ -91,8 +91,7 @@ fn check_urls_on_a_local_tree() {
     .unwrap();
     let mut out = Vec::new();
     let (ok, failed) =
-        osimager::engine::packer::glue::check_urls(&config, Duration::from_secs(10), &mut out)
-            .unwrap();
+        osimager::cli::check_urls::check_urls(&config, Duration::from_secs(10), &mut out).unwrap();
     let text = String::from_utf8(out).unwrap();
     assert_eq!((ok, failed), (2, 1), "{text}");
     assert_eq!(

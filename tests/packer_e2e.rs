@@ -4,8 +4,10 @@
 //! media built (`tests/testos/build-media.sh`, cache in OSIMAGER_TESTOS_CACHE, default
 //! ~/.cache/osimager-testos).
 
+mod packer_support;
+use packer_support::build_with_config;
+
 use osimager::config::{Config, ConfigOptions, ResolveRequest};
-use osimager::engine::packer::{build_with, PackerFlags};
 use osimager::engine::BuildOptions;
 use std::path::PathBuf;
 
@@ -70,7 +72,7 @@ fn testos_builds_through_packer() {
         temp_dir: None,
         ..Default::default()
     };
-    let report = build_with(&config, &plan, &opts, PackerFlags::default())
+    let report = build_with_config(&config, &plan, &opts, false)
         .unwrap_or_else(|e| panic!("packer build of testos failed: {e}"));
     assert!(!report.dry_run);
     // The hermetic location puts builds in $OSIMAGER_TESTOS_CACHE/vms/<name>.
@@ -133,7 +135,7 @@ fn testos_builds_through_packer() {
         temp_dir: None,
         ..Default::default()
     };
-    let retro = osimager::engine::retrofit(&config, &rplan, &ropts);
+    let retro = build_with_config(&config, &rplan, &ropts, true);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let marker = rt.block_on(async {
         let cfg = osimager::comm::SshConfig {

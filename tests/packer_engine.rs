@@ -4,15 +4,10 @@
 
 mod packer_support;
 
-use osimager::engine::packer::{run, template, PackerError, PackerReport};
+use osimager::engine::packer::{template, PackerError, PackerReport};
 use osimager::engine::{BuildOptions, OnError};
 use packer_support::*;
 use serde_json::json;
-use std::path::{Path, PathBuf};
-
-fn no_files(_: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    Ok(Vec::new())
-}
 
 fn run_plan(
     s: &Scratch,
@@ -21,7 +16,7 @@ fn run_plan(
     opts: &BuildOptions,
 ) -> Result<PackerReport, PackerError> {
     let _ = s;
-    run(ctx, plan, opts, &no_files)
+    run(ctx, plan, opts)
 }
 
 #[test]
@@ -299,16 +294,19 @@ fn user_temp_dir_is_never_removed_and_files_are_generated_into_it() {
     let plan = qemu_plan(&s);
     let mut ctx = s.ctx();
     ctx.packer_cmd = s.fake_packer(0).display().to_string();
+    // A directory the user names (`-m DIR`) reaches the engine as temp_dir + keep (the CLI sets
+    // keep for it); a fresh one it made is the engine's to remove.
     let opts = BuildOptions {
         temp_dir: Some(s.temp()),
+        keep: true,
         ..Default::default()
     };
-    let gen = |dir: &Path| -> anyhow::Result<Vec<PathBuf>> {
-        let p = dir.join("ks.cfg");
-        std::fs::write(&p, "answers")?;
-        Ok(vec![p])
-    };
-    run(&ctx, &plan, &opts, &gen).unwrap();
+    let mut plan = plan;
+    plan.inputs.files = vec![osimager::plan::RenderedFile {
+        dest: "ks.cfg".into(),
+        content: "answers".into(),
+    }];
+    run(&ctx, &plan, &opts).unwrap();
     assert!(s.temp().join("ks.cfg").is_file());
     assert!(s.temp().join("pkvm.json").is_file());
 }
@@ -319,15 +317,16 @@ fn generation_failure_names_the_dir() {
     let plan = qemu_plan(&s);
     let mut ctx = s.ctx();
     ctx.packer_cmd = s.fake_packer(0).display().to_string();
-    let gen = |_: &Path| -> anyhow::Result<Vec<PathBuf>> {
-        anyhow::bail!("unable to find source file: debian/preseed.cfg")
-    };
-    let err = run(&ctx, &plan, &BuildOptions::default(), &gen).unwrap_err();
+    // A rendered file that cannot be written (a directory is in its way).
+    let mut plan = plan;
+    plan.inputs.files = vec![osimager::plan::RenderedFile {
+        dest: "preseed.cfg".into(),
+        content: "answers".into(),
+    }];
+    std::fs::create_dir_all(s.temp().join("preseed.cfg")).unwrap();
+    let err = run(&ctx, &plan, &BuildOptions::default()).unwrap_err();
     let text = err.to_string();
-    assert!(
-        text.contains("unable to find source file: debian/preseed.cfg"),
-        "{text}"
-    );
+    assert!(text.contains("generating the spec's files"), "{text}");
     assert!(text.contains(&s.temp().display().to_string()), "{text}");
     assert!(!s.temp().exists());
 }

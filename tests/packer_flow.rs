@@ -4,19 +4,15 @@
 
 mod packer_support;
 
-use osimager::engine::packer::{retrofit, run, urls, PackerError};
+use osimager::engine::packer::{urls, PackerError};
 use osimager::engine::BuildOptions;
 use packer_support::*;
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-fn no_files(_: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    Ok(Vec::new())
-}
 
 /// Child half of `dispatcher_lines`: runs a build with `--dispatcher` in the scratch named by
 /// PK_DISPATCH_CHILD, the fake Packer exiting with PK_DISPATCH_CODE.
@@ -30,12 +26,28 @@ fn dispatcher_child() {
     let plan = qemu_plan(&s);
     let mut ctx = s.ctx();
     ctx.packer_cmd = s.fake_packer(code).display().to_string();
+    let mut plan = plan;
+    set_inputs(&mut plan, &ctx);
     let opts = BuildOptions {
-        dispatcher: true,
+        engine: osimager::engine::EngineKind::Packer,
         ..Default::default()
     };
     println!("\nCHILD-START");
-    let r = run(&ctx, &plan, &opts, &no_files);
+    // Through the engine entry point, shown by the CLI's front ends: the terminal (Packer's
+    // transcript on stdout) and --dispatcher.
+    let build =
+        osimager::engine::Build::new(plan, opts, osimager::engine::BuildContext::from_process());
+    build.events.attach(
+        std::sync::Arc::new(osimager::cli::sinks::Terminal::new(false, false, false)),
+        false,
+    );
+    build.events.attach(
+        std::sync::Arc::new(osimager::cli::sinks::Dispatcher::default()),
+        false,
+    );
+    let r = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(osimager::engine::run(build));
     println!("CHILD-DONE ok={}", r.is_ok());
 }
 
@@ -125,7 +137,7 @@ fn python_pre_build_hook_changes_the_build() {
         keep: true,
         ..Default::default()
     };
-    run(&ctx, &plan, &opts, &no_files).expect("build with hook");
+    run(&ctx, &plan, &opts).expect("build with hook");
     let t: Value =
         serde_json::from_str(&std::fs::read_to_string(s.temp().join("pkvm.json")).unwrap())
             .unwrap();
@@ -148,7 +160,7 @@ fn hook_system_exit_stops_and_exception_continues() {
     let plan = hook_plan(&s, "stop.py", "def run(imager):\n    raise SystemExit(4)\n");
     let mut ctx = s.ctx();
     ctx.packer_cmd = s.fake_packer(0).display().to_string();
-    let err = run(&ctx, &plan, &BuildOptions::default(), &no_files).unwrap_err();
+    let err = run(&ctx, &plan, &BuildOptions::default()).unwrap_err();
     assert_eq!(err.exit_code(), 4, "{err}");
     assert!(err.to_string().contains("pre_build hook"), "{err}");
     assert!(s.packer_called().is_empty());
@@ -162,7 +174,7 @@ fn hook_system_exit_stops_and_exception_continues() {
     );
     let mut ctx = s.ctx();
     ctx.packer_cmd = s.fake_packer(0).display().to_string();
-    run(&ctx, &plan, &BuildOptions::default(), &no_files).expect("exceptions only warn");
+    run(&ctx, &plan, &BuildOptions::default()).expect("exceptions only warn");
     assert!(!s.packer_called().is_empty());
 }
 
@@ -181,10 +193,10 @@ fn executable_post_build_hook_runs_after_success_only() {
     plan.post_build = Some(json!([hook.display().to_string()]));
     let mut ctx = s.ctx();
     ctx.packer_cmd = s.fake_packer(1).display().to_string();
-    run(&ctx, &plan, &BuildOptions::default(), &no_files).unwrap_err();
+    run(&ctx, &plan, &BuildOptions::default()).unwrap_err();
     assert!(!marker.exists(), "post_build must not run after a failure");
     ctx.packer_cmd = s.fake_packer(0).display().to_string();
-    run(&ctx, &plan, &BuildOptions::default(), &no_files).unwrap();
+    run(&ctx, &plan, &BuildOptions::default()).unwrap();
     assert_eq!(
         std::fs::read_to_string(&marker).unwrap(),
         "post_build view\n"
@@ -202,7 +214,7 @@ fn retrofit_template_is_a_null_builder_packer_accepts() {
         keep: true,
         ..Default::default()
     };
-    retrofit::retrofit(&ctx, &plan, &opts).expect("retrofit runs packer");
+    retrofit(&ctx, &plan, &opts).expect("retrofit runs packer");
     let path = s.temp().join("pkvm.json");
     let t: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     assert_eq!(
@@ -216,7 +228,7 @@ fn retrofit_template_is_a_null_builder_packer_accepts() {
     assert!(ok, "packer validate: {out}");
 
     plan.builder.remove("communicator");
-    let err = retrofit::retrofit(&ctx, &plan, &opts).unwrap_err();
+    let err = retrofit(&ctx, &plan, &opts).unwrap_err();
     assert!(matches!(err, PackerError::NoCommunicator));
 }
 
@@ -301,7 +313,7 @@ fn iso_404_stops_the_build() {
     plan.builder.insert("iso_url".into(), json!(url));
     let mut ctx = s.ctx();
     ctx.packer_cmd = s.fake_packer(0).display().to_string();
-    let err = run(&ctx, &plan, &BuildOptions::default(), &no_files).unwrap_err();
+    let err = run(&ctx, &plan, &BuildOptions::default()).unwrap_err();
     assert!(
         err.to_string()
             .starts_with(&format!("ISO URL returned 404 (not found): {url}")),
@@ -310,9 +322,9 @@ fn iso_404_stops_the_build() {
     // Found in iso_path: no request, the build goes on.
     std::fs::create_dir_all(s.path().join("isos")).unwrap();
     std::fs::write(s.path().join("isos/gone.iso"), "x").unwrap();
-    run(&ctx, &plan, &BuildOptions::default(), &no_files).expect("local ISO wins");
+    run(&ctx, &plan, &BuildOptions::default()).expect("local ISO wins");
     // 200: fine.
     let ok = format!("{base}/ok.iso");
     plan.defs.insert("iso_url".into(), json!(ok));
-    run(&ctx, &plan, &BuildOptions::default(), &no_files).expect("reachable ISO");
+    run(&ctx, &plan, &BuildOptions::default()).expect("reachable ISO");
 }

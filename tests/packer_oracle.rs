@@ -6,8 +6,11 @@
 //! build_id are normalized; OSImager's `. activate &&` shell prefix is compared with the
 //! VIRTUAL_ENV/PATH we set ourselves.
 
+mod packer_support;
+use packer_support::{build_with_config, run};
+
 use osimager::config::{Config, ConfigOptions, ResolveRequest};
-use osimager::engine::packer::{build_with, retrofit_with, run, PackerContext, PackerFlags};
+use osimager::engine::packer::PackerContext;
 use osimager::engine::BuildOptions;
 use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
@@ -186,7 +189,7 @@ fn our_run(config: &Config, target: &str, temp: &Path, dry: bool) -> (Run, Strin
         dry_run: dry,
         ..Default::default()
     };
-    let report = build_with(config, &plan, &opts, PackerFlags::default()).expect("our build");
+    let report = build_with_config(config, &plan, &opts, false).expect("our build");
     let command = normalize(&report.command, temp);
     (read_run(temp, "vm1", 0, String::new()), command)
 }
@@ -273,10 +276,15 @@ fn packer_runs_match_mkosimage() {
             ..Default::default()
         })
         .unwrap();
-    let mut ctx = PackerContext::from_config(&config, PackerFlags::default());
+    let mut plan = plan;
+    config.prepare(&mut plan).unwrap();
+    let mut ctx = PackerContext::from_plan(
+        &plan,
+        &BuildOptions::default(),
+        &osimager::engine::BuildContext::from_process(),
+    );
     ctx.packer_cmd = "/usr/bin/packer".into();
-    let generate = |_: &Path| -> anyhow::Result<Vec<PathBuf>> { Ok(Vec::new()) };
-    let err = run(&ctx, &plan, &BuildOptions::default(), &generate).unwrap_err();
+    let err = run(&ctx, &plan, &BuildOptions::default()).unwrap_err();
     let text = err.to_string();
     assert!(
         text.starts_with("Packer 1.6.6 (/usr/bin/packer) cannot read the qemu builder key(s)"),
@@ -307,7 +315,7 @@ fn packer_runs_match_mkosimage() {
         temp_dir: Some(ut.clone()),
         ..Default::default()
     };
-    retrofit_with(&config, &plan, &opts, PackerFlags::default()).expect("our retrofit");
+    build_with_config(&config, &plan, &opts, true).expect("our retrofit");
     let u = read_run(&ut, "vm1", 0, String::new());
     assert_eq!(u.args, o.args, "retrofit argv and cwd");
     let mut ours: serde_json::Value = serde_json::from_str(&u.template).unwrap();

@@ -1,29 +1,62 @@
-//! Ctrl-C during `packer build` goes to Packer, not to us (as with OSImager's `os.system`):
-//! Packer cleans up and exits, and we still remove the temp dir and report its exit code.
-//! Alone in its binary because it changes process-wide signal dispositions.
+//! Cancelling a build while `packer build` runs: Packer gets exactly one SIGINT (it runs in its
+//! own process group, so a terminal's Ctrl-C reaches only osimager, which forwards it once),
+//! cleans up and exits; we still remove the temp dir and report the cancellation with Packer's
+//! exit code. A Ctrl-C to osimager's own process group does not reach Packer directly.
 
 mod packer_support;
 
-use osimager::engine::packer::run;
-use osimager::engine::BuildOptions;
+use osimager::engine::packer::{run, PackerError, PackerJob};
+use osimager::engine::{BuildOptions, Cancel, Events};
 use packer_support::*;
-use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 #[test]
-fn sigint_while_packer_runs_reaches_packer_only() {
+fn cancel_while_packer_runs_sends_one_interrupt() {
     let s = Scratch::new();
     let plan = qemu_plan(&s);
-    // The fake Packer interrupts its parent (us), as a terminal's Ctrl-C would, then exits the
-    // way Packer does after an interrupt.
+    let log = s.path().join("signals.txt");
+    // The fake Packer records each SIGINT it receives and whether its process group is its own,
+    // then exits the way Packer does after an interrupt.
     let packer = s.script(
-        "interrupting-packer",
-        "if [ \"$1\" = version ]; then echo 'Packer v1.6.6'; exit 0; fi\n\
-         kill -INT $PPID\nsleep 1\nexit 130",
+        "interruptible-packer",
+        &format!(
+            "if [ \"$1\" = version ]; then echo 'Packer v1.6.6'; exit 0; fi\n\
+             if [ \"$(ps -o pgid= $$ | tr -d ' ')\" = \"$$\" ]; then echo own-group >> '{log}'; fi\n\
+             trap 'echo INT >> \"{log}\"; sleep 1; exit 130' INT\n\
+             echo started >> '{log}'\n\
+             while true; do sleep 0.1; done",
+            log = log.display()
+        ),
     );
     let mut ctx = s.ctx();
     ctx.packer_cmd = packer.display().to_string();
-    let no_files = |_: &Path| -> anyhow::Result<Vec<PathBuf>> { Ok(Vec::new()) };
-    let err = run(&ctx, &plan, &BuildOptions::default(), &no_files).unwrap_err();
-    assert_eq!(err.exit_code(), 130);
+    let mut job = PackerJob::standalone(ctx, plan, BuildOptions::default(), Events::discard());
+    let cancel = Cancel::new();
+    job.cancel = cancel.clone();
+    let log2 = log.clone();
+    let canceller = std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !std::fs::read_to_string(&log2)
+            .unwrap_or_default()
+            .contains("started")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "fake Packer never started"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        cancel.cancel("SIGINT");
+    });
+    let err = run(&job).unwrap_err();
+    canceller.join().unwrap();
+    assert!(
+        matches!(err, PackerError::Cancelled { code: 130, .. }),
+        "{err}"
+    );
+    assert_eq!(err.kind(), osimager_events::ErrorKind::Cancelled);
+    let seen = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(seen.matches("INT").count(), 1, "{seen}");
+    assert!(seen.contains("own-group"), "{seen}");
     assert!(!s.temp().exists(), "temp dir removed after the interrupt");
 }

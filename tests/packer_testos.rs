@@ -2,8 +2,10 @@
 //! the template it writes passes real Packer 1.6.6's `packer validate` (the test location blanks
 //! the qemu keys 1.6.6 cannot read, so the engine's version check lets it through).
 
+mod packer_support;
+use packer_support::build_with_config;
+
 use osimager::config::{Config, ConfigOptions, ResolveRequest};
-use osimager::engine::packer::{build_with, PackerFlags};
 use osimager::engine::BuildOptions;
 use std::path::PathBuf;
 use std::process::Command;
@@ -53,7 +55,7 @@ fn testos_template_passes_packer_validate() {
         keep: true,
         ..Default::default()
     };
-    let report = build_with(&config, &plan, &opts, PackerFlags::default())
+    let report = build_with_config(&config, &plan, &opts, false)
         .unwrap_or_else(|e| panic!("dry run of testos: {e}"));
     assert!(report.template.is_file());
     assert!(temp.join("testos.cfg").is_file(), "answer file generated");

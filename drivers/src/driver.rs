@@ -125,8 +125,11 @@ pub trait Driver: Send {
     async fn start(&mut self) -> DriverResult<()>;
     /// Type key events (already parsed from the boot command), honouring waits; `progress`
     /// is called as keys go out.
-    async fn send_keys(&mut self, events: &[KeyEvent], progress: KeyProgress<'_>)
-        -> DriverResult<()>;
+    async fn send_keys(
+        &mut self,
+        events: &[KeyEvent],
+        progress: KeyProgress<'_>,
+    ) -> DriverResult<()>;
     /// Save a PNG of the console (see [`Capabilities::screenshots`]).
     async fn screenshot(&mut self, path: &Path) -> DriverResult<()>;
     /// Where the communicator reaches the guest's SSH port. May only be known after boot

@@ -21,9 +21,10 @@
 //! # Ok(()) }
 //! ```
 
-
 pub mod bootcmd;
 pub mod driver;
+#[cfg(feature = "fake")]
+pub mod fake;
 pub mod keys;
 pub mod netaddr;
 pub mod qemu;

@@ -62,7 +62,8 @@ impl DriverRegistry {
 
     /// Add `entry`, replacing one for the same builder type.
     pub fn register(mut self, entry: DriverEntry) -> DriverRegistry {
-        self.entries.retain(|e| e.builder_type != entry.builder_type);
+        self.entries
+            .retain(|e| e.builder_type != entry.builder_type);
         self.entries.push(entry);
         self
     }
@@ -85,7 +86,11 @@ impl DriverRegistry {
     }
 
     /// Make the driver for `builder` (its `type` key picks the entry).
-    pub fn make(&self, builder: &Map<String, Value>, env: DriverEnv) -> DriverResult<Box<dyn Driver>> {
+    pub fn make(
+        &self,
+        builder: &Map<String, Value>,
+        env: DriverEnv,
+    ) -> DriverResult<Box<dyn Driver>> {
         let t = builder.get("type").and_then(Value::as_str).unwrap_or("");
         let entry = self.get(t).ok_or_else(|| DriverError::NoDriver {
             builder_type: t.to_string(),

@@ -3,8 +3,8 @@
 
 use osimager_drivers::bootcmd::{parse, Fields, KeyEvent};
 use osimager_drivers::qemu::{QemuConfig, QemuDriver};
-use osimager_drivers::{DriverEnv, Media};
 use osimager_drivers::Driver;
+use osimager_drivers::{DriverEnv, Media};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -12,8 +12,8 @@
 
 use osimager_drivers::bootcmd::{parse, Fields, KeyEvent};
 use osimager_drivers::qemu::{QemuConfig, QemuDriver, DEFAULT_KEY_INTERVAL};
-use osimager_drivers::{DriverEnv, Media};
 use osimager_drivers::Driver;
+use osimager_drivers::{DriverEnv, Media};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};

@@ -2,9 +2,9 @@
 
 use osimager_drivers::bootcmd::{parse, Fields};
 use osimager_drivers::qemu::{QemuConfig, QemuDriver};
-use osimager_drivers::{DriverEnv, Media};
 use osimager_drivers::vnc::{VncClient, VncError};
 use osimager_drivers::Driver;
+use osimager_drivers::{DriverEnv, Media};
 use serde_json::json;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -43,7 +43,8 @@ async fn vnc_keys_reach_the_guest() {
         iso_path: Some(ECHO_BOOT.into()),
         http: None,
     })
-    .await.unwrap();
+    .await
+    .unwrap();
     d.start().await.unwrap();
     let port = d.vnc_port().expect("QEMU reports its VNC port");
     let log = d.serial_log();

@@ -35,12 +35,16 @@ fn progress_is_tagged_by_kind_and_optional_fields_are_omitted() {
         },
     });
     let s = serde_json::to_string(&r).unwrap();
-    assert!(s.contains(r#""progress":{"kind":"wait","label":"SSH","elapsed_ms":1000}"#), "{s}");
+    assert!(
+        s.contains(r#""progress":{"kind":"wait","label":"SSH","elapsed_ms":1000}"#),
+        "{s}"
+    );
 }
 
 #[test]
 fn readers_ignore_unknown_fields() {
-    let line = r#"{"v":1,"build":"x","seq":0,"time":"t","type":"warning","message":"m","new_field":3}"#;
+    let line =
+        r#"{"v":1,"build":"x","seq":0,"time":"t","type":"warning","message":"m","new_field":3}"#;
     let r: EventRecord = serde_json::from_str(line).unwrap();
     assert_eq!(
         r.event,

@@ -125,6 +125,9 @@ pub struct RetrofitArgs {
     /// Print what would run and stop
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    /// Write the build's events as NDJSON to FILE (`-` = stdout); see docs/EVENTS.md
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -185,9 +188,18 @@ pub struct BuildArgs {
     /// Print what would run and stop
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-    /// Print PROGRESS=/ERROR=/RESULT= lines
+    /// Print PROGRESS=/ERROR=/RESULT= lines on stdout (for a build farm's dispatcher)
     #[arg(long)]
     pub dispatcher: bool,
+    /// Write the build's events as NDJSON to FILE (`-` = stdout); see docs/EVENTS.md
+    #[arg(long, value_name = "FILE")]
+    pub events: Option<PathBuf>,
+    /// Show detail on the terminal too (typed text redacted, HTTP requests, screenshots)
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Show the guest's serial console on the terminal
+    #[arg(long)]
+    pub console: bool,
     /// Pause between steps (Packer -debug)
     #[arg(short, long)]
     pub debug: bool,

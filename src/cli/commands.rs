@@ -2,6 +2,7 @@
 
 use super::args::{BuildArgs, Cli, Command, ConfigAction, RetrofitArgs, TargetArgs};
 use super::output;
+use super::run::Frontends;
 use crate::config::pyjson::dumps_indent4;
 use crate::config::resolve::{self, Resolved};
 use crate::config::{Config, ConfigOptions, ResolveRequest};
@@ -103,7 +104,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::CheckUrls { timeout } => {
             let cfg = load(dd, Vec::new(), false)?;
-            let (_, failed) = crate::engine::packer::glue::check_urls(
+            let (_, failed) = super::check_urls::check_urls(
                 &cfg,
                 std::time::Duration::from_secs(timeout),
                 &mut std::io::stdout(),
@@ -196,11 +197,7 @@ fn resolve_target(dd: &Option<PathBuf>, t: &TargetArgs) -> Result<(Resolved, Tem
 
 fn build(dd: &Option<PathBuf>, b: BuildArgs) -> Result<ExitCode> {
     let cfg = load(dd, Vec::new(), b.target.local)?;
-    let tmp = TempDir::new(b.target.temp_dir.clone())?;
-    let r = resolve::resolve(&cfg, &request(&b.target, tmp.path()))?;
-    emit_warnings(&r);
-    let user_temp = matches!(tmp, TempDir::User(_));
-    let opts = BuildOptions {
+    let mut opts = BuildOptions {
         engine: b.engine,
         force: b.force,
         on_error: if b.keep && b.on_error == OnError::Cleanup {
@@ -212,29 +209,78 @@ fn build(dd: &Option<PathBuf>, b: BuildArgs) -> Result<ExitCode> {
         timestamp_ui: b.timestamp,
         log: b.log,
         logfile: b.logfile,
-        keep: b.keep || user_temp,
-        temp_dir: Some(tmp.keep()),
+        keep: b.keep,
+        temp_dir: b.target.temp_dir.clone(),
         dry_run: b.dry_run,
-        dispatcher: b.dispatcher,
         output_dir: b.output_dir,
+        skip: b.target.skip,
+        verbose: b.verbose,
     };
-    super::run_engine(&cfg, &r.plan, &opts)?;
+    let plan = prepare(&cfg, &b.target, &mut opts)?;
+    let fe = Frontends {
+        dispatcher: b.dispatcher,
+        events: b.events,
+        verbose: b.verbose,
+        console: b.console,
+        timestamps: b.timestamp,
+    };
+    super::run::build(plan, opts, &fe, false)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Resolve and prepare the target (printing the configuration's notes once), fixing up the
+/// temp dir options: a `-m DIR` is kept, a fresh one is the engine's to remove unless `-k`.
+pub(crate) fn prepare(
+    cfg: &Config,
+    t: &TargetArgs,
+    opts: &mut BuildOptions,
+) -> Result<crate::plan::BuildPlan> {
+    let ctx = crate::engine::BuildContext::from_process();
+    let req = crate::build::BuildRequest {
+        target: t.target.clone(),
+        name: t.name.clone(),
+        ip: t.ip.clone(),
+        defines: t.defines.clone(),
+        fqdn: t.fqdn.clone(),
+        local: t.local,
+        data_dir: None,
+        options: opts.clone(),
+    };
+    let p = crate::build::prepare_with_config(cfg, &req, &ctx)?;
+    for n in &p.notices {
+        eprintln!("{n}");
+    }
+    for w in &p.warnings {
+        // OSImager announces every builder key it drops for being empty; that is how specs
+        // switch keys off, not something to act on.
+        if w.starts_with("removing empty value for:") {
+            tracing::debug!("{w}");
+        } else {
+            eprintln!("warning: {w}");
+        }
+    }
+    if opts.temp_dir.is_some() {
+        opts.keep = true;
+    }
+    opts.temp_dir = Some(p.temp_dir);
+    Ok(p.plan)
 }
 
 fn retrofit(dd: &Option<PathBuf>, a: RetrofitArgs) -> Result<ExitCode> {
     let cfg = load(dd, Vec::new(), a.target.local)?;
-    let tmp = TempDir::new(a.target.temp_dir.clone())?;
-    let r = resolve::resolve(&cfg, &request(&a.target, tmp.path()))?;
-    emit_warnings(&r);
-    let user_temp = matches!(tmp, TempDir::User(_));
-    let opts = BuildOptions {
+    let mut opts = BuildOptions {
         engine: a.engine,
-        keep: a.keep || user_temp,
-        temp_dir: Some(tmp.keep()),
+        keep: a.keep,
+        temp_dir: a.target.temp_dir.clone(),
         dry_run: a.dry_run,
+        skip: a.target.skip,
         ..BuildOptions::default()
     };
-    crate::engine::retrofit(&cfg, &r.plan, &opts)?;
+    let plan = prepare(&cfg, &a.target, &mut opts)?;
+    let fe = Frontends {
+        events: a.events,
+        ..Frontends::default()
+    };
+    super::run::build(plan, opts, &fe, true)?;
     Ok(ExitCode::SUCCESS)
 }

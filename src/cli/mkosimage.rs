@@ -2,7 +2,7 @@
 //! `osimager`. Output matches the original's (defs/dump JSON, list formats, `X -> Y` notices and
 //! "warning: removing empty value" lines on stdout); other diagnostics go to stderr.
 
-use super::commands::{redact_text, request, TempDir};
+use super::commands::{request, TempDir};
 use super::output;
 use crate::config::pyjson::dumps_indent4;
 use crate::config::resolve::{self, Resolved};
@@ -228,7 +228,7 @@ fn run(a: MkArgs, retrofit: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if a.check_urls {
-        let (_, failed) = crate::engine::packer::glue::check_urls(
+        let (_, failed) = super::check_urls::check_urls(
             &cfg,
             std::time::Duration::from_secs(10),
             &mut std::io::stdout(),
@@ -309,15 +309,18 @@ fn run(a: MkArgs, retrofit: bool) -> Result<ExitCode> {
         keep: a.keep || user_temp,
         temp_dir: Some(tmp.keep()),
         dry_run: a.dry_run,
-        dispatcher: a.dispatcher,
+        skip: a.skip,
+        verbose: a.verbose,
         ..BuildOptions::default()
     };
-    let _ = redact_text;
-    if retrofit {
-        crate::engine::retrofit(&cfg, &r.plan, &opts)?;
-    } else {
-        super::run_engine(&cfg, &r.plan, &opts)?;
-    }
+    let mut plan = r.plan;
+    cfg.prepare(&mut plan)?;
+    let fe = super::run::Frontends {
+        dispatcher: a.dispatcher,
+        timestamps: a.timestamp,
+        ..Default::default()
+    };
+    super::run::build(plan, opts, &fe, retrofit)?;
     Ok(ExitCode::SUCCESS)
 }
 

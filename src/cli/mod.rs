@@ -3,9 +3,12 @@
 //! work is done by [`crate::config`] and [`crate::engine`].
 
 mod args;
+pub mod check_urls;
 mod commands;
 pub mod mkosimage;
 mod output;
+pub mod run;
+pub mod sinks;
 
 pub use args::Cli;
 
@@ -28,21 +31,17 @@ pub fn main_from_args(argv: Vec<OsString>) -> ExitCode {
     }
 }
 
-/// Print an error chain the way users read it.
+/// Print an error the way users read it: once, each cause only when it adds something.
 pub(crate) fn report(e: &anyhow::Error) {
     let mut msg = format!("error: {e}");
+    let mut shown = e.to_string();
     for c in e.chain().skip(1) {
-        msg.push_str(&format!("\n  caused by: {c}"));
+        let t = c.to_string();
+        if t.is_empty() || shown.contains(&t) {
+            continue;
+        }
+        msg.push_str(&format!("\n  caused by: {t}"));
+        shown.push_str(&t);
     }
     eprintln!("{}", crate::secret::redact(&msg));
-}
-
-/// Hand a resolved plan to the engines (`crate::engine::build`).
-pub(crate) fn run_engine(
-    cfg: &crate::config::Config,
-    plan: &crate::plan::BuildPlan,
-    opts: &crate::engine::BuildOptions,
-) -> anyhow::Result<()> {
-    crate::engine::build(cfg, plan, opts)?;
-    Ok(())
 }

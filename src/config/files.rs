@@ -1,11 +1,11 @@
-//! `gen_files`: the spec's `files` (sources concatenated, markers applied) written into a
-//! directory.
+//! `gen_files`: the spec's `files` (sources concatenated, markers applied), rendered when a plan
+//! is prepared for a build and written into the build's temp directory by the engine.
 
 use super::markers::{self, DefsEnv};
 use super::pyjson::py_str;
 use super::resolve::open_store;
 use super::{Config, ConfigError};
-use crate::plan::BuildPlan;
+use crate::plan::{BuildPlan, RenderedFile};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -13,12 +13,17 @@ fn marker_err(what: &str, e: markers::MarkerError) -> ConfigError {
     ConfigError::Other(format!("files: {what}: {e}"))
 }
 
-/// Generate the plan's files into `dir` (OSImager writes them into the build temp dir). Returns
-/// the paths written. Like the original, an entry whose content is empty stops generation of
-/// the remaining entries.
-pub fn generate(cfg: &Config, plan: &BuildPlan, dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+/// Render the plan's files (OSImager writes them into the build temp dir; the engines do that
+/// with [`crate::plan::BuildInputs::write_files`]). Like the original, an entry whose content is
+/// empty stops generation of the remaining entries. Returns the files and the warnings.
+pub fn render(
+    cfg: &Config,
+    plan: &BuildPlan,
+) -> Result<(Vec<RenderedFile>, Vec<String>), ConfigError> {
+    // The store's own warnings were already given when the target was resolved.
+    let mut store_warnings = Vec::new();
+    let store = open_store(cfg, &mut store_warnings);
     let mut warnings = Vec::new();
-    let store = open_store(cfg, &mut warnings);
     let mut env = DefsEnv::new(&plan.defs);
     if let Some(s) = store.as_ref() {
         env = env.with_secrets(s);
@@ -35,7 +40,7 @@ pub fn generate(cfg: &Config, plan: &BuildPlan, dir: &Path) -> Result<Vec<PathBu
             .collect(),
     );
     let files = markers::substitute_value(&raw, &env).map_err(|e| marker_err("files", e))?;
-    let mut written = Vec::new();
+    let mut rendered = Vec::new();
     for f in files.as_array().into_iter().flatten() {
         let Some(f) = f.as_object() else { continue };
         let mut data = String::new();
@@ -70,13 +75,26 @@ pub fn generate(cfg: &Config, plan: &BuildPlan, dir: &Path) -> Result<Vec<PathBu
             let dest = py_str(
                 &markers::substitute_str(&py_str(dest), &env).map_err(|e| marker_err("dest", e))?,
             );
-            let path = dir.join(&dest);
-            std::fs::write(&path, &data).map_err(|e| ConfigError::io(&path, e))?;
-            written.push(path);
+            rendered.push(RenderedFile {
+                dest,
+                content: data,
+            });
         }
     }
-    for w in env.take_warnings() {
-        eprintln!("warning: files: {w}");
-    }
-    Ok(written)
+    warnings.extend(
+        env.take_warnings()
+            .into_iter()
+            .map(|w| format!("files: {w}")),
+    );
+    Ok((rendered, warnings))
+}
+
+/// Render the plan's files and write them into `dir` (what OSImager's `gen_files` does).
+pub fn generate(cfg: &Config, plan: &BuildPlan, dir: &Path) -> Result<Vec<PathBuf>, ConfigError> {
+    let (files, _) = render(cfg, plan)?;
+    let inputs = crate::plan::BuildInputs {
+        files,
+        ..Default::default()
+    };
+    inputs.write_files(dir).map_err(|e| ConfigError::io(dir, e))
 }

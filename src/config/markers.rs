@@ -45,7 +45,7 @@ pub trait MarkerEnv {
     fn lookup_a(&self, name: &str) -> Option<String>;
     /// Environment variable (`$>VAR<$`); `None` when unset.
     fn env_var(&self, name: &str) -> Option<String> {
-        std::env::var(name).ok()
+        crate::config::env::var(name)
     }
     /// Receives non-fatal problems (missing secret, bad `#>` key …). `warning.key` is the path
     /// of the value inside what was substituted; the implementation adds the origin file.

@@ -9,6 +9,7 @@
 //! ```
 pub mod crypt;
 pub mod dns;
+pub mod env;
 pub mod expr;
 pub mod markers;
 pub mod secrets;
@@ -166,7 +167,7 @@ pub struct ConfigOptions {
 /// The bundled tree: `$OSIMAGER_DATA_DIR`, else `<exe>/../share/osimager`, else the source
 /// tree this binary was built from.
 pub fn default_data_tree() -> PathBuf {
-    if let Some(d) = std::env::var_os("OSIMAGER_DATA_DIR") {
+    if let Some(d) = env::var_os("OSIMAGER_DATA_DIR") {
         if !d.is_empty() {
             return PathBuf::from(d);
         }
@@ -307,6 +308,28 @@ impl Config {
     /// Resolve a target into a build plan (`make_build`).
     pub fn resolve(&self, req: &ResolveRequest) -> Result<crate::plan::BuildPlan, ConfigError> {
         Ok(resolve::resolve(self, req)?.plan)
+    }
+
+    /// Make a resolved plan ready to build: render the spec's files and record what the engines
+    /// need from the settings and data layers ([`crate::plan::BuildInputs`]), so that the plan
+    /// alone can be handed to an engine (on another thread, in a server, …).
+    pub fn prepare(&self, plan: &mut crate::plan::BuildPlan) -> Result<(), ConfigError> {
+        let (files, warnings) = files::render(self, plan)?;
+        let cache = self.settings.get_str("packer_cache_dir");
+        let cache = if cache.is_empty() {
+            settings::home_dir().join(".cache/osimager")
+        } else {
+            PathBuf::from(cache)
+        };
+        plan.inputs = crate::plan::BuildInputs {
+            files,
+            warnings,
+            iso_cache_dir: cache.join("iso"),
+            user_dir: self.layers.user.clone(),
+            data_dirs: vec![self.layers.system.clone()],
+            settings: self.settings.values.clone(),
+        };
+        Ok(())
     }
 }
 

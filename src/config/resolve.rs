@@ -218,20 +218,9 @@ pub fn resolve(cfg: &Config, req: &ResolveRequest) -> Result<Resolved, ConfigErr
     let skip = req.skip || spec.get("skip_config").is_some_and(truthy);
     let mut st = loader.state;
 
-    if let Some(av) = spec.get("ansible_version").filter(|v| truthy(v)) {
-        if !skip {
-            let venv = PathBuf::from(cfg.settings.get_str("venv_dir"));
-            let venv = if venv.is_absolute() {
-                venv
-            } else {
-                PathBuf::from(cfg.settings.get_str("base_dir")).join(venv)
-            };
-            let bin = venv.join(py_str(av)).join("bin");
-            let cur = std::env::var("PATH").unwrap_or_default();
-            st.evars
-                .insert("PATH".into(), s(format!("{}:{cur}", path_str(&bin))));
-        }
-    }
+    // The spec's Ansible venv (`ansible_version`) is put in front of PATH by the engines, from
+    // `plan.venv`: OSImager wrote `<venv>/bin:$PATH` into evars here, which baked this process's
+    // PATH into the plan.
     check_allowed(&location, "platforms", platform_name, || {
         format!("location {location_name} does not support platform {platform_name}")
     })?;
@@ -485,6 +474,7 @@ pub fn resolve(cfg: &Config, req: &ResolveRequest) -> Result<Resolved, ConfigErr
         pre_build: hooks(&spec, &platform, "pre_build"),
         post_build: hooks(&spec, &platform, "post_build"),
         data_dir: cfg.layers.system.clone(),
+        inputs: Default::default(),
     };
     Ok(Resolved {
         plan,

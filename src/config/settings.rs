@@ -38,7 +38,7 @@ pub struct Settings {
 
 fn env_or(name: &str, default: impl FnOnce() -> PathBuf) -> PathBuf {
     // Python: os.environ.get(name, default): a variable that is set but empty still wins.
-    match std::env::var_os(name) {
+    match super::env::var_os(name) {
         Some(v) => PathBuf::from(v),
         None => default(),
     }
@@ -46,7 +46,7 @@ fn env_or(name: &str, default: impl FnOnce() -> PathBuf) -> PathBuf {
 
 /// `os.path.expanduser("~")`.
 pub fn home_dir() -> PathBuf {
-    std::env::var_os("HOME")
+    super::env::var_os("HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/"))
 }
@@ -64,8 +64,8 @@ impl Settings {
         let xdg_config = env_or("XDG_CONFIG_HOME", || home.join(".config"));
         let xdg_data = env_or("XDG_DATA_HOME", || home.join(".local/share"));
         let xdg_cache = env_or("XDG_CACHE_HOME", || home.join(".cache"));
-        let venv_dir = std::env::var_os("OSIMAGER_VENV_DIR")
-            .or_else(|| std::env::var_os("VENV_DIR"))
+        let venv_dir = super::env::var_os("OSIMAGER_VENV_DIR")
+            .or_else(|| super::env::var_os("VENV_DIR"))
             .map(PathBuf::from)
             .unwrap_or_else(|| xdg_data.join("osimager").join("venvs"));
         let mut m = Map::new();
@@ -225,7 +225,7 @@ pub fn abspath(p: &Path) -> PathBuf {
     let joined = if p.is_absolute() {
         p.to_path_buf()
     } else {
-        std::env::current_dir().unwrap_or_default().join(p)
+        super::env::current_dir().join(p)
     };
     let mut out = PathBuf::from("/");
     for c in joined.components() {

@@ -31,7 +31,7 @@ fn non_empty(s: &str) -> Option<String> {
 }
 
 fn env_non_empty(name: &str) -> Option<String> {
-    std::env::var(name).ok().and_then(|v| non_empty(&v))
+    crate::config::env::var(name).and_then(|v| non_empty(&v))
 }
 
 impl VaultConfig {

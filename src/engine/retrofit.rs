@@ -3,10 +3,14 @@
 //! only the communicator keys of its builder matter. The machine is reached at `ssh_host` if
 //! the builder sets it, else the IP given on the command line, else the FQDN / name.
 
-use super::BuildOptions;
+use super::error::anyhow_compat::Boxed;
+use super::{Build, BuildError};
 use crate::plan::BuildPlan;
 use anyhow::{bail, Context, Result};
+use osimager_events::{BuildEvent, LogSource, Outcome};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
 
 /// Where the communicator connects: (host, port).
 pub fn endpoint(plan: &BuildPlan, ssh: &crate::comm::SshConfig) -> Result<(String, u16)> {
@@ -27,10 +31,34 @@ pub fn endpoint(plan: &BuildPlan, ssh: &crate::comm::SshConfig) -> Result<(Strin
     }
 }
 
-/// Run `plan.provisioners` against the existing machine.
-///
-/// Like OSImager's `rfosimage`, no spec files are generated: only the provisioners run.
-pub fn run(plan: &BuildPlan, opts: &BuildOptions) -> Result<()> {
+/// Run `plan.provisioners` against the existing machine (no spec files are generated, as in
+/// OSImager's `rfosimage`).
+pub async fn run(b: &Build) -> Result<(), BuildError> {
+    let ev = &b.events;
+    let started = Instant::now();
+    ev.emit(BuildEvent::StepStarted {
+        step: "retrofit".into(),
+    });
+    let result = tokio::select! {
+        r = provision(b) => r,
+        _ = b.cancel.cancelled() => Err(anyhow::anyhow!("interrupted by {}", b.cancel.reason())),
+    };
+    ev.emit(BuildEvent::StepFinished {
+        step: "retrofit".into(),
+        outcome: if result.is_ok() {
+            Outcome::Ok
+        } else if b.cancel.is_cancelled() {
+            Outcome::Cancelled
+        } else {
+            Outcome::Failed
+        },
+        duration_ms: started.elapsed().as_millis() as u64,
+    });
+    result.map_err(|e| BuildError::Retrofit(Boxed(e)))
+}
+
+async fn provision(b: &Build) -> Result<()> {
+    let (plan, opts, ev) = (&b.plan, &b.options, &b.events);
     let comm = plan
         .builder
         .get("communicator")
@@ -44,43 +72,55 @@ pub fn run(plan: &BuildPlan, opts: &BuildOptions) -> Result<()> {
     }
     let ssh = crate::comm::SshConfig::from_builder(&plan.builder)
         .context("reading the communicator keys (ssh_*) of the builder")?;
+    if let Some(pw) = &ssh.password {
+        b.context.secrets.register(pw.expose());
+    }
     let (host, port) = endpoint(plan, &ssh)?;
+    if opts.dry_run {
+        ev.log(format!(
+            "dry run: would connect to {host}:{port} as {:?} and run {} provisioner(s)",
+            ssh.username,
+            plan.provisioners.len()
+        ));
+        return Ok(());
+    }
     let temp: PathBuf = match &opts.temp_dir {
-        Some(t) => t.clone(),
-        None => std::env::temp_dir().join(format!("osimager-retrofit-{}", std::process::id())),
+        Some(t) => b.context.absolute(t),
+        None => b
+            .context
+            .temp_root
+            .join(format!("osimager-retrofit-{}", super::new_build_id())),
     };
     std::fs::create_dir_all(&temp).with_context(|| format!("creating {}", temp.display()))?;
-    let result = (|| -> Result<()> {
-        if opts.dry_run {
-            eprintln!(
-                "dry run: would connect to {host}:{port} as {:?} and run {} provisioner(s)",
-                ssh.username,
-                plan.provisioners.len()
-            );
-            return Ok(());
-        }
+    let result = async {
         let ptemp = temp.join("provision");
-        std::fs::create_dir_all(&ptemp)?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        rt.block_on(async {
-            eprintln!("==> connecting to {host}:{port}");
-            let session = crate::comm::wait_ready(&host, port, &ssh).await?;
-            eprintln!("==> provision ({} provisioner(s))", plan.provisioners.len());
-            let ctx = crate::provision::ProvisionContext::from_plan(plan, &host, port, &ptemp)?
-                .with_session(session);
-            crate::provision::run_all(&plan.provisioners, &ctx).await?;
-            if let Some(s) = ctx.into_session() {
-                s.close().await;
-            }
-            anyhow::Ok(())
-        })
-    })();
+        std::fs::create_dir_all(&ptemp).with_context(|| format!("creating {}", ptemp.display()))?;
+        ev.log(format!("connecting to {host}:{port}"));
+        let session = crate::comm::wait_ready(&host, port, &ssh).await?;
+        ev.log(format!(
+            "provision ({} provisioner(s))",
+            plan.provisioners.len()
+        ));
+        let mut ctx = crate::provision::ProvisionContext::from_plan(plan, &host, port, &ptemp)?
+            .with_build_context(&b.context)
+            .with_session(session);
+        let events = ev.clone();
+        ctx.on_output = Some(Arc::new(move |line: &str| {
+            events.log_from(LogSource::Provisioner, line)
+        }));
+        crate::provision::run_all(&plan.provisioners, &ctx).await?;
+        if let Some(s) = ctx.into_session() {
+            s.close().await;
+        }
+        anyhow::Ok(())
+    }
+    .await;
     if !opts.keep {
         let _ = std::fs::remove_dir_all(&temp);
     } else {
-        eprintln!("temp dir kept: {}", temp.display());
+        ev.log(format!("temp dir kept: {}", temp.display()));
     }
-    result.map(|_| eprintln!("==> retrofit of {host} finished"))
+    result?;
+    ev.log(format!("retrofit of {host} finished"));
+    Ok(())
 }

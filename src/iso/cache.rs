@@ -45,7 +45,7 @@ pub(crate) async fn hash_file(
     meter: &Meter,
 ) -> Result<String, IsoError> {
     let file = file.to_path_buf();
-    let meter = *meter;
+    let meter = meter.clone();
     tokio::task::spawn_blocking(move || {
         let mut f = std::fs::File::open(&file).map_err(|e| IsoError::io(&file, e))?;
         let total = f.metadata().map(|m| m.len()).ok();

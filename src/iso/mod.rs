@@ -20,7 +20,7 @@ mod download;
 mod progress;
 
 pub use checksum::{Algo, ChecksumSpec, Digest};
-pub use progress::Meter;
+pub use progress::{ByteCount, Meter};
 
 use crate::secret::redact;
 use sha1::Digest as _;

@@ -1,193 +1,119 @@
-//! Progress for long operations: an indicatif bar on a terminal, plain periodic lines otherwise
-//! (CI logs, `--dispatcher`, redirected stderr).
+//! Progress of long byte counts (download, hashing), reported to a callback — the native
+//! engine turns it into `progress` events; nothing here prints.
 
-use indicatif::{ProgressBar, ProgressStyle};
-use std::io::IsTerminal;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How progress is shown. Cheap to clone.
-#[derive(Debug, Clone, Copy)]
+/// One progress report.
+#[derive(Debug, Clone)]
+pub struct ByteCount {
+    /// What is being counted ("downloading debian.iso", "verifying /cache/…").
+    pub label: String,
+    pub done: u64,
+    pub total: Option<u64>,
+    /// The final report of this count.
+    pub last: bool,
+}
+
+/// Where progress goes. Cheap to clone.
+#[derive(Clone)]
 pub struct Meter {
-    tty: bool,
-    quiet: bool,
-    /// Interval between plain lines.
+    report: Option<Arc<dyn Fn(ByteCount) + Send + Sync>>,
     every: Duration,
+}
+
+impl std::fmt::Debug for Meter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Meter")
+    }
 }
 
 impl Default for Meter {
     fn default() -> Self {
-        Meter::new()
+        Meter::quiet()
     }
 }
 
 impl Meter {
-    /// Bars when stderr is a terminal, plain lines every 10 s otherwise.
-    pub fn new() -> Meter {
+    /// Report to `f`, at most every 250 ms per count (and always the last value).
+    pub fn new(f: impl Fn(ByteCount) + Send + Sync + 'static) -> Meter {
         Meter {
-            tty: std::io::stderr().is_terminal(),
-            quiet: false,
-            every: Duration::from_secs(10),
+            report: Some(Arc::new(f)),
+            every: Duration::from_millis(250),
         }
     }
 
-    /// No output at all (tests, library use).
+    /// Report nothing.
     pub fn quiet() -> Meter {
         Meter {
-            tty: false,
-            quiet: true,
-            every: Duration::from_secs(10),
+            report: None,
+            every: Duration::from_secs(3600),
         }
     }
 
-    /// A byte counter (download, hashing). `start` bytes are already done (resumed download).
+    /// A byte counter. `start` bytes are already done (a resumed download).
     pub fn bytes(&self, label: &str, total: Option<u64>, start: u64) -> ByteProgress {
-        let bar = (self.tty && !self.quiet).then(|| {
-            let b = match total {
-                Some(t) => ProgressBar::new(t),
-                None => ProgressBar::new_spinner(),
-            };
-            let tmpl = if total.is_some() {
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}"
-            } else {
-                "{msg} {spinner} {bytes} {bytes_per_sec}"
-            };
-            if let Ok(st) = ProgressStyle::with_template(tmpl) {
-                b.set_style(st.progress_chars("=> "));
-            }
-            b.set_message(label.to_string());
-            b.set_position(start);
-            b
-        });
-        ByteProgress {
-            bar,
+        let p = ByteProgress {
+            meter: self.clone(),
             label: label.to_string(),
             total,
             done: start,
-            start,
-            started: Instant::now(),
             last: Instant::now(),
-            meter: *self,
-        }
-    }
-
-    /// A wait with no measurable progress (SSH, shutdown): a spinner or periodic lines.
-    pub fn wait(&self, label: &str) -> WaitProgress {
-        let bar = (self.tty && !self.quiet).then(|| {
-            let b = ProgressBar::new_spinner();
-            if let Ok(st) = ProgressStyle::with_template("{spinner} {msg} ({elapsed})") {
-                b.set_style(st);
-            }
-            b.set_message(label.to_string());
-            b.enable_steady_tick(Duration::from_millis(200));
-            b
-        });
-        WaitProgress {
-            bar,
-            label: label.to_string(),
-            started: Instant::now(),
-            last: Instant::now(),
-            meter: *self,
-        }
+        };
+        p.send(false);
+        p
     }
 }
 
-fn mib(n: u64) -> f64 {
-    n as f64 / (1024.0 * 1024.0)
-}
-
-/// Progress of a byte stream.
+/// Progress of one byte stream.
 pub struct ByteProgress {
-    bar: Option<ProgressBar>,
+    meter: Meter,
     label: String,
     total: Option<u64>,
     done: u64,
-    start: u64,
-    started: Instant,
     last: Instant,
-    meter: Meter,
 }
 
 impl ByteProgress {
+    fn send(&self, last: bool) {
+        if let Some(f) = &self.meter.report {
+            f(ByteCount {
+                label: self.label.clone(),
+                done: self.done,
+                total: self.total,
+                last,
+            });
+        }
+    }
+
     pub fn inc(&mut self, n: u64) {
         self.done += n;
-        if let Some(b) = &self.bar {
-            b.set_position(self.done);
-            return;
+        if self.last.elapsed() >= self.meter.every {
+            self.last = Instant::now();
+            self.send(false);
         }
-        if self.meter.quiet || self.last.elapsed() < self.meter.every {
-            return;
-        }
-        self.last = Instant::now();
-        self.print_line();
-    }
-
-    fn print_line(&self) {
-        let secs = self.started.elapsed().as_secs_f64().max(0.001);
-        let rate = mib(self.done - self.start) / secs;
-        let line = match self.total {
-            Some(t) if t > 0 => format!(
-                "{}: {:.0}% ({:.1} of {:.1} MiB, {:.1} MiB/s)",
-                self.label,
-                self.done as f64 * 100.0 / t as f64,
-                mib(self.done),
-                mib(t),
-                rate
-            ),
-            _ => format!(
-                "{}: {:.1} MiB ({rate:.1} MiB/s)",
-                self.label,
-                mib(self.done)
-            ),
-        };
-        eprintln!("{line}");
-        tracing::info!("{line}");
     }
 
     pub fn finish(self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        } else if !self.meter.quiet {
-            self.print_line();
-        }
+        self.send(true);
     }
 }
 
-/// Progress of an open-ended wait.
-pub struct WaitProgress {
-    bar: Option<ProgressBar>,
-    label: String,
-    started: Instant,
-    last: Instant,
-    meter: Meter,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
 
-impl WaitProgress {
-    /// Call regularly while waiting; prints a line every 10 s when not on a terminal.
-    pub fn tick(&mut self, detail: &str) {
-        if let Some(b) = &self.bar {
-            if !detail.is_empty() {
-                b.set_message(format!("{} — {detail}", self.label));
-            }
-            return;
+    #[test]
+    fn reports_start_and_end_and_throttles_the_rest() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s = seen.clone();
+        let m = Meter::new(move |c| s.lock().unwrap().push((c.done, c.last)));
+        let mut p = m.bytes("x", Some(10), 2);
+        for _ in 0..8 {
+            p.inc(1);
         }
-        if self.meter.quiet || self.last.elapsed() < self.meter.every {
-            return;
-        }
-        self.last = Instant::now();
-        let line = format!(
-            "{} ({}s elapsed){}{}",
-            self.label,
-            self.started.elapsed().as_secs(),
-            if detail.is_empty() { "" } else { ": " },
-            crate::secret::redact(detail)
-        );
-        eprintln!("{line}");
-        tracing::info!("{line}");
-    }
-
-    pub fn finish(self) {
-        if let Some(b) = &self.bar {
-            b.finish_and_clear();
-        }
+        p.finish();
+        assert_eq!(*seen.lock().unwrap(), vec![(2, false), (10, true)]);
     }
 }

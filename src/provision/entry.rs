@@ -34,6 +34,17 @@ pub enum ProvisionError {
     },
 }
 
+impl ProvisionError {
+    /// The communicator settings are unusable before any entry ran.
+    pub fn from_comm(e: CommError) -> ProvisionError {
+        ProvisionError::Comm {
+            index: 0,
+            kind: "communicator".into(),
+            source: Box::new(e),
+        }
+    }
+}
+
 /// A provisioner entry after `override` merging and template rendering.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {

@@ -2,7 +2,7 @@
 //! redacted output.
 
 use super::ProvisionContext;
-use crate::secret::redact;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
@@ -14,6 +14,7 @@ pub(crate) fn search_path(ctx: &ProvisionContext) -> OsString {
     let base = ctx
         .env
         .get("PATH")
+        .or_else(|| ctx.process_env.as_ref().and_then(|e| e.get("PATH")))
         .map(OsString::from)
         .or_else(|| std::env::var_os("PATH"))
         .unwrap_or_default();
@@ -50,6 +51,9 @@ fn is_executable(p: &Path) -> bool {
 pub(crate) fn command(program: &Path, ctx: &ProvisionContext) -> Command {
     let mut cmd = Command::new(program);
     cmd.current_dir(&ctx.work_dir);
+    if let Some(base) = &ctx.process_env {
+        cmd.env_clear().envs(base);
+    }
     for (k, v) in &ctx.env {
         cmd.env(k, v);
     }
@@ -78,7 +82,7 @@ async fn forward<R: AsyncRead + Unpin>(r: Option<R>, ctx: &ProvisionContext, pre
     let Some(r) = r else { return };
     let mut lines = BufReader::new(r).lines();
     while let Ok(Some(line)) = lines.next_line().await {
-        ctx.output(prefix, &redact(&line));
+        ctx.output(prefix, &ctx.secrets.redact(&line));
     }
 }
 
@@ -93,5 +97,5 @@ pub(crate) fn display_cmd(program: &Path, args: &[String]) -> String {
             s.push_str(a);
         }
     }
-    redact(&s)
+    crate::secret::redact(&s)
 }

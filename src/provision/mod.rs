@@ -63,6 +63,10 @@ pub struct ProvisionContext {
     pub venv_bin: Option<PathBuf>,
     /// Output lines go to `tracing` and, when set, here.
     pub on_output: Option<OutputFn>,
+    /// The environment local commands start from (the build's); `None`: this process's.
+    pub process_env: Option<BTreeMap<String, String>>,
+    /// Values redacted from every output line.
+    pub secrets: crate::secret::Registry,
     session: Mutex<Option<Session>>,
 }
 
@@ -91,8 +95,18 @@ impl ProvisionContext {
             ansible_playbook_cmd: None,
             venv_bin: None,
             on_output: None,
+            process_env: None,
+            secrets: crate::secret::Registry::current(),
             session: Mutex::new(None),
         }
+    }
+
+    /// Run local commands in the build's environment, redact with its secrets, and use the
+    /// spec's Ansible venv (`ansible_version`) when the plan asks for one and it exists.
+    pub fn with_build_context(mut self, ctx: &crate::engine::BuildContext) -> Self {
+        self.process_env = Some(ctx.vars.clone());
+        self.secrets = ctx.secrets.clone();
+        self
     }
 
     /// A context for `plan`'s guest at `host:port`: communicator settings from the builder
@@ -128,6 +142,11 @@ impl ProvisionContext {
             .map(|(k, v)| (k.clone(), template::value_text(v)))
             .collect();
         ctx.user_vars = plan.variables.clone();
+        ctx.venv_bin = plan
+            .venv
+            .as_ref()
+            .map(|v| plan.inputs.venv_dir().join(v).join("bin"))
+            .filter(|b| b.is_dir());
         Ok(ctx)
     }
 

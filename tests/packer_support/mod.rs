@@ -169,3 +169,83 @@ pub fn packer_validate(template: &Path, dir: &Path) -> (bool, String) {
         ),
     )
 }
+
+/// The Packer engine on a hand-made context (events discarded).
+pub fn run(
+    ctx: &PackerContext,
+    plan: &BuildPlan,
+    opts: &osimager::engine::BuildOptions,
+) -> Result<osimager::engine::packer::PackerReport, osimager::engine::packer::PackerError> {
+    run_with_events(ctx, plan, opts, osimager::engine::Events::discard())
+}
+
+/// The Packer engine on a hand-made context, reporting to `events`.
+pub fn run_with_events(
+    ctx: &PackerContext,
+    plan: &BuildPlan,
+    opts: &osimager::engine::BuildOptions,
+    events: osimager::engine::Events,
+) -> Result<osimager::engine::packer::PackerReport, osimager::engine::packer::PackerError> {
+    osimager::engine::packer::run(&osimager::engine::packer::PackerJob::standalone(
+        ctx.clone(),
+        plan.clone(),
+        opts.clone(),
+        events,
+    ))
+}
+
+/// Retrofit through Packer's null builder on a hand-made context.
+pub fn retrofit(
+    ctx: &PackerContext,
+    plan: &BuildPlan,
+    opts: &osimager::engine::BuildOptions,
+) -> Result<osimager::engine::packer::PackerReport, osimager::engine::packer::PackerError> {
+    let job = osimager::engine::packer::PackerJob::standalone(
+        ctx.clone(),
+        plan.clone(),
+        opts.clone(),
+        osimager::engine::Events::discard(),
+    )
+    .into_retrofit()?;
+    osimager::engine::packer::run(&job)
+}
+
+/// A build through Packer of a plan resolved with `config` (prepared here), as the CLI does.
+pub fn build_with_config(
+    config: &osimager::config::Config,
+    plan: &BuildPlan,
+    opts: &osimager::engine::BuildOptions,
+    retrofit_only: bool,
+) -> Result<osimager::engine::packer::PackerReport, osimager::engine::packer::PackerError> {
+    let mut plan = plan.clone();
+    config.prepare(&mut plan).expect("plan prepares");
+    let context = osimager::engine::BuildContext::from_process();
+    let ctx = PackerContext::from_plan(&plan, opts, &context);
+    let job = osimager::engine::packer::PackerJob::standalone(
+        ctx,
+        plan,
+        opts.clone(),
+        osimager::engine::Events::discard(),
+    );
+    let job = if retrofit_only {
+        job.into_retrofit()?
+    } else {
+        job
+    };
+    osimager::engine::packer::run(&job)
+}
+
+/// Fill the plan's inputs (what `Config::prepare` would) from a hand-made context, so the plan
+/// can go through `osimager::engine::run` like a resolved one.
+pub fn set_inputs(plan: &mut BuildPlan, ctx: &PackerContext) {
+    plan.inputs.user_dir = ctx.user_dir.clone();
+    plan.inputs.data_dirs = ctx.data_dirs.clone();
+    plan.inputs.settings = ctx.settings.clone();
+    plan.inputs
+        .settings
+        .insert("packer_cmd".into(), Value::String(ctx.packer_cmd.clone()));
+    plan.inputs.settings.insert(
+        "venv_dir".into(),
+        Value::String(ctx.venv_dir.display().to_string()),
+    );
+}

@@ -16,7 +16,6 @@ pub struct ConfigError {
     pub message: String,
 }
 
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiskFormat {
     Qcow2,

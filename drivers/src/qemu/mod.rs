@@ -23,11 +23,11 @@ use crate::bootcmd::KeyEvent;
 use crate::driver::{Capabilities, HostAddress, KeyProgress, LeftRunning, Media, SshAddress};
 use crate::qmp::Qmp;
 use crate::{Driver, DriverError, DriverResult};
-use async_trait::async_trait;
-use std::net::{IpAddr, Ipv4Addr};
 use args::LaunchPlan;
+use async_trait::async_trait;
 use launch::{pick_port, port_seed};
 use serde_json::{json, Value};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::ExitStatus;
 use std::sync::{Arc, Mutex};
@@ -526,7 +526,8 @@ impl Driver for QemuDriver {
             std::mem::forget(child);
             if let Some(rt) = self.runtime_dir.take() {
                 let qmp = rt.keep();
-                left.items.push(format!("QMP socket directory {}", qmp.display()));
+                left.items
+                    .push(format!("QMP socket directory {}", qmp.display()));
                 left.stop_commands.push(format!("rm -rf {}", qmp.display()));
             }
             if let Some(pid) = pid {

@@ -76,7 +76,7 @@ impl MarkerEnv for DefsEnv<'_> {
     fn env_var(&self, name: &str) -> Option<String> {
         match &self.env_vars {
             Some(vars) => vars.get(name).cloned(),
-            None => std::env::var(name).ok(),
+            None => crate::config::env::var(name),
         }
     }
 

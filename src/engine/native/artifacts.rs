@@ -5,7 +5,7 @@
 //! a failed or interrupted build never leaves a half-written output. With `--force` an existing
 //! output directory is removed at commit time (a failed forced build keeps the old output).
 
-use anyhow::{bail, Context, Result};
+use super::NativeError;
 use serde_json::{json, Value};
 use sha2::Digest as _;
 use std::io::Read;
@@ -16,15 +16,11 @@ pub const CHECKSUM_FILE: &str = "SHA256SUMS";
 /// Name of the Packer-format manifest, next to the output directory.
 pub const MANIFEST_FILE: &str = "packer-manifest.json";
 
-/// Refuse an existing output directory unless forced (Packer `-force` semantics).
-pub fn check_output(out: &Path, force: bool) -> Result<()> {
-    if out.exists() && !force {
-        bail!(
-            "output directory {} already exists: remove it or pass --force to replace it",
-            out.display()
-        );
-    }
-    Ok(())
+type Result<T> = std::result::Result<T, NativeError>;
+
+fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> NativeError {
+    let path = path.to_path_buf();
+    move |source| NativeError::Output { what, path, source }
 }
 
 pub fn staging_dir(out: &Path) -> PathBuf {
@@ -37,13 +33,11 @@ pub fn staging_dir(out: &Path) -> PathBuf {
 
 /// sha256 of a file, hex.
 pub fn sha256_file(p: &Path) -> Result<String> {
-    let mut f = std::fs::File::open(p).with_context(|| format!("reading {}", p.display()))?;
+    let mut f = std::fs::File::open(p).map_err(io("cannot read", p))?;
     let mut h = sha2::Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
-        let n = f
-            .read(&mut buf)
-            .with_context(|| format!("reading {}", p.display()))?;
+        let n = f.read(&mut buf).map_err(io("cannot read", p))?;
         if n == 0 {
             break;
         }
@@ -52,16 +46,20 @@ pub fn sha256_file(p: &Path) -> Result<String> {
     Ok(hex::encode(h.finalize()))
 }
 
-/// Write `SHA256SUMS` for `files` (all inside `dir`) into `dir`.
-pub fn write_checksums(dir: &Path, files: &[PathBuf]) -> Result<PathBuf> {
+/// Write `SHA256SUMS` for `files` (all inside `dir`) into `dir`; returns its path and the
+/// digests, in the order of `files`.
+pub fn write_checksums(dir: &Path, files: &[PathBuf]) -> Result<(PathBuf, Vec<String>)> {
     let mut text = String::new();
+    let mut digests = Vec::new();
     for f in files {
         let name = f.strip_prefix(dir).unwrap_or(f);
-        text.push_str(&format!("{}  {}\n", sha256_file(f)?, name.display()));
+        let d = sha256_file(f)?;
+        text.push_str(&format!("{d}  {}\n", name.display()));
+        digests.push(d);
     }
     let p = dir.join(CHECKSUM_FILE);
-    std::fs::write(&p, text).with_context(|| format!("writing {}", p.display()))?;
-    Ok(p)
+    std::fs::write(&p, text).map_err(io("cannot write", &p))?;
+    Ok((p, digests))
 }
 
 /// One build's manifest entry, Packer's shape.
@@ -80,11 +78,9 @@ pub struct ManifestEntry<'a> {
 /// Written atomically (temp file + rename).
 pub fn append_manifest(path: &Path, entry: &ManifestEntry<'_>) -> Result<()> {
     let mut doc: Value = match std::fs::read(path) {
-        Ok(b) => serde_json::from_slice(&b).with_context(|| {
-            format!(
-                "{} is not a Packer manifest (invalid JSON): move it away",
-                path.display()
-            )
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| NativeError::Manifest {
+            path: path.to_path_buf(),
+            problem: format!("invalid JSON: {e}"),
         })?,
         Err(_) => json!({"builds": [], "last_run_uuid": ""}),
     };
@@ -104,16 +100,18 @@ pub fn append_manifest(path: &Path, entry: &ManifestEntry<'_>) -> Result<()> {
     });
     match doc.get_mut("builds").and_then(Value::as_array_mut) {
         Some(b) => b.push(build),
-        None => bail!(
-            "{}: no \"builds\" array; not a Packer manifest",
-            path.display()
-        ),
+        None => {
+            return Err(NativeError::Manifest {
+                path: path.to_path_buf(),
+                problem: "no \"builds\" array".into(),
+            })
+        }
     }
     doc["last_run_uuid"] = Value::String(entry.run_uuid.to_string());
     let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
-    std::fs::write(&tmp, serde_json::to_vec_pretty(&doc)?)
-        .with_context(|| format!("writing {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    let bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
+    std::fs::write(&tmp, bytes).map_err(io("cannot write", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(io("cannot write", path))?;
     Ok(())
 }
 
@@ -121,17 +119,14 @@ pub fn append_manifest(path: &Path, entry: &ManifestEntry<'_>) -> Result<()> {
 pub fn commit(staging: &Path, out: &Path, force: bool) -> Result<()> {
     if out.exists() {
         if !force {
-            bail!(
-                "output directory {} appeared during the build; the result is in {}",
-                out.display(),
-                staging.display()
-            );
+            return Err(NativeError::OutputAppeared {
+                out: out.to_path_buf(),
+                staging: staging.to_path_buf(),
+            });
         }
-        std::fs::remove_dir_all(out)
-            .with_context(|| format!("removing the old output directory {}", out.display()))?;
+        std::fs::remove_dir_all(out).map_err(io("cannot remove the old output directory", out))?;
     }
-    std::fs::rename(staging, out)
-        .with_context(|| format!("moving {} to {}", staging.display(), out.display()))
+    std::fs::rename(staging, out).map_err(io("cannot move the staged output into place at", out))
 }
 
 /// A random UUID v4 string (Packer's run UUID).
@@ -179,7 +174,7 @@ mod tests {
         assert_eq!(doc["builds"][0]["files"][0]["size"], 5);
         let f = t.path().join("a.img");
         std::fs::write(&f, "").unwrap();
-        let c = write_checksums(t.path(), &[f]).unwrap();
+        let (c, _) = write_checksums(t.path(), &[f]).unwrap();
         assert_eq!(
             std::fs::read_to_string(c).unwrap(),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  a.img\n"

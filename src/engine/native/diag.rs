@@ -1,78 +1,108 @@
-//! Build diagnostics: the per-build log file and the serial-console tail shown on failure.
+//! Build diagnostics: the per-build log file (a sink of the event stream) and the
+//! serial-console tail shown on failure.
 //!
 //! Diagnostics live next to the output directory, in `<output_directory>.build/` (the output
-//! directory itself only appears once the build succeeded): `build.log` (every line redacted),
-//! the serial console and QEMU logs written by the driver, and screenshots (`boot-wait.png`
-//! after boot_wait, `typed.png` after the boot command, `failure.png` when a step fails). The
-//! directory is replaced by the next build of the same output and kept otherwise, so a failed
-//! build can be inspected after cleanup removed everything else.
+//! directory itself only appears once the build succeeded): `build.log`, the serial console
+//! and QEMU logs written by the driver, and screenshots (`boot-wait.png` after boot_wait,
+//! `typed.png` after the boot command, `failure.png` when a step fails). The directory is
+//! replaced by the next build of the same output and kept otherwise, so a failed build can be
+//! inspected after cleanup removed everything else.
 
-use crate::secret::redact;
+use osimager_events::{BuildEvent, EventRecord, EventSink, LogSource, Outcome};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
-/// Append-only, redacting build log; also echoes to stderr.
-#[derive(Clone)]
-pub struct BuildLog {
-    file: Option<Arc<Mutex<std::fs::File>>>,
-    path: Option<PathBuf>,
-    echo: bool,
+/// `build.log`: one line per event worth reading later, each starting with its time
+/// (RFC 3339, UTC): `2026-12-07T07:29:00.123Z ==> iso`. Events arrive redacted.
+pub struct BuildLogSink {
+    file: Mutex<std::fs::File>,
 }
 
-impl BuildLog {
-    /// A log that only echoes (before the log file exists, or in tests).
-    pub fn stderr_only(echo: bool) -> BuildLog {
-        BuildLog {
-            file: None,
-            path: None,
-            echo,
-        }
-    }
-
-    /// Open (truncate) `path` as the build log.
-    pub fn open(path: &Path, echo: bool) -> std::io::Result<BuildLog> {
+impl BuildLogSink {
+    /// Create (truncate) the log at `path`.
+    pub fn create(path: &Path) -> std::io::Result<BuildLogSink> {
         if let Some(d) = path.parent() {
             std::fs::create_dir_all(d)?;
         }
-        let f = std::fs::File::create(path)?;
-        Ok(BuildLog {
-            file: Some(Arc::new(Mutex::new(f))),
-            path: Some(path.to_path_buf()),
-            echo,
+        Ok(BuildLogSink {
+            file: Mutex::new(std::fs::File::create(path)?),
         })
     }
+}
 
-    pub fn path(&self) -> Option<&Path> {
-        self.path.as_deref()
-    }
-
-    /// Log one message (redacted) to the file, stderr and tracing.
-    pub fn line(&self, msg: &str) {
-        let msg = redact(msg);
-        tracing::info!(target: "osimager::native", "{msg}");
-        if self.echo {
-            eprintln!("{msg}");
+/// The human text of an event (what the build log and a plain terminal show), if any.
+pub fn event_text(e: &BuildEvent) -> Option<String> {
+    Some(match e {
+        BuildEvent::BuildStarted {
+            target,
+            engine,
+            name,
+            ..
+        } => format!("build of {target} ({name}) with the {engine:?} engine").to_lowercase(),
+        BuildEvent::StepStarted { step } => format!("==> {}", step.replace('_', " ")),
+        BuildEvent::StepFinished {
+            step,
+            outcome: Outcome::Failed,
+            ..
+        } => format!("step {} failed", step.replace('_', " ")),
+        BuildEvent::StepFinished { .. } => return None,
+        BuildEvent::Log {
+            source: LogSource::Serial,
+            ..
+        } => return None,
+        BuildEvent::Log {
+            source: LogSource::Http,
+            line,
+            ..
+        } => format!("http: {line}"),
+        BuildEvent::Log { line, .. } => line.clone(),
+        BuildEvent::Progress { .. } => return None,
+        BuildEvent::Screenshot { path, .. } => format!("screenshot: {path}"),
+        BuildEvent::Artifact { path, size, .. } => format!("artifact: {path} ({size} bytes)"),
+        BuildEvent::Warning { message } => format!("warning: {message}"),
+        BuildEvent::BuildFinished {
+            duration_ms,
+            output_dir: Some(out),
+            error: None,
+            ..
+        } => format!(
+            "Build finished in {:.1}s: {out}",
+            *duration_ms as f64 / 1000.0
+        ),
+        BuildEvent::BuildFinished {
+            error: Some(e),
+            duration_ms,
+            ..
+        } => format!(
+            "Build failed after {:.1}s{}: {}",
+            *duration_ms as f64 / 1000.0,
+            e.step
+                .as_ref()
+                .map(|s| format!(" in step {:?}", s.replace('_', " ")))
+                .unwrap_or_default(),
+            e.message
+        ),
+        BuildEvent::BuildFinished { duration_ms, .. } => {
+            format!("Build finished in {:.1}s", *duration_ms as f64 / 1000.0)
         }
-        self.file_only(&msg);
-    }
+    })
+}
 
-    /// Log to the file only (verbose detail such as every typed key group).
-    pub fn file_only(&self, msg: &str) {
-        if let Some(f) = &self.file {
-            let ts = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs_f64())
-                .unwrap_or(0.0);
-            if let Ok(mut f) = f.lock() {
-                let _ = writeln!(f, "{ts:.3} {}", redact(msg));
+impl EventSink for BuildLogSink {
+    fn send(&self, r: &EventRecord) {
+        let Some(text) = event_text(&r.event) else {
+            return;
+        };
+        if let Ok(mut f) = self.file.lock() {
+            for line in text.lines() {
+                let _ = writeln!(f, "{} {line}", r.time);
             }
         }
     }
 }
 
-/// The last `n` lines of `path` (lossy UTF-8, control characters other than tab removed),
-/// redacted.
+/// The last `n` lines of `path` (lossy UTF-8, control characters other than tab removed).
 pub fn tail(path: &Path, n: usize) -> Option<String> {
     let bytes = std::fs::read(path).ok()?;
     let text = String::from_utf8_lossy(&bytes);
@@ -82,7 +112,7 @@ pub fn tail(path: &Path, n: usize) -> Option<String> {
         .collect();
     let lines: Vec<&str> = clean.lines().collect();
     let start = lines.len().saturating_sub(n);
-    Some(redact(&lines[start..].join("\n")))
+    Some(lines[start..].join("\n"))
 }
 
 /// Serial console logs in the diagnostics dir (drivers name them `*serial*.log`).

@@ -1,39 +1,38 @@
-//! Native engine: builds the image by driving the hypervisor directly (no Packer).
+//! Native engine: builds the image by driving the hypervisor directly (no Packer), through the
+//! driver the [`DriverRegistry`](osimager_drivers::DriverRegistry) has for the builder type.
 //!
-//! [`build`] runs the ordered steps of [`pipeline`] with the QEMU driver; the pipeline itself is
-//! generic over [`osimager_drivers::Driver`] so it can be exercised with other drivers (and
-//! with a fake in tests). Where things go:
+//! [`run`] below is the build's table of contents; each step lives in `steps/<name>.rs`.
+//! Where things go:
 //!
 //! * output: `output_directory` (relative paths resolve in the data directory, where OSImager
-//!   runs Packer; `--output-dir` resolves in the current directory). It appears only when the
+//!   runs Packer; `--output-dir` resolves in the caller's directory). It appears only when the
 //!   build succeeded (staged as `.<name>.partial-<pid>`, renamed at the end) and holds the disk
 //!   image(s) and `SHA256SUMS`.
 //! * `packer-manifest.json` next to the output directory, one entry appended per build.
-//! * diagnostics: `<output_directory>.build/` — `build.log` (redacted), the serial console and
-//!   QEMU logs, screenshots after boot_wait, after typing and on failure. Kept after the build.
+//! * diagnostics: `<output_directory>.build/` — `build.log`, the serial console and hypervisor
+//!   logs, screenshots after boot_wait, after typing and on failure. Kept after the build.
 //! * ISO cache: `<packer_cache_dir>/iso` (default `~/.cache/osimager/iso`).
 
 mod artifacts;
-pub mod cleanup;
-mod diag;
-pub mod pipeline;
+pub mod diag;
+mod error;
+mod resources;
+mod runner;
+mod serial;
 mod settings;
+mod steps;
 #[cfg(test)]
 mod tests;
 
 pub use artifacts::{CHECKSUM_FILE, MANIFEST_FILE};
-pub use settings::{Settings, USER_NET_HOST_IP};
+pub use error::{NativeError, SettingsError};
+pub use settings::Settings;
 
-use crate::config::Config;
-use crate::engine::BuildOptions;
-use crate::iso::Meter;
-use crate::plan::BuildPlan;
-use anyhow::{anyhow, Result};
-use osimager_drivers::qemu::{QemuConfig, QemuDriver, QemuEnv};
-use osimager_drivers::Driver;
-use pipeline::{GenerateFn, Pipeline};
+use crate::engine::{Build, BuildError};
+use osimager_events::Outcome;
+use runner::Runner;
 use std::path::PathBuf;
-use std::time::Duration;
+use steps::*;
 
 /// What a successful build produced.
 #[derive(Debug, Clone)]
@@ -45,129 +44,130 @@ pub struct BuildReport {
     pub checksums: PathBuf,
     /// The Packer-format manifest the build was appended to.
     pub manifest: PathBuf,
-    pub log: Option<PathBuf>,
     pub diag_dir: PathBuf,
     pub run_uuid: String,
-    pub duration: Duration,
     /// `-n`: only validated; nothing was created.
     pub dry_run: bool,
 }
 
-/// What the engine tells a driver factory when the VM is about to be created.
-#[derive(Debug, Clone)]
-pub struct DriverEnv {
-    pub build_name: String,
-    /// Private work dir (under the build temp dir) for disks and runtime files.
-    pub work_dir: PathBuf,
-    /// Diagnostics dir: serial console and hypervisor logs go here.
-    pub log_dir: PathBuf,
-    pub iso_path: Option<PathBuf>,
-    /// (`{{ .HTTPIP }}`, `{{ .HTTPPort }}`) when the HTTP server runs.
-    pub http: Option<(String, u16)>,
-}
-
-/// Creates the driver for a build. `check` runs in the validate step, before anything exists.
-pub trait DriverFactory<D: Driver>: Send {
-    fn check(&self, plan: &BuildPlan, settings: &Settings) -> Result<()>;
-    fn make(&mut self, plan: &BuildPlan, settings: &Settings, env: DriverEnv) -> Result<D>;
-}
-
-/// The QEMU driver factory.
-pub struct QemuFactory;
-
-fn qemu_env(env: DriverEnv) -> QemuEnv {
-    QemuEnv {
-        build_name: env.build_name,
-        work_dir: env.work_dir,
-        log_dir: env.log_dir,
-        iso_path: env.iso_path,
-        http: env.http,
+/// Run a native build. On failure, cancellation or timeout everything the build created is
+/// removed (unless `--on-error abort`); the error names the step.
+pub async fn run(b: &Build) -> Result<BuildReport, BuildError> {
+    let r = Runner::new(b);
+    let given_temp = temp_dir::adopt_given(&r, b);
+    let mut diag: Option<PathBuf> = None;
+    let result = tokio::select! {
+        res = steps(&r, b, given_temp, &mut diag) => res,
+        _ = b.cancel.cancelled() => Err(NativeError::Cancelled { reason: b.cancel.reason() }),
+    };
+    match result {
+        Ok(report) => {
+            r.step("cleanup", async {
+                r.undo_all().await;
+                Ok(())
+            })
+            .await
+            .ok();
+            Ok(report)
+        }
+        Err(e) => Err(fail(&r, e, diag).await),
     }
 }
 
-impl DriverFactory<QemuDriver> for QemuFactory {
-    fn check(&self, plan: &BuildPlan, s: &Settings) -> Result<()> {
-        if s.builder_type != "qemu" {
-            return Err(anyhow!(
-                "builder type {:?} has no native driver: use --engine packer",
-                s.builder_type
+/// The build, step by step.
+async fn steps(
+    r: &Runner,
+    b: &Build,
+    given_temp: Option<PathBuf>,
+    diag: &mut Option<PathBuf>,
+) -> Result<BuildReport, NativeError> {
+    let s = r.step("validate", validate::run(b)).await?;
+    if b.options.dry_run {
+        return Ok(manifest::dry_run(r, b, &s));
+    }
+    *diag = Some(s.diag_dir.clone());
+    // The private workspace, and the driver configured to work in it (nothing created yet).
+    let (temp, vm) = r
+        .step("temp_dir", async {
+            let temp = temp_dir::run(r, b, &s, given_temp).await?;
+            let vm = create_vm::make(b, &s, &temp)?;
+            Ok((temp, vm))
+        })
+        .await?;
+    let files = r.step("files", files::run(r, b, &temp)).await?;
+    let iso = r.step("iso", iso::run(r, &s)).await?;
+    let http = r
+        .step("http_server", http_server::run(r, &s, &vm, &temp, &files))
+        .await?;
+    r.step("create_vm", create_vm::run(r, &s, &vm, iso, &http))
+        .await?;
+    r.step("launch", launch::run(r, &vm)).await?;
+    r.step("boot_wait", boot_wait::run(r, &s, &vm)).await?;
+    r.step("boot_command", boot_command::run(r, &s, &vm, &http))
+        .await?;
+    let session = match &s.ssh {
+        Some(ssh) => {
+            let (session, addr) = r
+                .step("wait_for_ssh", wait_for_ssh::run(r, ssh, &vm))
+                .await?;
+            r.step(
+                "provision",
+                provision::run(r, b, &s, &temp, &http, &session, addr),
+            )
+            .await?;
+            Some(session)
+        }
+        None => None,
+    };
+    r.step("shutdown", shutdown::run(r, &s, &vm, session.as_ref()))
+        .await?;
+    let staged = r.step("export", export::run(r, &s, &vm)).await?;
+    r.step("manifest", manifest::run(r, b, &s, staged)).await
+}
+
+/// A step failed (or the build was cancelled): diagnostics, then cleanup or abort.
+async fn fail(r: &Runner, e: NativeError, diag: Option<PathBuf>) -> BuildError {
+    // A cancellation drops the running step mid-way: report its end here.
+    let step = match r.finish_step(match e {
+        NativeError::Cancelled { .. } => Outcome::Cancelled,
+        _ => Outcome::Failed,
+    }) {
+        Some(s) => s.to_string(),
+        None => r.failed_step().unwrap_or("start").to_string(),
+    };
+    if let (Some(dir), Some(vm)) = (&diag, r.vm()) {
+        steps::screenshot(r, &vm, dir, "failure").await;
+    }
+    if let Some(dir) = &diag {
+        report_console(r, dir);
+    }
+    let message = crate::engine::error::error_chain(&e);
+    let left = r.unwind_after_failure(&message).await;
+    BuildError::Native {
+        step,
+        source: Box::new(e),
+        left_in_place: left,
+    }
+}
+
+/// The tail of the serial console and the failure screenshot, for the reader of the log.
+fn report_console(r: &Runner, dir: &std::path::Path) {
+    for serial in diag::serial_logs(dir) {
+        if let Some(t) = diag::tail(&serial, 20) {
+            let t = if t.trim().is_empty() {
+                "(the guest wrote nothing on the serial console)".to_string()
+            } else {
+                t
+            };
+            r.events.log(format!(
+                "--- last lines of the serial console ({}) ---\n{t}\n---",
+                serial.display()
             ));
         }
-        let env = DriverEnv {
-            build_name: s.build_name.clone(),
-            work_dir: std::env::temp_dir(),
-            log_dir: s.diag_dir.clone(),
-            iso_path: None,
-            http: Some((USER_NET_HOST_IP.into(), 8000)),
-        };
-        QemuConfig::from_builder(&plan.builder, qemu_env(env))
-            .map(|_| ())
-            .map_err(|e| anyhow!("builder: {e}"))
     }
-
-    fn make(&mut self, plan: &BuildPlan, _s: &Settings, env: DriverEnv) -> Result<QemuDriver> {
-        let cfg = QemuConfig::from_builder(&plan.builder, qemu_env(env))
-            .map_err(|e| anyhow!("builder: {e}"))?;
-        Ok(QemuDriver::new(cfg))
+    let shot = dir.join("failure.png");
+    if shot.exists() {
+        r.events
+            .log(format!("screenshot of the console: {}", shot.display()));
     }
-}
-
-/// The ISO cache: `<packer_cache_dir>/iso`, default `~/.cache/osimager/iso`.
-pub fn iso_cache_dir(config: &Config) -> PathBuf {
-    let s = config.settings.get_str("packer_cache_dir");
-    let base = if s.is_empty() {
-        crate::config::settings::home_dir().join(".cache/osimager")
-    } else {
-        PathBuf::from(s)
-    };
-    base.join("iso")
-}
-
-/// Resolves when SIGINT or SIGTERM arrives, with the signal's name. The handlers are
-/// installed when this is called (must be inside a Tokio runtime), not when first polled.
-pub fn stop_signal() -> impl std::future::Future<Output = String> + Send {
-    use tokio::signal::unix::{signal, SignalKind};
-    let int = signal(SignalKind::interrupt());
-    let term = signal(SignalKind::terminate());
-    async move {
-        match (int, term) {
-            (Ok(mut int), Ok(mut term)) => tokio::select! {
-                _ = int.recv() => "SIGINT".to_string(),
-                _ = term.recv() => "SIGTERM".to_string(),
-            },
-            _ => std::future::pending().await,
-        }
-    }
-}
-
-/// Run a native build of `plan` with QEMU. On failure, interruption (SIGINT/SIGTERM) or
-/// timeout everything the build created is removed (unless `--on-error abort`).
-pub async fn build(config: &Config, plan: &BuildPlan, opts: &BuildOptions) -> Result<BuildReport> {
-    let generate: GenerateFn<'_> = Box::new(move |dir: &std::path::Path| {
-        crate::config::files::generate(config, plan, dir).map_err(anyhow::Error::from)
-    });
-    // Install the handlers before the first step so no signal slips through.
-    let stop = stop_signal();
-    let mut p = Pipeline::new(
-        plan,
-        opts,
-        QemuFactory,
-        generate,
-        iso_cache_dir(config),
-        Meter::new(),
-        true,
-    );
-    p.run(stop).await
-}
-
-/// [`build`] on a fresh current-thread runtime, for synchronous callers (the CLI).
-pub fn build_blocking(
-    config: &Config,
-    plan: &BuildPlan,
-    opts: &BuildOptions,
-) -> Result<BuildReport> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(build(config, plan, opts))
 }

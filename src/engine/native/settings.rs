@@ -1,18 +1,24 @@
 //! What the native engine reads from the builder block (Packer vocabulary), checked up front
 //! so that a typo fails the build before anything is created.
 
+use super::error::SettingsError;
 use crate::comm::{parse_duration, SshConfig};
-use crate::engine::BuildOptions;
+use crate::engine::{BuildContext, BuildOptions};
 use crate::iso::{ChecksumSpec, IsoRequest};
 use crate::plan::BuildPlan;
-use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The guest's view of the host's loopback under QEMU user networking.
-pub const USER_NET_HOST_IP: &str = "10.0.2.2";
+type Result<T> = std::result::Result<T, SettingsError>;
+
+fn bad(key: &str, message: impl Into<String>) -> SettingsError {
+    SettingsError::Key {
+        key: key.to_string(),
+        message: message.into(),
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -30,7 +36,8 @@ pub struct Settings {
     pub iso: Option<IsoRequest>,
     pub http_directory: Option<PathBuf>,
     pub http_content: BTreeMap<String, String>,
-    pub http_bind: std::net::IpAddr,
+    /// `http_bind_address` when the builder sets it; else the driver decides.
+    pub http_bind: Option<std::net::IpAddr>,
     pub http_ports: (u16, u16),
 }
 
@@ -45,7 +52,7 @@ fn str_key(b: &Map<String, Value>, k: &str) -> Option<String> {
 fn duration_key(b: &Map<String, Value>, k: &str, default: Duration) -> Result<Duration> {
     match str_key(b, k) {
         None => Ok(default),
-        Some(s) => parse_duration(&s).map_err(|e| anyhow!("builder key {k} = {s:?}: {e}")),
+        Some(s) => parse_duration(&s).map_err(|e| bad(k, format!("{s:?}: {e}"))),
     }
 }
 
@@ -54,7 +61,7 @@ fn port_key(b: &Map<String, Value>, k: &str, default: u16) -> Result<u16> {
         None => Ok(default),
         Some(s) => s
             .parse::<u16>()
-            .map_err(|_| anyhow!("builder key {k} = {s:?}: not a TCP port")),
+            .map_err(|_| bad(k, format!("{s:?} is not a TCP port"))),
     }
 }
 
@@ -71,18 +78,19 @@ fn boot_command(b: &Map<String, Value>) -> Result<Vec<String>> {
                         .first()
                         .and_then(Value::as_str)
                         .map(String::from)
-                        .ok_or_else(|| anyhow!("{key}: each step must be [keys, description]")),
-                    _ => bail!("{key}: expected strings"),
+                        .ok_or_else(|| bad(key, "each step must be [keys, description]")),
+                    _ => Err(bad(key, "expected strings")),
                 })
                 .collect(),
             Value::Null => Ok(Vec::new()),
-            _ => bail!("{key}: expected a list of strings"),
+            _ => Err(bad(key, "expected a list of strings")),
         }
     };
     match (b.get("boot_command"), b.get("boot_steps")) {
-        (Some(c), Some(s)) if !c.is_null() && !s.is_null() => {
-            bail!("builder sets both boot_command and boot_steps: keep one")
-        }
+        (Some(c), Some(s)) if !c.is_null() && !s.is_null() => Err(bad(
+            "boot_steps",
+            "the builder sets both boot_command and boot_steps: keep one",
+        )),
         (Some(c), _) if !c.is_null() => strings(c, "boot_command"),
         (_, Some(s)) => strings(s, "boot_steps"),
         _ => Ok(Vec::new()),
@@ -99,12 +107,16 @@ fn absolute(base: &Path, p: &Path) -> PathBuf {
 
 impl Settings {
     /// Read and check everything; nothing is created.
-    pub fn from_plan(plan: &BuildPlan, opts: &BuildOptions, cache_dir: &Path) -> Result<Settings> {
+    pub fn from_plan(
+        plan: &BuildPlan,
+        opts: &BuildOptions,
+        ctx: &BuildContext,
+    ) -> Result<Settings> {
         let b = &plan.builder;
         let builder_type = plan.builder_type().to_string();
         let build_name = str_key(b, "name").unwrap_or_else(|| builder_type.clone());
         let vm_name = str_key(b, "vm_name").unwrap_or_else(|| format!("packer-{build_name}"));
-        let cwd = std::env::current_dir().context("current directory")?;
+        let cwd = ctx.cwd.clone();
         // Relative builder paths resolve where OSImager runs Packer: the data directory.
         let base = if plan.data_dir.as_os_str().is_empty() {
             cwd.clone()
@@ -127,22 +139,29 @@ impl Settings {
             PathBuf::from(s)
         };
         let boot_command = boot_command(b)?;
-        osimager_drivers::bootcmd::validate(&boot_command)
-            .map_err(|e| anyhow!("boot_command: {e}"))?;
+        osimager_drivers::bootcmd::validate(&boot_command).map_err(SettingsError::BootCommand)?;
         let communicator = str_key(b, "communicator").unwrap_or_else(|| "ssh".into());
         let ssh = match communicator.as_str() {
             "ssh" => {
                 let c = SshConfig::from_builder(b)?;
                 c.validate()?;
+                if let Some(pw) = &c.password {
+                    ctx.secrets.register(pw.expose());
+                }
                 Some(c)
             }
             "none" => None,
-            other => bail!(
-                "communicator {other:?} is not supported by the native engine (use ssh or none, \
-                 or --engine packer)"
-            ),
+            other => {
+                return Err(bad(
+                    "communicator",
+                    format!(
+                        "{other:?} is not supported by the native engine (use ssh or none, or \
+                         --engine packer)"
+                    ),
+                ))
+            }
         };
-        let iso = IsoRequest::from_builder(b, cache_dir.to_path_buf());
+        let iso = IsoRequest::from_builder(b, plan.inputs.iso_cache_dir.clone());
         if let Some(r) = &iso {
             ChecksumSpec::parse(&r.checksum)?;
         }
@@ -152,24 +171,25 @@ impl Settings {
                 .map(|(k, v)| {
                     v.as_str()
                         .map(|s| (k.clone(), s.to_string()))
-                        .ok_or_else(|| anyhow!("http_content.{k}: expected a string"))
+                        .ok_or_else(|| bad(&format!("http_content.{k}"), "expected a string"))
                 })
                 .collect::<Result<_>>()?,
             None | Some(Value::Null) => BTreeMap::new(),
-            Some(_) => bail!("http_content: expected a map of path → text"),
+            Some(_) => return Err(bad("http_content", "expected a map of path → text")),
         };
         let http_bind = match str_key(b, "http_bind_address") {
-            None => std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
-            Some(a) => a
-                .parse()
-                .map_err(|_| anyhow!("http_bind_address {a:?} is not an IP address"))?,
+            None => None,
+            Some(a) => Some(
+                a.parse()
+                    .map_err(|_| bad("http_bind_address", format!("{a:?} is not an IP address")))?,
+            ),
         };
         let http_ports = (
             port_key(b, "http_port_min", 8000)?,
             port_key(b, "http_port_max", 9000)?,
         );
         if http_ports.0 > http_ports.1 {
-            bail!("http_port_min is greater than http_port_max");
+            return Err(bad("http_port_min", "is greater than http_port_max"));
         }
         Ok(Settings {
             build_name,

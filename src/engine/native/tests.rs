@@ -1,121 +1,21 @@
-//! Pipeline tests with a FAKE driver (it records calls; it does not run a VM). They prove the
-//! order of steps and cleanup and the `--on-error` semantics. The real-QEMU runs are in
-//! tests/native_*.rs.
+//! Pipeline tests with the FAKE driver (`osimager_drivers::fake`: it records calls and runs no
+//! VM), registered in the build's driver registry the way a real driver is. They prove the
+//! order of steps and cleanup, the `--on-error` semantics and the event stream. The real-QEMU
+//! runs are in tests/native_*.rs.
 
-use super::pipeline::{GenerateFn, Pipeline};
-use super::{DriverEnv, DriverFactory, Settings};
-use crate::engine::{BuildOptions, OnError};
-use crate::iso::Meter;
-use crate::plan::BuildPlan;
-use anyhow::Result;
-use osimager_drivers::bootcmd::KeyEvent;
-use osimager_drivers::{Driver, DriverError, DriverResult};
+use crate::engine::{self, Build, BuildContext, BuildError, BuildOptions, OnError};
+use crate::plan::{BuildPlan, RenderedFile};
+use osimager_drivers::fake::{registry_entry, FakeControl};
+use osimager_drivers::DriverRegistry;
+use osimager_events::{BuildEvent, EventRecord, MemorySink, Outcome};
 use serde_json::json;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
-
-type Calls = Arc<Mutex<Vec<String>>>;
-
-/// A fake hypervisor: records every call; fails (or hangs) at the named method.
-struct FakeDriver {
-    calls: Calls,
-    fail_at: Option<&'static str>,
-    hang_at: Option<&'static str>,
-    work_dir: PathBuf,
-    running: bool,
-}
-
-impl FakeDriver {
-    async fn call(&mut self, name: &str) -> DriverResult<()> {
-        self.calls.lock().unwrap().push(name.to_string());
-        if self.hang_at == Some(name) {
-            std::future::pending::<()>().await;
-        }
-        if self.fail_at == Some(name) {
-            return Err(DriverError::Msg(format!("fake failure in {name}")));
-        }
-        Ok(())
-    }
-}
-
-impl Driver for FakeDriver {
-    async fn create(&mut self) -> DriverResult<()> {
-        std::fs::create_dir_all(&self.work_dir).unwrap();
-        std::fs::write(self.work_dir.join("disk.qcow2"), "disk").unwrap();
-        self.call("create").await
-    }
-    async fn start(&mut self) -> DriverResult<()> {
-        self.running = true;
-        self.call("start").await
-    }
-    async fn send_keys(&mut self, events: &[KeyEvent]) -> DriverResult<()> {
-        self.calls
-            .lock()
-            .unwrap()
-            .push(format!("keys:{}", events.len()));
-        self.call("send_keys").await
-    }
-    async fn screenshot(&mut self, path: &Path) -> DriverResult<()> {
-        std::fs::write(path, "PNG").unwrap();
-        self.call("screenshot").await
-    }
-    fn ssh_endpoint(&self) -> (String, u16) {
-        // Nothing listens on port 1: connection refused at once.
-        ("127.0.0.1".into(), 1)
-    }
-    async fn request_shutdown(&mut self) -> DriverResult<()> {
-        self.call("request_shutdown").await
-    }
-    async fn wait_stopped(&mut self, _t: Duration) -> DriverResult<bool> {
-        self.call("wait_stopped").await?;
-        self.running = false;
-        Ok(true)
-    }
-    async fn force_stop(&mut self) -> DriverResult<()> {
-        self.running = false;
-        self.call("force_stop").await
-    }
-    async fn export(&mut self, out_dir: &Path) -> DriverResult<Vec<PathBuf>> {
-        self.call("export").await?;
-        let f = out_dir.join("fake.qcow2");
-        std::fs::write(&f, "image").unwrap();
-        Ok(vec![f])
-    }
-    async fn destroy(&mut self) -> DriverResult<()> {
-        let _ = std::fs::remove_dir_all(&self.work_dir);
-        self.call("destroy").await
-    }
-}
-
-struct FakeFactory {
-    calls: Calls,
-    fail_at: Option<&'static str>,
-    hang_at: Option<&'static str>,
-}
-
-impl DriverFactory<FakeDriver> for FakeFactory {
-    fn check(&self, _plan: &BuildPlan, _s: &Settings) -> Result<()> {
-        Ok(())
-    }
-    fn make(&mut self, _p: &BuildPlan, _s: &Settings, env: DriverEnv) -> Result<FakeDriver> {
-        self.calls.lock().unwrap().push(format!(
-            "make http={}",
-            env.http.map(|h| h.0).unwrap_or_default()
-        ));
-        Ok(FakeDriver {
-            calls: self.calls.clone(),
-            fail_at: self.fail_at,
-            hang_at: self.hang_at,
-            work_dir: env.work_dir,
-            running: false,
-        })
-    }
-}
 
 fn plan(out: &Path, communicator: &str) -> BuildPlan {
     let b = json!({
-        "type": "qemu",
+        "type": "fake-iso",
         "vm_name": "fake-vm",
         "output_directory": out.display().to_string(),
         "boot_wait": "0s",
@@ -127,72 +27,74 @@ fn plan(out: &Path, communicator: &str) -> BuildPlan {
         "ssh_timeout": "1s",
         "shutdown_timeout": "5s",
     });
-    BuildPlan {
-        target: "qemu/test/fake".into(),
+    let mut p = BuildPlan {
+        target: "fake/test/fake".into(),
         name: "fake".into(),
         builder: b.as_object().unwrap().clone(),
         ..BuildPlan::default()
-    }
+    };
+    p.inputs.files = vec![RenderedFile {
+        dest: "answers.cfg".into(),
+        content: "generated".into(),
+    }];
+    p
 }
 
 struct Run {
-    result: Result<super::BuildReport>,
+    result: Result<super::BuildReport, BuildError>,
     calls: Vec<String>,
+    events: Vec<EventRecord>,
     temp: PathBuf,
     out: PathBuf,
     _root: tempfile::TempDir,
 }
 
+fn context(root: &Path, control: &FakeControl) -> BuildContext {
+    let mut ctx = BuildContext::from_process();
+    ctx.secrets = crate::secret::Registry::new();
+    ctx.temp_root = root.to_path_buf();
+    ctx.drivers = DriverRegistry::default().register(registry_entry("fake-iso", control.clone()));
+    ctx
+}
+
 async fn run_fake(
     communicator: &str,
-    fail_at: Option<&'static str>,
-    hang_at: Option<&'static str>,
+    control: FakeControl,
     on_error: OnError,
     stop_after: Option<Duration>,
 ) -> Run {
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("out/fake");
     let temp = root.path().join("tmp");
-    let plan = plan(&out, communicator);
+    std::fs::create_dir_all(&temp).unwrap();
     let opts = BuildOptions {
         on_error,
         temp_dir: Some(temp.clone()),
         ..BuildOptions::default()
     };
-    let calls: Calls = Arc::new(Mutex::new(Vec::new()));
-    let factory = FakeFactory {
-        calls: calls.clone(),
-        fail_at,
-        hang_at,
-    };
-    let generate: GenerateFn<'_> = Box::new(|dir: &Path| {
-        let f = dir.join("answers.cfg");
-        std::fs::write(&f, "generated")?;
-        Ok(vec![f])
-    });
-    let mut p = Pipeline::new(
-        &plan,
-        &opts,
-        factory,
-        generate,
-        root.path().join("cache"),
-        Meter::quiet(),
-        false,
+    let build = Build::new(
+        plan(&out, communicator),
+        opts,
+        context(root.path(), &control),
     );
-    let stop = async move {
-        match stop_after {
-            Some(d) => {
-                tokio::time::sleep(d).await;
-                "test stop".to_string()
-            }
-            None => std::future::pending().await,
-        }
-    };
-    let result = p.run(stop).await;
-    let calls = calls.lock().unwrap().clone();
+    build.context.secrets.register("s3cr3t-pw");
+    let sink = MemorySink::default();
+    build.events.attach(Arc::new(sink.clone()), false);
+    let cancel = build.cancel.clone();
+    if let Some(d) = stop_after {
+        tokio::spawn(async move {
+            tokio::time::sleep(d).await;
+            cancel.cancel("test stop");
+        });
+    }
+    let result = engine::run(build).await.map(|o| match o {
+        engine::BuildOutcome::Native(r) => r,
+        other => panic!("not native: {other:?}"),
+    });
     Run {
         result,
-        calls,
+        calls: control.calls(),
+        events: sink.records(),
         temp,
         out,
         _root: root,
@@ -203,14 +105,33 @@ fn without_screens(c: &[String]) -> Vec<String> {
     c.iter().filter(|x| *x != "screenshot").cloned().collect()
 }
 
+fn control() -> FakeControl {
+    FakeControl::default()
+}
+
+fn failing(at: &str) -> FakeControl {
+    FakeControl {
+        fail_at: Some(at.into()),
+        ..FakeControl::default()
+    }
+}
+
 #[tokio::test]
 async fn successful_build_runs_steps_in_order_and_cleans_up() {
-    let r = run_fake("none", None, None, OnError::Cleanup, None).await;
+    let r = run_fake("none", control(), OnError::Cleanup, None).await;
     let report = r.result.expect("build succeeds");
+    let calls = without_screens(&r.calls);
+    let http = calls.iter().find(|c| c.starts_with("http=")).unwrap();
+    assert!(http.starts_with("http=10.0.2.2:"), "{calls:?}");
     assert_eq!(
-        without_screens(&r.calls),
+        calls
+            .iter()
+            .filter(|c| !c.starts_with("http="))
+            .collect::<Vec<_>>(),
         [
-            "make http=10.0.2.2",
+            "make", // validation
+            "make", // the build's own driver
+            "host_address",
             "create",
             "start",
             "keys:38",
@@ -226,17 +147,23 @@ async fn successful_build_runs_steps_in_order_and_cleans_up() {
     assert!(sums.ends_with("  fake.qcow2\n"), "{sums}");
     let m: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&report.manifest).unwrap()).unwrap();
-    assert_eq!(m["builds"][0]["builder_type"], "qemu");
+    assert_eq!(m["builds"][0]["builder_type"], "fake-iso");
     assert_eq!(m["builds"][0]["files"][0]["size"], 5);
     assert_eq!(m["last_run_uuid"], report.run_uuid);
     assert!(!r.temp.exists(), "temp dir removed");
     // The typed password is in the log only as ***.
-    let log = std::fs::read_to_string(report.log.unwrap()).unwrap();
+    let log = std::fs::read_to_string(report.diag_dir.join("build.log")).unwrap();
     assert!(
         log.contains("typing: <esc>linux ks=http://10.0.2.2:"),
         "{log}"
     );
     assert!(!log.contains("s3cr3t-pw"));
+    // Lines start with an RFC 3339 time.
+    assert!(
+        log.lines()
+            .all(|l| l.get(4..5) == Some("-") && l.contains('T')),
+        "{log}"
+    );
     // No staging leftovers next to the output.
     let siblings: Vec<_> = std::fs::read_dir(r.out.parent().unwrap())
         .unwrap()
@@ -249,16 +176,75 @@ async fn successful_build_runs_steps_in_order_and_cleans_up() {
 }
 
 #[tokio::test]
+async fn events_tell_the_whole_build_in_order() {
+    let r = run_fake("none", control(), OnError::Cleanup, None).await;
+    assert!(r.result.is_ok());
+    let seqs: Vec<u64> = r.events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (0..r.events.len() as u64).collect::<Vec<_>>());
+    assert!(matches!(r.events[0].event, BuildEvent::BuildStarted { .. }));
+    assert!(matches!(
+        r.events.last().unwrap().event,
+        BuildEvent::BuildFinished { .. }
+    ));
+    let steps: Vec<(String, Outcome)> = r
+        .events
+        .iter()
+        .filter_map(|e| match &e.event {
+            BuildEvent::StepFinished { step, outcome, .. } => Some((step.clone(), *outcome)),
+            _ => None,
+        })
+        .collect();
+    let names: Vec<&str> = steps.iter().map(|(s, _)| s.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "validate",
+            "temp_dir",
+            "files",
+            "iso",
+            "http_server",
+            "create_vm",
+            "launch",
+            "boot_wait",
+            "boot_command",
+            "shutdown",
+            "export",
+            "manifest",
+            "cleanup"
+        ]
+    );
+    assert_eq!(steps[3].1, Outcome::Skipped, "no ISO");
+    // Key progress arrives inside the boot_command step.
+    let keys = r.events.iter().position(
+        |e| matches!(&e.event, BuildEvent::Progress { step, .. } if step == "boot_command"),
+    );
+    assert!(keys.is_some());
+    let artifact = r
+        .events
+        .iter()
+        .find_map(|e| match &e.event {
+            BuildEvent::Artifact { path, sha256, .. } => Some((path.clone(), sha256.clone())),
+            _ => None,
+        })
+        .unwrap();
+    assert!(artifact.0.ends_with("fake.qcow2"));
+    assert_eq!(artifact.1.unwrap().len(), 64);
+    let text = serde_json::to_string(&r.events).unwrap();
+    assert!(!text.contains("s3cr3t-pw"));
+}
+
+#[tokio::test]
 async fn failure_unwinds_in_reverse_order() {
-    let r = run_fake("none", Some("send_keys"), None, OnError::Cleanup, None).await;
-    let err = format!("{:#}", r.result.unwrap_err());
+    let r = run_fake("none", failing("send_keys"), OnError::Cleanup, None).await;
+    let err = r.result.unwrap_err();
+    assert_eq!(err.step(), Some("boot_command"));
+    let msg = err.message();
     assert!(
-        err.contains("boot command") && err.contains("fake failure"),
-        "{err}"
+        msg.contains("boot command") && msg.contains("fake failure"),
+        "{msg}"
     );
     let c = without_screens(&r.calls);
-    // After the failed typing: VM stopped, then destroyed (reverse of start, create).
-    assert_eq!(&c[c.len() - 3..], ["send_keys", "force_stop", "destroy"]);
+    assert_eq!(&c[c.len() - 2..], ["send_keys", "destroy"]);
     assert!(!r.temp.exists());
     assert!(!r.out.exists());
     // The failure screenshot was taken before cleanup.
@@ -267,18 +253,19 @@ async fn failure_unwinds_in_reverse_order() {
 
 #[tokio::test]
 async fn ssh_timeout_fails_cleanly() {
-    let r = run_fake("ssh", None, None, OnError::Cleanup, None).await;
-    let err = format!("{:#}", r.result.unwrap_err());
-    assert!(err.contains("wait for ssh"), "{err}");
-    assert!(!err.contains("s3cr3t-pw"));
+    let r = run_fake("ssh", control(), OnError::Cleanup, None).await;
+    let err = r.result.unwrap_err();
+    assert_eq!(err.step(), Some("wait_for_ssh"));
+    assert_eq!(err.kind(), osimager_events::ErrorKind::GuestTimeout);
+    assert!(!err.message().contains("s3cr3t-pw"));
     let c = without_screens(&r.calls);
-    assert_eq!(&c[c.len() - 2..], ["force_stop", "destroy"]);
+    assert_eq!(c.last().map(String::as_str), Some("destroy"));
     assert!(!r.temp.exists() && !r.out.exists());
 }
 
 #[tokio::test]
 async fn export_failure_leaves_no_output() {
-    let r = run_fake("none", Some("export"), None, OnError::Cleanup, None).await;
+    let r = run_fake("none", failing("export"), OnError::Cleanup, None).await;
     assert!(r.result.is_err());
     assert!(!r.out.exists());
     let parent = r.out.parent().unwrap();
@@ -287,101 +274,124 @@ async fn export_failure_leaves_no_output() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(names.iter().all(|n| !n.contains("partial")), "{names:?}");
-    // The VM was already stopped cleanly: only destroy remains.
     let c = without_screens(&r.calls);
     assert_eq!(&c[c.len() - 2..], ["export", "destroy"]);
 }
 
 #[tokio::test]
-async fn on_error_abort_leaves_everything() {
-    let r = run_fake("none", Some("send_keys"), None, OnError::Abort, None).await;
-    assert!(r.result.is_err());
+async fn on_error_abort_leaves_the_vm_and_says_how_to_remove_it() {
+    let r = run_fake("none", failing("send_keys"), OnError::Abort, None).await;
+    let err = r.result.unwrap_err();
     assert!(!r.calls.contains(&"destroy".to_string()));
-    assert!(!r.calls.contains(&"force_stop".to_string()));
+    assert!(r.calls.contains(&"leave_running".to_string()));
     assert!(r.temp.exists(), "temp dir left for inspection");
+    let left = err.left_in_place().join("\n");
+    assert!(
+        left.contains("fake VM") && left.contains("rm -rf"),
+        "{left}"
+    );
+    assert!(left.contains(&r.temp.display().to_string()), "{left}");
+    // The HTTP server cannot outlive the process: it was stopped, not listed.
+    assert!(!left.contains("HTTP server"), "{left}");
 }
 
 #[tokio::test]
 async fn stop_request_during_a_hung_step_unwinds() {
     for hang in ["start", "send_keys", "wait_stopped", "export"] {
+        let c = FakeControl {
+            hang_at: Some(hang.into()),
+            ..FakeControl::default()
+        };
         let r = run_fake(
             "none",
-            None,
-            Some(hang),
+            c,
             OnError::Cleanup,
             Some(Duration::from_millis(300)),
         )
         .await;
-        let err = format!("{:#}", r.result.unwrap_err());
-        assert!(err.contains("interrupted by test stop"), "{hang}: {err}");
+        let err = r.result.unwrap_err();
+        assert_eq!(err.kind(), osimager_events::ErrorKind::Cancelled, "{hang}");
+        assert!(err.message().contains("interrupted by test stop"), "{hang}");
         assert_eq!(
             r.calls.last().map(String::as_str),
             Some("destroy"),
             "{hang}"
         );
         assert!(!r.temp.exists() && !r.out.exists(), "{hang}");
+        let cancelled = r.events.iter().any(|e| {
+            matches!(
+                e.event,
+                BuildEvent::StepFinished {
+                    outcome: Outcome::Cancelled,
+                    ..
+                }
+            )
+        });
+        assert!(
+            cancelled,
+            "{hang}: the dropped step is reported as cancelled"
+        );
     }
 }
 
 #[tokio::test]
-async fn existing_output_needs_force() {
+async fn existing_output_needs_force_and_nothing_is_left() {
     let root = tempfile::tempdir().unwrap();
     let out = root.path().join("exists");
     std::fs::create_dir(&out).unwrap();
-    let plan = plan(&out, "none");
-    let opts = BuildOptions::default();
-    let calls: Calls = Arc::default();
-    let f = FakeFactory {
-        calls: calls.clone(),
-        fail_at: None,
-        hang_at: None,
+    let temp = root.path().join("tmpXYZ");
+    std::fs::create_dir(&temp).unwrap();
+    let c = control();
+    let opts = BuildOptions {
+        temp_dir: Some(temp.clone()),
+        ..BuildOptions::default()
     };
-    let mut p = Pipeline::new(
-        &plan,
-        &opts,
-        f,
-        Box::new(|_: &Path| Ok(vec![])),
-        root.path().join("c"),
-        Meter::quiet(),
-        false,
-    );
-    let err = format!("{:#}", p.run(std::future::pending()).await.unwrap_err());
+    let build = Build::new(plan(&out, "none"), opts, context(root.path(), &c));
+    let err = engine::run(build).await.unwrap_err();
+    assert_eq!(err.step(), Some("validate"));
+    let msg = err.message();
     assert!(
-        err.contains("already exists") && err.contains("--force"),
-        "{err}"
+        msg.contains("already exists") && msg.contains("--force"),
+        "{msg}"
     );
+    assert_eq!(err.kind(), osimager_events::ErrorKind::BadInput);
+    assert!(c.calls().is_empty(), "nothing created before validation");
     assert!(
-        calls.lock().unwrap().is_empty(),
-        "nothing created before validation"
+        !temp.exists(),
+        "the caller's fresh temp dir is removed on a failed validation"
     );
 }
 
 #[tokio::test]
 async fn bad_boot_command_fails_in_validate() {
     let root = tempfile::tempdir().unwrap();
-    let mut plan = plan(&root.path().join("o"), "none");
-    plan.builder
+    let mut p = plan(&root.path().join("o"), "none");
+    p.builder
         .insert("boot_command".into(), json!(["<bogus>{{ .Nope }}"]));
-    let opts = BuildOptions::default();
-    let calls: Calls = Arc::default();
-    let f = FakeFactory {
-        calls: calls.clone(),
-        fail_at: None,
-        hang_at: None,
+    let c = control();
+    let build = Build::new(p, BuildOptions::default(), context(root.path(), &c));
+    let err = engine::run(build).await.unwrap_err();
+    assert_eq!(err.step(), Some("validate"));
+    assert!(err.message().contains("boot_command"), "{}", err.message());
+    assert_eq!(err.kind(), osimager_events::ErrorKind::Configuration);
+    assert!(c.calls().is_empty());
+}
+
+#[tokio::test]
+async fn a_builder_type_without_a_driver_is_refused_at_validation() {
+    let root = tempfile::tempdir().unwrap();
+    let c = control();
+    let mut ctx = context(root.path(), &c);
+    ctx.drivers = DriverRegistry::default();
+    let opts = BuildOptions {
+        engine: engine::EngineKind::Native,
+        ..BuildOptions::default()
     };
-    let mut p = Pipeline::new(
-        &plan,
-        &opts,
-        f,
-        Box::new(|_: &Path| Ok(vec![])),
-        root.path().join("c"),
-        Meter::quiet(),
-        false,
-    );
-    let err = format!("{:#}", p.run(std::future::pending()).await.unwrap_err());
+    let build = Build::new(plan(&root.path().join("o"), "none"), opts, ctx);
+    let err = engine::run(build).await.unwrap_err();
+    let msg = err.message();
     assert!(
-        err.contains("validate") && err.contains("boot_command"),
-        "{err}"
+        msg.contains("no native driver") && msg.contains("--engine packer"),
+        "{msg}"
     );
-    assert!(calls.lock().unwrap().is_empty());
 }

@@ -84,6 +84,12 @@ pub enum PackerError {
     )]
     NoCommunicator,
 
+    #[error("interrupted by {reason} (Packer exited with code {code} after cleaning up)")]
+    Cancelled { reason: String, code: i32 },
+
+    #[error("{0}")]
+    Internal(String),
+
     #[error("packer build failed with exit code {code}{}", hint(.version, .unknown_keys))]
     BuildFailed {
         code: i32,
@@ -107,10 +113,33 @@ fn hint(version: &Option<PackerVersion>, keys: &[String]) -> String {
 }
 
 impl PackerError {
+    /// What kind of failure this is, for front ends and servers.
+    pub fn kind(&self) -> osimager_events::ErrorKind {
+        use osimager_events::ErrorKind as K;
+        match self {
+            PackerError::PackerMissing { .. }
+            | PackerError::PackerTooOld { .. }
+            | PackerError::IsoToolMissing
+            | PackerError::VenvMissing { .. }
+            | PackerError::NoCommunicator
+            | PackerError::Hook(_) => K::Configuration,
+            PackerError::RequiredFilesMissing { .. }
+            | PackerError::IsoMissing { .. }
+            | PackerError::IsoNotFound { .. } => K::BadInput,
+            PackerError::Cancelled { .. } => K::Cancelled,
+            PackerError::BuildFailed { .. } => K::Hypervisor,
+            PackerError::Generate { .. }
+            | PackerError::Io { .. }
+            | PackerError::Spawn { .. }
+            | PackerError::Internal(_) => K::Internal,
+        }
+    }
+
     /// The process exit code the CLI should use (Packer's own code when Packer failed).
     pub fn exit_code(&self) -> i32 {
         match self {
             PackerError::BuildFailed { code, .. } if *code != 0 => *code,
+            PackerError::Cancelled { code, .. } if *code != 0 => *code,
             PackerError::Hook(HookError::Stopped { code, .. }) if *code != 0 => *code,
             _ => 1,
         }

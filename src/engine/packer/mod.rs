@@ -1,19 +1,18 @@
 //! Packer engine: BuildPlan → Packer template → `packer build`, the way OSImager's `run_packer`
-//! does it (same template bytes, command line, environment, hooks and dispatcher lines).
+//! does it (same template bytes, command line, environment and hooks).
 //!
-//! Steps, in OSImager's order: find Packer (and refuse keys it is too old for); check the CD tool
-//! for `cd_files`; check `required_files` (`PROGRESS=5`); check the ISO URL; generate the spec's
-//! files into the temp dir (`PROGRESS=10`); run `pre_build` hooks; write `<temp>/<name>.json`;
-//! build the environment (Ansible defaults, evars, the spec's Ansible venv, Vault); print the
-//! command (`PROGRESS=15`); run it in the data dir (or, with `-n`, print the environment);
-//! `RESULT=`/`ERROR=`; `post_build` hooks on success; remove the temp dir unless `-k`/`-m`
-//! (also on failure, unlike OSImager, which left it behind when it exited early).
+//! Steps, in OSImager's order, each reported as a build event: `preflight` (find Packer and
+//! refuse keys it is too old for; the CD tool for `cd_files`; `required_files`; the ISO URL),
+//! `files` (write the spec's rendered files into the temp dir), `pre_build` hooks, `command`
+//! (write `<temp>/<name>.json`, build the environment — Ansible defaults, evars, the spec's
+//! Ansible venv, Vault — and report the command line), `packer_build` (run it in the data dir;
+//! with `-n`, report the environment instead), `post_build` hooks. The temp dir is removed at
+//! the end unless kept (`-k`, `-m`), also on failure (unlike OSImager, which left it behind when
+//! it exited early). `--dispatcher` lines are a front end of these events (the CLI's).
 
 pub mod command;
 pub mod detect;
-pub mod dispatcher;
 mod error;
-pub mod glue;
 pub mod preflight;
 mod process;
 pub mod retrofit;
@@ -22,21 +21,21 @@ pub mod template;
 pub mod urls;
 
 pub use error::PackerError;
-pub use glue::{build, build_with, retrofit_with, PackerFlags};
 pub use tempdir::BuildTempDir;
 
-use crate::engine::BuildOptions;
+use crate::engine::{Build, BuildContext, BuildOptions, Cancel, Events};
 use crate::hooks::{run_hooks, HookPhase};
 use crate::plan::BuildPlan;
 use crate::secret::Secret;
 use command::{build_args, command_line, packer_env, EnvInputs};
 use detect::{PackerInfo, PackerVersion};
-use dispatcher::Dispatcher;
+use osimager_events::{BuildEvent, LogSource, Outcome};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 /// What the Packer engine needs from the configuration besides the plan (the settings and the
-/// data layers). `from_config` fills it from `crate::config::Config`.
+/// data layers), taken from the prepared plan's inputs.
 #[derive(Debug, Clone, Default)]
 pub struct PackerContext {
     /// Setting `packer_cmd` (a name looked up in PATH, or a path).
@@ -57,6 +56,26 @@ pub struct PackerContext {
 }
 
 impl PackerContext {
+    /// From a prepared plan (its settings and data layers) and the options.
+    pub fn from_plan(plan: &BuildPlan, opts: &BuildOptions, ctx: &BuildContext) -> PackerContext {
+        let inputs = &plan.inputs;
+        let token = inputs.setting("vault_token");
+        PackerContext {
+            packer_cmd: match inputs.setting("packer_cmd") {
+                c if c.is_empty() => "packer".into(),
+                c => c,
+            },
+            venv_dir: inputs.venv_dir(),
+            user_dir: inputs.user_dir.clone(),
+            data_dirs: inputs.data_dirs.clone(),
+            vault_addr: inputs.setting("vault_addr"),
+            vault_token: (!token.is_empty()).then(|| ctx.secrets.secret(token)),
+            settings: inputs.settings.clone(),
+            skip: opts.skip,
+            verbose: opts.verbose,
+        }
+    }
+
     /// OSImager's `resolve_data_path`: `<user_dir>/<rel>` if it exists, else the first data dir
     /// that has it.
     pub fn resolve_data_path(&self, rel: &str) -> Option<PathBuf> {
@@ -75,7 +94,7 @@ pub struct PackerReport {
     pub template: PathBuf,
     pub temp_dir: PathBuf,
     pub temp_dir_kept: bool,
-    /// The printed command line (what OSImager printed).
+    /// The reported command line (what OSImager printed).
     pub command: String,
     /// `KEY=value` lines of the environment set for Packer (secrets shown as `***`).
     pub environment: Vec<String>,
@@ -84,8 +103,77 @@ pub struct PackerReport {
     pub dry_run: bool,
 }
 
-/// Generates the spec's `files` into a directory (the configuration's `files::generate`).
-pub type FileGenerator<'a> = &'a dyn Fn(&Path) -> anyhow::Result<Vec<PathBuf>>;
+/// One Packer build, owned (it runs on a blocking thread).
+pub struct PackerJob {
+    pub ctx: PackerContext,
+    pub plan: BuildPlan,
+    pub options: BuildOptions,
+    pub context: BuildContext,
+    pub events: Events,
+    pub cancel: Cancel,
+    /// Packer may use the terminal (its own `-debug` / `-on-error=ask` prompts).
+    pub interactive: bool,
+}
+
+impl PackerJob {
+    /// The job for `build`.
+    pub fn new(build: &Build) -> PackerJob {
+        PackerJob {
+            ctx: PackerContext::from_plan(&build.plan, &build.options, &build.context),
+            plan: build.plan.clone(),
+            options: build.options.clone(),
+            context: build.context.clone(),
+            events: build.events.clone(),
+            cancel: build.cancel.clone(),
+            interactive: build.prompter.as_ref().is_some_and(|p| p.terminal()),
+        }
+    }
+}
+
+impl PackerJob {
+    /// A job outside a [`Build`] (scripts, tests): this process's context, no cancel request,
+    /// not interactive, events to `events`.
+    pub fn standalone(
+        ctx: PackerContext,
+        plan: BuildPlan,
+        options: BuildOptions,
+        events: Events,
+    ) -> PackerJob {
+        PackerJob {
+            ctx,
+            plan,
+            options,
+            context: BuildContext::from_process(),
+            events,
+            cancel: Cancel::new(),
+            interactive: false,
+        }
+    }
+
+    /// The same job, for Packer's `null` builder (retrofit): communicator keys only, no files.
+    pub fn into_retrofit(mut self) -> Result<PackerJob, PackerError> {
+        self.plan = retrofit::retrofit_plan(&self.plan)?;
+        self.plan.inputs.files.clear();
+        Ok(self)
+    }
+}
+
+/// [`run`] on a blocking thread (Packer is a child process we wait for).
+pub async fn run_build(build: &Build) -> Result<PackerReport, PackerError> {
+    let job = PackerJob::new(build);
+    tokio::task::spawn_blocking(move || run(&job))
+        .await
+        .map_err(|e| PackerError::Internal(format!("the Packer engine's thread failed: {e}")))?
+}
+
+/// `osimager retrofit --engine packer` / `rfosimage`: provision an existing machine through
+/// Packer's null builder (see [`retrofit`](self::retrofit)).
+pub async fn run_retrofit(build: &Build) -> Result<PackerReport, PackerError> {
+    let job = PackerJob::new(build).into_retrofit()?;
+    tokio::task::spawn_blocking(move || run(&job))
+        .await
+        .map_err(|e| PackerError::Internal(format!("the Packer engine's thread failed: {e}")))?
+}
 
 fn def_str<'a>(plan: &'a BuildPlan, key: &str) -> &'a str {
     plan.defs.get(key).and_then(Value::as_str).unwrap_or("")
@@ -101,118 +189,204 @@ fn plan_temp_dir(plan: &BuildPlan, opts: &BuildOptions) -> Option<PathBuf> {
         .or_else(|| opts.temp_dir.clone())
 }
 
+/// Reports one step of the Packer engine as events.
+struct Steps<'a> {
+    events: &'a Events,
+}
+
+impl Steps<'_> {
+    fn run<T>(
+        &self,
+        name: &str,
+        f: impl FnOnce() -> Result<T, PackerError>,
+    ) -> Result<T, PackerError> {
+        let t = Instant::now();
+        self.events.emit(BuildEvent::StepStarted {
+            step: name.to_string(),
+        });
+        let r = f();
+        self.events.emit(BuildEvent::StepFinished {
+            step: name.to_string(),
+            outcome: match &r {
+                Ok(_) => Outcome::Ok,
+                Err(PackerError::Cancelled { .. }) => Outcome::Cancelled,
+                Err(_) => Outcome::Failed,
+            },
+            duration_ms: t.elapsed().as_millis() as u64,
+        });
+        r
+    }
+}
+
 /// Run a build through Packer. See the module docs for the steps.
-pub fn run(
-    ctx: &PackerContext,
-    plan: &BuildPlan,
-    opts: &BuildOptions,
-    generate: FileGenerator<'_>,
-) -> Result<PackerReport, PackerError> {
-    let spec = match def_str(plan, "spec_name") {
-        "" => plan.spec.clone(),
-        s => s.to_string(),
-    };
-    let name = match def_str(plan, "name") {
-        "" => plan.name.clone(),
-        s => s.to_string(),
-    };
-    let disp = Dispatcher {
-        enabled: opts.dispatcher,
-        spec,
-        name,
-    };
-    let temp = match plan_temp_dir(plan, opts) {
-        Some(p) => BuildTempDir::adopt(p, opts),
-        None => BuildTempDir::create(opts),
+pub fn run(job: &PackerJob) -> Result<PackerReport, PackerError> {
+    let temp = match plan_temp_dir(&job.plan, &job.options) {
+        Some(p) => BuildTempDir::adopt(p, &job.options),
+        None => BuildTempDir::create(&job.options, &job.context.temp_root),
     }
     .map_err(|(path, source)| PackerError::Io {
         what: "cannot create the build temp dir",
         path,
         source,
-    });
-    let result = temp.and_then(|temp| {
-        let r = run_in(ctx, plan, opts, generate, &temp, &disp);
-        if r.is_err() && !temp.will_remove() {
-            eprintln!("temp dir kept: {}", temp.path().display());
-        }
-        r
-    });
-    if let Err(e) = &result {
-        if !matches!(e, PackerError::BuildFailed { .. }) {
-            disp.failed(&crate::secret::redact(&e.to_string()));
-        }
+    })?;
+    let r = run_in(job, &temp);
+    if r.is_err() && !temp.will_remove() {
+        job.events
+            .log(format!("temp dir kept: {}", temp.path().display()));
     }
-    result
+    r
 }
 
-fn run_in(
-    ctx: &PackerContext,
-    plan: &BuildPlan,
-    opts: &BuildOptions,
-    generate: FileGenerator<'_>,
-    temp: &BuildTempDir,
-    disp: &Dispatcher,
-) -> Result<PackerReport, PackerError> {
-    let path_var = std::env::var_os("PATH");
-    let packer = match detect::detect(&ctx.packer_cmd, path_var.as_deref()) {
-        Ok(info) => Some(info),
-        Err(e) if opts.dry_run => {
-            eprintln!("warning (dry run): {e}");
-            None
-        }
-        Err(e) => return Err(e),
-    };
-    if let Some(PackerInfo {
-        version: Some(v),
-        path,
-    }) = &packer
-    {
-        check_version(plan, *v, path, opts.dry_run)?;
-    }
-    let builder_json = Value::Object(plan.builder.clone()).to_string();
-    preflight::check_cd_tool(&builder_json, path_var.as_deref())?;
+fn transcript(events: &Events, line: impl Into<String>) {
+    events.log_from(LogSource::Packer, line);
+}
 
-    let data_dir = if plan.data_dir.as_os_str().is_empty() {
-        std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
+fn run_in(job: &PackerJob, temp: &BuildTempDir) -> Result<PackerReport, PackerError> {
+    let (ctx, opts, ev) = (&job.ctx, &job.options, &job.events);
+    let steps = Steps { events: ev };
+    let path_var = job.context.var("PATH").map(std::ffi::OsString::from);
+    let data_dir = if job.plan.data_dir.as_os_str().is_empty() {
+        job.context.cwd.clone()
     } else {
-        plan.data_dir.clone()
+        job.plan.data_dir.clone()
     };
-    if ctx.verbose {
-        println!("data dir: {}", data_dir.display());
-    }
-    let resolve = |rel: &str| ctx.resolve_data_path(rel);
-    let required = preflight::required_files(plan);
-    preflight::check_required_files(&required, &ctx.user_dir, &resolve)?;
-    disp.progress(5);
-
-    if preflight::uses_iso(&builder_json) {
-        preflight::check_iso_url(plan)?;
-    }
-
-    generate(temp.path()).map_err(|e| PackerError::Generate {
-        dir: temp.path().to_path_buf(),
-        message: format!("{e:#}"),
+    let packer = steps.run("preflight", || {
+        let packer = match detect::detect(&ctx.packer_cmd, path_var.as_deref()) {
+            Ok(info) => Some(info),
+            Err(e) if opts.dry_run => {
+                ev.warn(format!("(dry run) {e}"));
+                None
+            }
+            Err(e) => return Err(e),
+        };
+        if let Some(PackerInfo {
+            version: Some(v),
+            path,
+        }) = &packer
+        {
+            check_version(&job.plan, *v, path, opts.dry_run, ev)?;
+        }
+        let builder_json = Value::Object(job.plan.builder.clone()).to_string();
+        preflight::check_cd_tool(&builder_json, path_var.as_deref())?;
+        if ctx.verbose {
+            transcript(ev, format!("data dir: {}", data_dir.display()));
+        }
+        let resolve = |rel: &str| ctx.resolve_data_path(rel);
+        let required = preflight::required_files(&job.plan);
+        preflight::check_required_files(&required, &ctx.user_dir, &resolve)?;
+        if preflight::uses_iso(&builder_json) {
+            preflight::check_iso_url(&job.plan)?;
+        }
+        Ok(packer)
     })?;
-    disp.progress(10);
+    steps.run("files", || {
+        job.plan
+            .inputs
+            .write_files(temp.path())
+            .map(|_| ())
+            .map_err(|e| PackerError::Generate {
+                dir: temp.path().to_path_buf(),
+                message: e.to_string(),
+            })
+    })?;
 
-    let mut plan = plan.clone();
+    let mut plan = job.plan.clone();
     if ctx.skip {
         if ctx.verbose {
-            println!("Skipping post-install configuration (--skip)");
+            transcript(ev, "Skipping post-install configuration (--skip)");
         }
         plan.provisioners.clear();
     }
-    run_hooks(
-        HookPhase::PreBuild,
-        &mut plan,
-        &ctx.settings,
-        ctx.verbose,
-        &data_dir,
-        &resolve,
-    )?;
+    let resolve = |rel: &str| ctx.resolve_data_path(rel);
+    let hook_out = |line: &str| transcript(ev, line);
+    steps.run("pre_build", || {
+        let r = run_hooks(
+            HookPhase::PreBuild,
+            &mut plan,
+            &ctx.settings,
+            ctx.verbose,
+            &data_dir,
+            &resolve,
+            &hook_out,
+        );
+        Ok(r?)
+    })?;
 
+    let (template_path, env, args, command) =
+        steps.run("command", || prepare_command(job, &plan, temp, &path_var))?;
+    let mut report = PackerReport {
+        template: template_path,
+        temp_dir: temp.path().to_path_buf(),
+        temp_dir_kept: !temp.will_remove(),
+        command,
+        environment: env.shown_lines(),
+        packer: packer.clone(),
+        dry_run: opts.dry_run,
+    };
+    if opts.dry_run {
+        transcript(ev, format!("# working directory: {}", data_dir.display()));
+        transcript(ev, "# environment added for packer:");
+        for line in &report.environment {
+            transcript(ev, format!("#   {line}"));
+        }
+        if !temp.will_remove() {
+            transcript(ev, format!("# template: {}", report.template.display()));
+        }
+        return Ok(report);
+    }
+
+    let packer = packer.expect("packer is detected unless dry run");
+    steps.run("packer_build", || {
+        let outcome = process::run_packer(&process::Invocation {
+            program: &packer.path,
+            args: &args,
+            cwd: &data_dir,
+            env: &env,
+            context: &job.context,
+            events: ev,
+            cancel: &job.cancel,
+            interactive: job.interactive,
+        })?;
+        if job.cancel.is_cancelled() {
+            return Err(PackerError::Cancelled {
+                reason: job.cancel.reason(),
+                code: outcome.code,
+            });
+        }
+        if outcome.code != 0 {
+            return Err(PackerError::BuildFailed {
+                code: outcome.code,
+                version: packer.version,
+                unknown_keys: outcome.unknown_keys,
+            });
+        }
+        Ok(())
+    })?;
+    steps.run("post_build", || {
+        Ok(run_hooks(
+            HookPhase::PostBuild,
+            &mut plan,
+            &ctx.settings,
+            ctx.verbose,
+            &data_dir,
+            &resolve,
+            &hook_out,
+        )?)
+    })?;
+    report.temp_dir_kept = !temp.will_remove();
+    Ok(report)
+}
+
+/// Write the template, build Packer's environment and report the command line.
+fn prepare_command(
+    job: &PackerJob,
+    plan: &BuildPlan,
+    temp: &BuildTempDir,
+    path_var: &Option<std::ffi::OsString>,
+) -> Result<(PathBuf, command::PackerEnv, Vec<String>, String), PackerError> {
+    let (ctx, opts, ev) = (&job.ctx, &job.options, &job.events);
     let file_name = if plan.name.is_empty() {
-        match def_str(&plan, "name") {
+        match def_str(plan, "name") {
             "" => "build".to_string(),
             n => n.to_string(),
         }
@@ -221,7 +395,10 @@ fn run_in(
     };
     let template_path = temp.path().join(format!("{file_name}.json"));
     if ctx.verbose {
-        println!("writing output file: {}", template_path.display());
+        transcript(
+            ev,
+            format!("writing output file: {}", template_path.display()),
+        );
     }
     template::write_template(&template_path, &plan.packer_template()).map_err(|source| {
         PackerError::Io {
@@ -230,7 +407,6 @@ fn run_in(
             source,
         }
     })?;
-
     let venv = match plan.venv.as_deref().filter(|v| !v.is_empty() && !ctx.skip) {
         Some(ver) => {
             let dir = ctx.venv_dir.join(ver);
@@ -245,17 +421,17 @@ fn run_in(
         None => None,
     };
     let vault_token = ctx.vault_token.clone().or_else(|| {
-        Some(def_str(&plan, "vault_token"))
+        Some(def_str(plan, "vault_token"))
             .filter(|t| !t.is_empty())
-            .map(Secret::new)
+            .map(|t| job.context.secrets.secret(t))
     });
     let vault_addr = if ctx.vault_addr.is_empty() {
-        def_str(&plan, "vault_addr").to_string()
+        def_str(plan, "vault_addr").to_string()
     } else {
         ctx.vault_addr.clone()
     };
     let env = packer_env(
-        &plan,
+        plan,
         opts,
         &EnvInputs {
             venv,
@@ -271,51 +447,8 @@ fn run_in(
         &ctx.packer_cmd
     };
     let command = command_line(shown_program, &args);
-    println!("{command}");
-    disp.progress(15);
-
-    let mut report = PackerReport {
-        template: template_path,
-        temp_dir: temp.path().to_path_buf(),
-        temp_dir_kept: !temp.will_remove(),
-        command,
-        environment: env.shown_lines(),
-        packer: packer.clone(),
-        dry_run: opts.dry_run,
-    };
-    if opts.dry_run {
-        println!("# working directory: {}", data_dir.display());
-        println!("# environment added for packer:");
-        for line in &report.environment {
-            println!("#   {line}");
-        }
-        if !temp.will_remove() {
-            println!("# template: {}", report.template.display());
-        }
-        return Ok(report);
-    }
-
-    let packer = packer.expect("packer is detected unless dry run");
-    let outcome = process::run_packer(&packer.path, &args, &data_dir, &env)?;
-    if outcome.code != 0 {
-        disp.packer_failed(outcome.code);
-        return Err(PackerError::BuildFailed {
-            code: outcome.code,
-            version: packer.version,
-            unknown_keys: outcome.unknown_keys,
-        });
-    }
-    disp.success();
-    run_hooks(
-        HookPhase::PostBuild,
-        &mut plan,
-        &ctx.settings,
-        ctx.verbose,
-        &data_dir,
-        &resolve,
-    )?;
-    report.temp_dir_kept = !temp.will_remove();
-    Ok(report)
+    transcript(ev, command.clone());
+    Ok((template_path, env, args, command))
 }
 
 /// Refuse (or, in a dry run, warn about) builder keys the detected Packer cannot read.
@@ -324,6 +457,7 @@ fn check_version(
     version: PackerVersion,
     path: &Path,
     dry_run: bool,
+    events: &Events,
 ) -> Result<(), PackerError> {
     let keys = detect::unsupported_keys(&plan.builder, version);
     if keys.is_empty() {
@@ -336,7 +470,7 @@ fn check_version(
         keys,
     };
     if dry_run {
-        eprintln!("warning (dry run): {err}");
+        events.warn(format!("(dry run) {err}"));
         Ok(())
     } else {
         Err(err)

@@ -1,13 +1,22 @@
-//! Running `packer build`: output passes through to ours (with registered secrets redacted) and
-//! is scanned for "unknown configuration key" so the failure can say what to do.
+//! Running `packer build`: its output becomes `log` events (source `packer`, redacted by the
+//! event stream) and is scanned for "unknown configuration key" so the failure can say what to
+//! do; a cancel request reaches Packer as one SIGINT, after which Packer cleans up and exits.
+//!
+//! Packer runs in its own process group, so a Ctrl-C in the terminal reaches osimager only
+//! (which cancels the build and forwards one interrupt), and two builds in one process never
+//! interrupt each other. The exception is an interactive run (`-debug`, `-on-error=ask` on a
+//! terminal): Packer reads the terminal itself, so it stays in the terminal's process group,
+//! gets the terminal's Ctrl-C directly, and we only wait for it.
 
 use super::command::PackerEnv;
 use super::PackerError;
-use crate::secret::redact;
-use std::io::{Read, Write};
+use crate::engine::{BuildContext, Cancel, Events};
+use osimager_events::LogSource;
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// Exit code and the unknown keys Packer complained about.
 pub struct PackerRun {
@@ -15,87 +24,119 @@ pub struct PackerRun {
     pub unknown_keys: Vec<String>,
 }
 
-/// Copy `src` to `dst` chunk by chunk, cutting at line ends (`\n` or `\r`, so progress bars keep
-/// moving) so that a secret is never split across two redaction passes.
-fn pump(mut src: impl Read, mut dst: impl Write, seen: Arc<Mutex<String>>) {
+/// Everything one `packer build` needs.
+pub struct Invocation<'a> {
+    pub program: &'a Path,
+    pub args: &'a [String],
+    pub cwd: &'a Path,
+    /// Packer's additions to the build's environment.
+    pub env: &'a PackerEnv,
+    pub context: &'a BuildContext,
+    pub events: &'a Events,
+    pub cancel: &'a Cancel,
+    pub interactive: bool,
+}
+
+/// Split `src` into lines (a `\r` progress redraw keeps only its last state) and emit them.
+fn pump(mut src: impl Read, events: Events, seen: Arc<Mutex<String>>) {
     let mut buf = [0u8; 8192];
     let mut pending: Vec<u8> = Vec::new();
+    let emit = |bytes: &[u8]| {
+        let text = String::from_utf8_lossy(bytes);
+        let line = text.rsplit('\r').find(|s| !s.is_empty()).unwrap_or("");
+        if let Ok(mut s) = seen.lock() {
+            if s.len() < 1 << 20 {
+                s.push_str(&events.secrets().redact(line));
+                s.push('\n');
+            }
+        }
+        events.log_from(LogSource::Packer, line.trim_end_matches('\n'));
+    };
     loop {
         let n = match src.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
         pending.extend_from_slice(&buf[..n]);
-        if let Some(cut) = pending.iter().rposition(|b| *b == b'\n' || *b == b'\r') {
-            let rest = pending.split_off(cut + 1);
-            emit(&pending, &mut dst, &seen);
-            pending = rest;
+        while let Some(i) = pending.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = pending.drain(..=i).collect();
+            emit(&line[..line.len() - 1]);
         }
     }
     if !pending.is_empty() {
-        emit(&pending, &mut dst, &seen);
+        emit(&pending);
     }
 }
 
-fn emit(bytes: &[u8], dst: &mut impl Write, seen: &Arc<Mutex<String>>) {
-    let text = String::from_utf8_lossy(bytes);
-    let shown = redact(&text);
-    let _ = dst.write_all(shown.as_bytes());
-    let _ = dst.flush();
-    if let Ok(mut s) = seen.lock() {
-        if s.len() < 1 << 20 {
-            s.push_str(&shown);
-        }
-    }
-}
-
-/// Run Packer in `cwd` with `env` on top of our environment.
-pub fn run_packer(
-    program: &Path,
-    args: &[String],
-    cwd: &Path,
-    env: &PackerEnv,
-) -> Result<PackerRun, PackerError> {
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .current_dir(cwd)
-        .stdin(Stdio::inherit())
+/// Run Packer and wait for it (forwarding a cancel request as SIGINT).
+pub fn run_packer(inv: &Invocation<'_>) -> Result<PackerRun, PackerError> {
+    let mut cmd = Command::new(inv.program);
+    inv.context.apply_std(&mut cmd);
+    cmd.args(inv.args)
+        .current_dir(inv.cwd)
+        .stdin(if inv.interactive {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
-    env.apply(&mut cmd);
-    // Like system(3), which OSImager used: while Packer runs, Ctrl-C and Ctrl-\ go to Packer
-    // (same process group), which cleans up and exits; we only wait, then remove the temp dir.
-    // Ignored before the fork (no window where a signal could kill us) and reset in the child.
-    let signals = IgnoreInterrupts::new();
-    let child_dispositions = signals.child_dispositions();
-    // SAFETY: the closure only calls signal(2), which is async-signal-safe.
-    unsafe {
+    inv.env.apply(&mut cmd);
+    if !inv.interactive {
         use std::os::unix::process::CommandExt;
-        cmd.pre_exec(move || {
-            for (sig, disp) in &child_dispositions {
-                libc::signal(*sig, *disp);
-            }
-            Ok(())
-        });
+        cmd.process_group(0);
     }
     let mut child = cmd.spawn().map_err(|source| PackerError::Spawn {
-        program: program.display().to_string(),
+        program: inv.program.display().to_string(),
         source,
     })?;
+    let pid = child.id() as libc::pid_t;
     let seen = Arc::new(Mutex::new(String::new()));
-    let out = child.stdout.take().map(|o| {
-        let s = seen.clone();
-        std::thread::spawn(move || pump(o, std::io::stdout(), s))
-    });
-    let err = child.stderr.take().map(|e| {
-        let s = seen.clone();
-        std::thread::spawn(move || pump(e, std::io::stderr(), s))
-    });
-    let status = child.wait().map_err(|source| PackerError::Spawn {
-        program: program.display().to_string(),
-        source,
-    })?;
-    for t in [out, err].into_iter().flatten() {
+    let readers: Vec<_> = [
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn Read + Send>),
+        child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|r| {
+        let (ev, s) = (inv.events.clone(), seen.clone());
+        std::thread::spawn(move || pump(r, ev, s))
+    })
+    .collect();
+    let mut interrupted = false;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) => {}
+            Err(source) => {
+                return Err(PackerError::Spawn {
+                    program: inv.program.display().to_string(),
+                    source,
+                })
+            }
+        }
+        if inv.cancel.is_cancelled() && !interrupted {
+            interrupted = true;
+            inv.events.log(format!(
+                "interrupted by {}: asking Packer to stop and clean up",
+                inv.cancel.reason()
+            ));
+            if !inv.interactive {
+                // SAFETY: kill(2) on the process group we created for this child.
+                unsafe {
+                    libc::kill(-pid, libc::SIGINT);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    for t in readers {
         let _ = t.join();
     }
     let code = match status.code() {
@@ -110,57 +151,4 @@ pub fn run_packer(
         code,
         unknown_keys: super::detect::unknown_keys_in_output(&text),
     })
-}
-
-/// Ignores SIGINT and SIGQUIT until dropped, then restores the previous dispositions (which may
-/// be a handler the CLI installed).
-struct IgnoreInterrupts {
-    saved: Vec<(libc::c_int, libc::sigaction)>,
-}
-
-impl IgnoreInterrupts {
-    fn new() -> IgnoreInterrupts {
-        let mut saved = Vec::new();
-        for sig in [libc::SIGINT, libc::SIGQUIT] {
-            // SAFETY: sigaction with a zeroed struct whose handler is SIG_IGN, saving the old
-            // action into a properly sized, initialised struct.
-            unsafe {
-                let mut ign: libc::sigaction = std::mem::zeroed();
-                ign.sa_sigaction = libc::SIG_IGN;
-                libc::sigemptyset(&mut ign.sa_mask);
-                let mut old: libc::sigaction = std::mem::zeroed();
-                if libc::sigaction(sig, &ign, &mut old) == 0 {
-                    saved.push((sig, old));
-                }
-            }
-        }
-        IgnoreInterrupts { saved }
-    }
-
-    /// What the child should start with: ignored if it was ignored before us (nohup), else the
-    /// default action.
-    fn child_dispositions(&self) -> Vec<(libc::c_int, libc::sighandler_t)> {
-        self.saved
-            .iter()
-            .map(|(sig, old)| {
-                let d = if old.sa_sigaction == libc::SIG_IGN {
-                    libc::SIG_IGN
-                } else {
-                    libc::SIG_DFL
-                };
-                (*sig, d)
-            })
-            .collect()
-    }
-}
-
-impl Drop for IgnoreInterrupts {
-    fn drop(&mut self) {
-        for (sig, old) in &self.saved {
-            // SAFETY: restores the action saved by `new`.
-            unsafe {
-                libc::sigaction(*sig, old, std::ptr::null_mut());
-            }
-        }
-    }
 }

@@ -8,8 +8,7 @@
 //! `<communicator>_host` the machine's IP (else its FQDN) is used, since the null builder cannot
 //! discover an address and Packer refuses to start without one.
 
-use super::{FileGenerator, PackerContext, PackerError, PackerReport};
-use crate::engine::BuildOptions;
+use super::PackerError;
 use crate::plan::BuildPlan;
 use serde_json::{Map, Value};
 
@@ -57,17 +56,6 @@ pub fn retrofit_plan(plan: &BuildPlan) -> Result<BuildPlan, PackerError> {
     out.builder = builder;
     out.files.clear();
     Ok(out)
-}
-
-/// Run the retrofit through Packer (no files are generated, as in OSImager).
-pub fn retrofit(
-    ctx: &PackerContext,
-    plan: &BuildPlan,
-    opts: &BuildOptions,
-) -> Result<PackerReport, PackerError> {
-    let plan = retrofit_plan(plan)?;
-    let no_files: FileGenerator<'_> = &|_| Ok(Vec::new());
-    super::run(ctx, &plan, opts, no_files)
 }
 
 #[cfg(test)]

@@ -2,9 +2,8 @@
 //! `-m DIR`; removed at the end unless `-k` or `-m`. We also remove it when the build fails.
 //!
 //! The configuration needs the path before the plan exists (`defs.temp_dir` appears in builder
-//! values such as `cd_files`), so the CLI creates it first:
-//! `let tmp = BuildTempDir::create(&opts)?; … ResolveRequest { temp_dir: tmp.path().into(), … }`.
-//! The engine adopts the plan's temp dir; whichever guard drops first removes it.
+//! values such as `cd_files`), so the caller creates it first and resolves with it; the engine
+//! adopts the plan's temp dir and removes it at the end unless `opts.keep`.
 
 use crate::engine::BuildOptions;
 use std::path::{Path, PathBuf};
@@ -17,19 +16,23 @@ pub struct BuildTempDir {
 }
 
 impl BuildTempDir {
+    /// Removed at the end unless kept (`-k`; the CLI also keeps a `-m DIR` the user named).
     fn should_remove(opts: &BuildOptions) -> bool {
-        opts.temp_dir.is_none() && !opts.keep
+        !opts.keep
     }
 
-    /// `-m DIR` (created if missing, never removed) or a fresh `$TMPDIR/tmpXXXXXXXX`.
-    pub fn create(opts: &BuildOptions) -> Result<BuildTempDir, (PathBuf, std::io::Error)> {
+    /// `opts.temp_dir` (created if missing) or a fresh `<temp_root>/tmpXXXXXXXX`.
+    pub fn create(
+        opts: &BuildOptions,
+        temp_root: &Path,
+    ) -> Result<BuildTempDir, (PathBuf, std::io::Error)> {
         if let Some(p) = &opts.temp_dir {
             return Self::adopt(p.clone(), opts);
         }
         let dir = tempfile::Builder::new()
             .prefix("tmp")
-            .tempdir()
-            .map_err(|e| (std::env::temp_dir(), e))?;
+            .tempdir_in(temp_root)
+            .map_err(|e| (temp_root.to_path_buf(), e))?;
         Ok(BuildTempDir {
             path: dir.keep(),
             remove: Self::should_remove(opts),

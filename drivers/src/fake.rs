@@ -1,0 +1,173 @@
+//! A FAKE driver for tests (feature `fake`): it runs no VM, records every call, and fails or
+//! hangs at a named method on request. It is registered exactly as a real driver is
+//! ([`registry_entry`] + [`DriverRegistry::register`](crate::DriverRegistry::register)), which
+//! is what adding a hypervisor takes.
+
+use crate::bootcmd::KeyEvent;
+use crate::driver::{
+    Capabilities, Driver, DriverEnv, DriverResult, HostAddress, KeyProgress, LeftRunning, Media,
+    SshAddress,
+};
+use crate::registry::DriverEntry;
+use crate::DriverError;
+use async_trait::async_trait;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// What the fake does, shared by every driver the entry makes.
+#[derive(Debug, Clone, Default)]
+pub struct FakeControl {
+    /// Every call, in order (`make`, `create`, `start`, `keys:N`, `send_keys`, …).
+    pub calls: Arc<Mutex<Vec<String>>>,
+    /// Fail when this method is called.
+    pub fail_at: Option<String>,
+    /// Never return from this method.
+    pub hang_at: Option<String>,
+    /// Time each call takes (a build that lasts a while, for concurrency tests).
+    pub delay: Duration,
+    /// The SSH address to report (default: 127.0.0.1:1, where nothing listens).
+    pub ssh: Option<SshAddress>,
+}
+
+impl FakeControl {
+    /// A copy of the calls so far.
+    pub fn calls(&self) -> Vec<String> {
+        self.calls.lock().map(|c| c.clone()).unwrap_or_default()
+    }
+}
+
+/// The registry entry of a fake driver for `builder_type`.
+pub fn registry_entry(builder_type: &str, control: FakeControl) -> DriverEntry {
+    DriverEntry::new(builder_type, "FAKE (tests only)", move |_builder, env| {
+        if let Ok(mut c) = control.calls.lock() {
+            c.push("make".into());
+        }
+        Ok(Box::new(FakeDriver {
+            control: control.clone(),
+            env,
+            running: false,
+        }) as Box<dyn Driver>)
+    })
+}
+
+/// See the module docs.
+pub struct FakeDriver {
+    control: FakeControl,
+    env: DriverEnv,
+    running: bool,
+}
+
+impl FakeDriver {
+    async fn call(&mut self, name: &str) -> DriverResult<()> {
+        if let Ok(mut c) = self.control.calls.lock() {
+            c.push(name.to_string());
+        }
+        if !self.control.delay.is_zero() {
+            tokio::time::sleep(self.control.delay).await;
+        }
+        if self.control.hang_at.as_deref() == Some(name) {
+            std::future::pending::<()>().await;
+        }
+        if self.control.fail_at.as_deref() == Some(name) {
+            return Err(DriverError::Msg(format!("fake failure in {name}")));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl Driver for FakeDriver {
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            screenshots: true,
+            serial_log: None,
+        }
+    }
+    async fn host_address(&mut self) -> DriverResult<HostAddress> {
+        self.call("host_address").await?;
+        Ok(HostAddress {
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            guest_ip: "10.0.2.2".into(),
+        })
+    }
+    async fn create(&mut self, media: &Media) -> DriverResult<()> {
+        std::fs::create_dir_all(&self.env.work_dir).map_err(|source| DriverError::Io {
+            context: "creating the fake work dir".into(),
+            source,
+        })?;
+        let _ = std::fs::write(self.env.work_dir.join("disk.qcow2"), "disk");
+        if let Some(h) = &media.http {
+            if let Ok(mut c) = self.control.calls.lock() {
+                c.push(format!("http={}:{}", h.ip, h.port));
+            }
+        }
+        self.call("create").await
+    }
+    async fn start(&mut self) -> DriverResult<()> {
+        self.running = true;
+        self.call("start").await
+    }
+    async fn send_keys(
+        &mut self,
+        events: &[KeyEvent],
+        progress: KeyProgress<'_>,
+    ) -> DriverResult<()> {
+        if let Ok(mut c) = self.control.calls.lock() {
+            c.push(format!("keys:{}", events.len()));
+        }
+        for i in 0..=events.len() {
+            progress(i, events.len());
+        }
+        self.call("send_keys").await
+    }
+    async fn screenshot(&mut self, path: &Path) -> DriverResult<()> {
+        let _ = std::fs::write(path, "PNG");
+        self.call("screenshot").await
+    }
+    async fn ssh_address(&mut self, _timeout: Duration) -> DriverResult<SshAddress> {
+        self.call("ssh_address").await?;
+        Ok(self.control.ssh.clone().unwrap_or(SshAddress {
+            host: "127.0.0.1".into(),
+            port: 1,
+        }))
+    }
+    async fn request_shutdown(&mut self) -> DriverResult<()> {
+        self.call("request_shutdown").await
+    }
+    async fn wait_stopped(&mut self, _timeout: Duration) -> DriverResult<bool> {
+        self.call("wait_stopped").await?;
+        self.running = false;
+        Ok(true)
+    }
+    async fn force_stop(&mut self) -> DriverResult<()> {
+        self.running = false;
+        self.call("force_stop").await
+    }
+    async fn export(&mut self, out_dir: &Path) -> DriverResult<Vec<PathBuf>> {
+        self.call("export").await?;
+        let f = out_dir.join("fake.qcow2");
+        std::fs::write(&f, "image").map_err(|source| DriverError::Io {
+            context: "writing the fake image".into(),
+            source,
+        })?;
+        Ok(vec![f])
+    }
+    async fn destroy(&mut self) -> DriverResult<()> {
+        let _ = std::fs::remove_dir_all(&self.env.work_dir);
+        self.call("destroy").await
+    }
+    fn leave_running(&mut self) -> LeftRunning {
+        if let Ok(mut c) = self.control.calls.lock() {
+            c.push("leave_running".into());
+        }
+        LeftRunning {
+            items: vec![format!(
+                "fake VM (work dir {})",
+                self.env.work_dir.display()
+            )],
+            stop_commands: vec![format!("rm -rf {}", self.env.work_dir.display())],
+        }
+    }
+}

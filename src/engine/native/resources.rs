@@ -1,0 +1,159 @@
+//! What native steps create, each with how to undo it and how to leave it in place
+//! (`--on-error abort`).
+
+use super::runner::Resource;
+use crate::comm::Session;
+use async_trait::async_trait;
+use osimager_drivers::Driver;
+use osimager_http::HttpServer;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The VM, shared by the steps that drive it and the cleanup that destroys it.
+pub(crate) type Vm = Arc<tokio::sync::Mutex<Box<dyn Driver>>>;
+
+/// A directory the build made (temp dir, staging output dir).
+pub(crate) struct Dir {
+    pub what: &'static str,
+    pub path: PathBuf,
+}
+
+#[async_trait]
+impl Resource for Dir {
+    fn describe(&self) -> String {
+        format!("{} {}", self.what, self.path.display())
+    }
+
+    async fn undo(&self) -> Result<(), String> {
+        match std::fs::remove_dir_all(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("removing {}: {e}", self.path.display()))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn leave(&self) -> Option<Vec<String>> {
+        Some(vec![format!(
+            "{} {} (remove: rm -rf {})",
+            self.what,
+            self.path.display(),
+            self.path.display()
+        )])
+    }
+}
+
+/// The VM's registration, disks and process (the driver's `destroy`).
+pub(crate) struct VmResource {
+    pub vm: Vm,
+    pub name: String,
+}
+
+#[async_trait]
+impl Resource for VmResource {
+    fn describe(&self) -> String {
+        format!("VM {}", self.name)
+    }
+
+    async fn undo(&self) -> Result<(), String> {
+        self.vm
+            .lock()
+            .await
+            .destroy()
+            .await
+            .map_err(|e| crate::engine::error::error_chain(&e))
+    }
+
+    fn leave(&self) -> Option<Vec<String>> {
+        // Nothing else holds the VM once the steps ended.
+        let Ok(mut d) = self.vm.try_lock() else {
+            return Some(vec![format!("VM {} (busy: could not list it)", self.name)]);
+        };
+        let left = d.leave_running();
+        let mut lines: Vec<String> = left.items;
+        if !left.stop_commands.is_empty() {
+            lines.push(format!(
+                "to stop and remove the VM: {}",
+                left.stop_commands.join(" && ")
+            ));
+        }
+        if lines.is_empty() {
+            lines.push(format!("VM {} (not running)", self.name));
+        }
+        Some(lines)
+    }
+}
+
+/// The embedded HTTP server (it cannot outlive this process: undone even on abort).
+pub(crate) struct Http {
+    pub server: tokio::sync::Mutex<Option<HttpServer>>,
+    pub url: String,
+}
+
+#[async_trait]
+impl Resource for Http {
+    fn describe(&self) -> String {
+        format!("HTTP server on {}", self.url)
+    }
+
+    async fn undo(&self) -> Result<(), String> {
+        if let Some(mut s) = self.server.lock().await.take() {
+            s.shutdown_in_place().await;
+        }
+        Ok(())
+    }
+
+    fn leave(&self) -> Option<Vec<String>> {
+        None
+    }
+}
+
+/// The SSH session to the guest (closed even on abort).
+pub(crate) struct Ssh {
+    pub session: Arc<tokio::sync::Mutex<Option<Session>>>,
+    pub addr: String,
+}
+
+#[async_trait]
+impl Resource for Ssh {
+    fn describe(&self) -> String {
+        format!("SSH session to {}", self.addr)
+    }
+
+    async fn undo(&self) -> Result<(), String> {
+        if let Some(s) = self.session.lock().await.take() {
+            s.close().await;
+        }
+        Ok(())
+    }
+
+    fn leave(&self) -> Option<Vec<String>> {
+        None
+    }
+}
+
+/// A background task of the build (the serial console follower).
+pub(crate) struct Task {
+    pub what: &'static str,
+    pub stop: tokio_util::sync::CancellationToken,
+    pub handle: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+#[async_trait]
+impl Resource for Task {
+    fn describe(&self) -> String {
+        self.what.to_string()
+    }
+
+    async fn undo(&self) -> Result<(), String> {
+        self.stop.cancel();
+        if let Some(h) = self.handle.lock().await.take() {
+            let _ = h.await;
+        }
+        Ok(())
+    }
+
+    fn leave(&self) -> Option<Vec<String>> {
+        None
+    }
+}

@@ -1,0 +1,53 @@
+//! Run the plan's provisioners (Ansible, shell, shell-local, file) against the guest over the
+//! engine's SSH session; their output goes to the event stream line by line.
+
+use super::wait_for_ssh::SharedSession;
+use crate::engine::native::runner::Runner;
+use crate::engine::native::{NativeError, Settings};
+use crate::engine::Build;
+use crate::provision::{ProvisionContext, ProvisionError};
+use osimager_drivers::HttpEndpoint;
+use osimager_events::LogSource;
+use std::path::Path;
+use std::sync::Arc;
+
+pub(crate) async fn run(
+    r: &Runner,
+    b: &Build,
+    s: &Settings,
+    temp: &Path,
+    http: &Option<HttpEndpoint>,
+    session: &SharedSession,
+    (host, port): (String, u16),
+) -> Result<(), NativeError> {
+    if b.plan.provisioners.is_empty() || b.options.skip {
+        r.skip("no provisioners");
+        return Ok(());
+    }
+    let ptemp = temp.join("provision");
+    std::fs::create_dir_all(&ptemp).map_err(|source| NativeError::CreateDir {
+        what: "provisioning directory",
+        path: ptemp.clone(),
+        source,
+    })?;
+    let ctx = ProvisionContext::from_plan(&b.plan, host, port, ptemp)
+        .map_err(|e| NativeError::Provision(ProvisionError::from_comm(e)))?;
+    let mut ctx = ctx.with_build_context(&b.context);
+    if let Some(sess) = session.lock().await.take() {
+        ctx = ctx.with_session(sess);
+    }
+    ctx.template_fields.insert("Name".into(), s.vm_name.clone());
+    if let Some(h) = http {
+        ctx.template_fields.insert("HTTPIP".into(), h.ip.clone());
+        ctx.template_fields
+            .insert("HTTPPort".into(), h.port.to_string());
+        ctx.http_addr = Some(format!("{}:{}", h.ip, h.port));
+    }
+    let events = r.events.clone();
+    ctx.on_output = Some(Arc::new(move |line: &str| {
+        events.log_from(LogSource::Provisioner, line)
+    }));
+    let result = crate::provision::run_all(&b.plan.provisioners, &ctx).await;
+    *session.lock().await = ctx.into_session();
+    result.map_err(NativeError::Provision)
+}
