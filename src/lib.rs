@@ -9,4 +9,6 @@ pub mod iso;
 pub mod plan;
 pub mod provision;
 pub mod secret;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod venv;

@@ -105,6 +105,13 @@ osimager venv --all        # create every missing one"
         #[arg(long, default_value_t = 10)]
         timeout: u64,
     },
+    /// Run the build service: REST API, live build streams and the web UI
+    #[cfg(feature = "serve")]
+    #[command(after_help = "Examples:\n  osimager serve                                  # http://127.0.0.1:8000/\n  \
+osimager serve --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem\n  \
+osimager serve token create alice                 # tokens are needed off loopback\n\n\
+The API is documented at /api/v1/openapi.json; docs/SERVICE.md has the settings file.")]
+    Serve(crate::serve::ServeArgs),
     /// Print a shell completion script
     Completions {
         /// bash, zsh, fish, elvish or powershell

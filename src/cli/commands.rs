@@ -115,6 +115,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             });
         }
+        #[cfg(feature = "serve")]
+        Command::Serve(a) => return Ok(crate::serve::main(a, cli.data_dir.clone())),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut buf = Vec::new();

@@ -495,7 +495,7 @@ impl Backend for FakeBackend {
         .iter()
         .map(|n| Tool {
             name: n.to_string(),
-            path: which(n),
+            path: crate::host::which(n),
             version: None,
         })
         .collect();
@@ -509,13 +509,4 @@ impl Backend for FakeBackend {
             tools,
         }
     }
-}
-
-/// A program on PATH.
-pub fn which(name: &str) -> Option<String> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-        .map(|p| p.to_string_lossy().into_owned())
 }
