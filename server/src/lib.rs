@@ -29,6 +29,8 @@ pub mod reaper;
 mod recorder;
 pub mod scheduler;
 pub mod store;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod tls;
 pub mod ui;
 pub mod view;

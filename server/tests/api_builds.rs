@@ -293,11 +293,11 @@ async fn cancel_running_and_queued_builds() {
 #[tokio::test]
 async fn retry_delete_and_failed_builds() {
     let s = common::start(|_| {}).await;
-    let id = s.build(&["fake_step_ms=5", "fake_fail=wait_ssh"]).await;
+    let id = s.build(&["fake_step_ms=5", "fake_fail=wait_for_ssh"]).await;
     let j = s.wait_state(id, &["failed", "succeeded"], T).await;
     assert_eq!(j["state"], "failed");
     assert_eq!(j["error"]["kind"], "guest_timeout");
-    assert_eq!(j["error"]["step"], "wait_ssh");
+    assert_eq!(j["error"]["step"], "wait_for_ssh");
     let (_, shots) = s.get(&format!("/builds/{id}/screenshots")).await;
     assert_eq!(
         shots["items"].as_array().unwrap().last().unwrap()["name"],
@@ -308,7 +308,7 @@ async fn retry_delete_and_failed_builds() {
     assert_eq!(r["retry_of"], id);
     assert_eq!(
         r["request"]["defines"],
-        json!(["fake_step_ms=5", "fake_fail=wait_ssh"])
+        json!(["fake_step_ms=5", "fake_fail=wait_for_ssh"])
     );
     let hang = s.build(&["fake_hang=launch"]).await;
     s.wait_state(hang, &["running"], T).await;

@@ -7,8 +7,8 @@
 
 mod common;
 
-use common::browser::{wanted, Browser};
-use fantoccini::Locator;
+use osimager_server::testing::fantoccini::Locator;
+use osimager_server::testing::{wanted, Browser};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
@@ -28,7 +28,7 @@ async fn every_page_renders_and_is_saved_as_a_screenshot() {
     s.wait_state(done, &["succeeded"], T).await;
     let failed = s.build(&["fake_step_ms=5", "fake_fail=provision"]).await;
     s.wait_state(failed, &["failed"], T).await;
-    let running = s.build(&["fake_step_ms=200", "fake_hang=wait_ssh"]).await;
+    let running = s.build(&["fake_step_ms=200", "fake_hang=wait_for_ssh"]).await;
     s.wait_state(running, &["running"], T).await;
     let b = Browser::start("fake").await;
     let r = root(&s);

@@ -68,8 +68,6 @@ pub enum ServeAction {
     Token {
         #[command(subcommand)]
         action: TokenAction,
-        #[command(flatten)]
-        state: StateArgs,
     },
     /// Run one build for the service (internal: the service starts it, spec on stdin)
     #[command(hide = true)]
@@ -82,11 +80,32 @@ pub enum ServeAction {
 #[derive(Debug, Subcommand)]
 pub enum TokenAction {
     /// Make a token; it is printed once and only its hash is kept
-    Create { name: String },
+    Create {
+        name: String,
+        #[command(flatten)]
+        state: StateArgs,
+    },
     /// List tokens (names, ids, when made and last used)
-    List,
+    List {
+        #[command(flatten)]
+        state: StateArgs,
+    },
     /// Remove a token (by name or id); requests with it fail at once
-    Revoke { name: String },
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        state: StateArgs,
+    },
+}
+
+impl TokenAction {
+    fn state(&self) -> &StateArgs {
+        match self {
+            TokenAction::Create { state, .. }
+            | TokenAction::List { state }
+            | TokenAction::Revoke { state, .. } => state,
+        }
+    }
 }
 
 fn settings(state: &StateArgs) -> Result<ServerConfig, String> {
@@ -117,7 +136,7 @@ pub fn main(args: ServeArgs, data_dir: Option<PathBuf>) -> ExitCode {
             init_logging("warn");
             job::run_job(work_dir, data_dir)
         }
-        Some(ServeAction::Token { action, state }) => match token(action, &state) {
+        Some(ServeAction::Token { action }) => match token(action) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("error: {e}");
@@ -144,12 +163,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, String> {
         .map_err(|e| format!("cannot start the async runtime: {e}"))
 }
 
-fn token(action: TokenAction, state: &StateArgs) -> Result<(), String> {
-    let cfg = settings(state)?;
+fn token(action: TokenAction) -> Result<(), String> {
+    let cfg = settings(action.state())?;
     let store = SqliteStore::open(&cfg.database()).map_err(|e| e.to_string())?;
     runtime()?.block_on(async move {
         match action {
-            TokenAction::Create { name } => {
+            TokenAction::Create { name, .. } => {
                 let t = osimager_server::auth::new_token();
                 let info = store
                     .create_token(&name, &osimager_server::auth::hash_token(&t))
@@ -161,7 +180,7 @@ fn token(action: TokenAction, state: &StateArgs) -> Result<(), String> {
                 );
                 println!("{t}");
             }
-            TokenAction::List => {
+            TokenAction::List { .. } => {
                 let list = store.tokens().await.map_err(|e| e.to_string())?;
                 if list.is_empty() {
                     eprintln!("no tokens; `osimager serve token create NAME` makes one");
@@ -176,7 +195,7 @@ fn token(action: TokenAction, state: &StateArgs) -> Result<(), String> {
                     );
                 }
             }
-            TokenAction::Revoke { name } => {
+            TokenAction::Revoke { name, .. } => {
                 store.revoke_token(&name).await.map_err(|e| e.to_string())?;
                 eprintln!("token '{name}' revoked");
             }

@@ -25,12 +25,12 @@ pub const STEPS: [&str; 14] = [
     "temp_dir",
     "files",
     "iso",
-    "http",
-    "disk",
+    "http_server",
+    "create_vm",
     "launch",
     "boot_wait",
     "boot_command",
-    "wait_ssh",
+    "wait_for_ssh",
     "provision",
     "shutdown",
     "export",
@@ -153,7 +153,7 @@ fn error_kind(step: &str) -> ErrorKind {
     match step {
         "validate" | "files" => ErrorKind::Configuration,
         "iso" => ErrorKind::BadInput,
-        "wait_ssh" | "shutdown" => ErrorKind::GuestTimeout,
+        "wait_for_ssh" | "shutdown" => ErrorKind::GuestTimeout,
         "provision" => ErrorKind::Provisioner,
         _ => ErrorKind::Hypervisor,
     }
@@ -346,7 +346,7 @@ async fn step_body(
             }
             r.screenshot("typed");
         }
-        "wait_ssh" => {
+        "wait_for_ssh" => {
             for i in 1..=3 {
                 r.emit(BuildEvent::Progress {
                     step: step.into(),

@@ -2,7 +2,6 @@
 //! backend, its state and image directories in a temp dir, and an HTTP client.
 #![allow(dead_code)]
 
-pub mod browser;
 
 use osimager_server::fake::FakeBackend;
 use osimager_server::store::SqliteStore;

@@ -1,18 +1,22 @@
-//! Debian's chromium driven through chromedriver (WebDriver, fantoccini), headless, with the
-//! flags this machine needs (no sandbox as root, no background networking: the network is
-//! closed). `OSIMAGER_BROWSER=0` skips browser tests; otherwise a missing browser or an
-//! unbuilt UI fails them with what to do.
-#![allow(dead_code)]
+//! Test support (feature `testing`): Debian's chromium driven through chromedriver
+//! (WebDriver, fantoccini), headless, with the flags this machine needs (no sandbox as root, no
+//! background networking: the network is closed). Used by this crate's browser tests and by
+//! the osimager crate's (real builds). `OSIMAGER_BROWSER=0` skips browser tests; otherwise a
+//! missing browser or an unbuilt UI fails them with what to do.
 
+pub use fantoccini;
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A headless chromium session and the directory its screenshots go to.
 pub struct Browser {
+    /// The WebDriver client.
     pub client: Client,
     driver: Child,
     _profile: tempfile::TempDir,
+    /// `$OSIMAGER_UI_SHOTS/<name>` or `target/ui-screenshots/<name>`.
     pub shots: PathBuf,
 }
 
@@ -30,7 +34,7 @@ pub fn wanted() -> bool {
         );
     }
     assert!(
-        osimager_server::ui::built(),
+        crate::ui::built(),
         "the web UI is not built into this binary: run `npm ci && npm run build` in web/ and test again"
     );
     true
@@ -45,6 +49,7 @@ fn free_port() -> u16 {
 }
 
 impl Browser {
+    /// Start chromedriver and a session; screenshots go to a directory named `shot_dir`.
     pub async fn start(shot_dir: &str) -> Browser {
         let port = free_port();
         let driver = Command::new("/usr/bin/chromedriver")
@@ -123,6 +128,14 @@ impl Browser {
         self.client.find_all(Locator::Css(css)).await.map(|v| v.len()).unwrap_or(0)
     }
 
+    /// The text of the first element matching `css`.
+    pub async fn text(&self, css: &str) -> String {
+        match self.client.find(Locator::Css(css)).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
     /// Wait until at least `n` elements match.
     pub async fn wait_count(&self, css: &str, n: usize, within: Duration) -> usize {
         let end = Instant::now() + within;
@@ -136,25 +149,30 @@ impl Browser {
         }
     }
 
+    /// Click the element `css` (waiting for it).
     pub async fn click(&self, css: &str) {
         self.client.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await.unwrap().click().await.unwrap();
     }
 
+    /// Replace the text of the input `css`.
     pub async fn fill(&self, css: &str, text: &str) {
         let e = self.client.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await.unwrap();
         e.clear().await.unwrap();
         e.send_keys(text).await.unwrap();
     }
 
+    /// Choose the option `value` of the select `css`.
     pub async fn select(&self, css: &str, value: &str) {
         let e = self.client.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await.unwrap();
         e.select_by_value(value).await.unwrap();
     }
 
+    /// Open `url`.
     pub async fn goto(&self, url: &str) {
         self.client.goto(url).await.unwrap();
     }
 
+    /// End the session and chromedriver.
     pub async fn close(mut self) {
         let _ = self.client.clone().close().await;
         let _ = self.driver.kill();
