@@ -17,6 +17,9 @@ if [ "$OSIMAGER_E2E" = "1" ]; then
   tests/testos/build-media.sh
 fi
 
+echo "== web UI (web/dist, embedded into the binary) =="
+scripts/build-web.sh
+
 echo "== format and lints =="
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
