@@ -30,11 +30,21 @@ async fn catalog_dry_run_and_the_secret_canary() {
     assert_eq!(t["items"][0]["platforms"], json!(["qemu"]));
     let (_, p) = get(&c, format!("{b}/platforms")).await;
     let p: Value = serde_json::from_str(&keep(p)).unwrap();
-    let qemu = p["items"].as_array().unwrap().iter().find(|x| x["name"] == "qemu").unwrap();
+    let qemu = p["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["name"] == "qemu")
+        .unwrap();
     assert_eq!(qemu["native"], true);
     let (_, l) = get(&c, format!("{b}/locations")).await;
     let l: Value = serde_json::from_str(&keep(l)).unwrap();
-    let names: Vec<&str> = l["items"].as_array().unwrap().iter().map(|x| x["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = l["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, vec!["canary", "hermetic"]);
 
     // Defs and template: the secret is read, and shown as ***.
@@ -50,8 +60,20 @@ async fn catalog_dry_run_and_the_secret_canary() {
     let (st, e) = get(&c, format!("{b}/targets/qemuu/canary/testos-1-x86_64")).await;
     let e: Value = serde_json::from_str(&keep(e)).unwrap();
     assert_eq!(st, 404);
-    assert!(e["suggestions"].as_array().unwrap().iter().any(|x| x == "qemu"), "{e}");
-    let v = c.post(format!("{b}/validate")).json(&json!({"target": TARGET})).send().await.unwrap();
+    assert!(
+        e["suggestions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x == "qemu"),
+        "{e}"
+    );
+    let v = c
+        .post(format!("{b}/validate"))
+        .json(&json!({"target": TARGET}))
+        .send()
+        .await
+        .unwrap();
     let v: Value = serde_json::from_str(&keep(v.text().await.unwrap())).unwrap();
     assert_eq!(v["ok"], true, "{v}");
     assert_eq!(v["engine"], "native");
@@ -79,16 +101,30 @@ async fn catalog_dry_run_and_the_secret_canary() {
         }
     }
     assert_eq!(types.first().map(String::as_str), Some("stream.hello"));
-    assert!(types.contains(&"build_started".to_string()) && types.contains(&"build_finished".to_string()), "{types:?}");
+    assert!(
+        types.contains(&"build_started".to_string())
+            && types.contains(&"build_finished".to_string()),
+        "{types:?}"
+    );
     let done = wait_state(&c, b, id, &["succeeded", "failed"], Duration::from_secs(60)).await;
     assert_eq!(done["state"], "succeeded", "{done}");
-    for path in [format!("/builds/{id}"), format!("/builds/{id}/events"), format!("/builds/{id}/log?format=text"), "/builds".into()] {
+    for path in [
+        format!("/builds/{id}"),
+        format!("/builds/{id}/events"),
+        format!("/builds/{id}/log?format=text"),
+        "/builds".into(),
+    ] {
         keep(get(&c, format!("{b}{path}")).await.1);
     }
     let (_, log) = get(&c, format!("{b}/builds/{id}/log")).await;
     assert!(keep(log).contains("dry run: would build"));
     // An unknown target is refused before it is queued.
-    let r = c.post(format!("{b}/builds")).json(&json!({"target": "qemu/canary/tetsos-1-x86_64"})).send().await.unwrap();
+    let r = c
+        .post(format!("{b}/builds"))
+        .json(&json!({"target": "qemu/canary/tetsos-1-x86_64"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 404);
     keep(r.text().await.unwrap());
 
@@ -98,7 +134,11 @@ async fn catalog_dry_run_and_the_secret_canary() {
     // And not in the build's own files either (the build log, the store).
     for f in walk(&s.state) {
         let bytes = std::fs::read(&f).unwrap_or_default();
-        assert!(!String::from_utf8_lossy(&bytes).contains(CANARY), "the secret is in {}", f.display());
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(CANARY),
+            "the secret is in {}",
+            f.display()
+        );
     }
 }
 
@@ -133,15 +173,49 @@ async fn the_location_editor_writes_the_user_layer_only() {
     assert_eq!(r.status().as_u16(), 201);
     assert!(user.join("edge.toml").is_file());
     let bad = json!({"format": "toml", "content": "platforms = [\"qemu\", \"nosuch\"]\n"});
-    let v: Value = c.post(format!("{b}/locations/edge/validate")).json(&bad).send().await.unwrap().json().await.unwrap();
+    let v: Value = c
+        .post(format!("{b}/locations/edge/validate"))
+        .json(&bad)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(v["ok"], false);
-    assert!(v["problems"][0]["message"].as_str().unwrap().contains("nosuch"));
+    assert!(v["problems"][0]["message"]
+        .as_str()
+        .unwrap()
+        .contains("nosuch"));
     let broken = json!({"format": "json", "content": "{\"platforms\": ["});
-    let v: Value = c.post(format!("{b}/locations/edge/validate")).json(&broken).send().await.unwrap().json().await.unwrap();
-    assert!(v["problems"][0]["message"].as_str().unwrap().contains("edge.json:1:"), "{v}");
-    let r = c.put(format!("{b}/locations/edge")).json(&bad).send().await.unwrap();
+    let v: Value = c
+        .post(format!("{b}/locations/edge/validate"))
+        .json(&broken)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        v["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("edge.json:1:"),
+        "{v}"
+    );
+    let r = c
+        .put(format!("{b}/locations/edge"))
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 400);
-    assert_eq!(std::fs::read_to_string(user.join("edge.toml")).unwrap(), "platforms = [\"qemu\"]\narches = [\"x86_64\"]\n", "unchanged");
+    assert_eq!(
+        std::fs::read_to_string(user.join("edge.toml")).unwrap(),
+        "platforms = [\"qemu\"]\narches = [\"x86_64\"]\n",
+        "unchanged"
+    );
     // Saved as JSON: the TOML file goes (it would linger).
     let r = c
         .put(format!("{b}/locations/edge"))
@@ -151,16 +225,39 @@ async fn the_location_editor_writes_the_user_layer_only() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert!(user.join("edge.json").is_file() && !user.join("edge.toml").exists());
-    let leftovers: Vec<_> = std::fs::read_dir(&user).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(&user)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
     assert!(leftovers.is_empty(), "no temp files left");
-    let t: Value = c.get(format!("{b}/targets?location=edge")).send().await.unwrap().json().await.unwrap();
+    let t: Value = c
+        .get(format!("{b}/targets?location=edge"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert!(t["total"].as_u64().unwrap() > 0);
-    let r = c.delete(format!("{b}/locations/edge")).send().await.unwrap();
+    let r = c
+        .delete(format!("{b}/locations/edge"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 204);
     assert!(!user.join("edge.json").exists());
     for evil in ["..%2Fspecs", "..", "a%2F..%2F..%2Fx"] {
-        let r = c.put(format!("{b}/locations/{evil}")).json(&json!({"format": "json", "content": "{}"})).send().await.unwrap();
-        assert!(r.status().as_u16() == 400 || r.status().as_u16() == 404, "{evil}");
+        let r = c
+            .put(format!("{b}/locations/{evil}"))
+            .json(&json!({"format": "json", "content": "{}"}))
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            r.status().as_u16() == 400 || r.status().as_u16() == 404,
+            "{evil}"
+        );
     }
     assert!(!repo().join("locations").exists(), "bundled data untouched");
 }
@@ -179,7 +276,11 @@ async fn tokens_made_by_the_cli_open_the_api_off_loopback() {
             .unwrap()
     };
     let out = cli(&["create", "ci"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     assert!(token.starts_with("osi_"));
     let list = String::from_utf8(cli(&["list"]).stdout).unwrap();
@@ -189,12 +290,25 @@ async fn tokens_made_by_the_cli_open_the_api_off_loopback() {
     let c = http();
     let r = c.get(format!("{}/builds", s.base)).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 401);
-    let r = c.get(format!("{}/builds", s.base)).bearer_auth(&token).send().await.unwrap();
+    let r = c
+        .get(format!("{}/builds", s.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert!(cli(&["revoke", "ci"]).status.success());
-    let r = c.get(format!("{}/builds", s.base)).bearer_auth(&token).send().await.unwrap();
+    let r = c
+        .get(format!("{}/builds", s.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 401, "revoked while the server runs");
     let db = std::fs::read(state.join("osimager.db")).unwrap();
-    assert!(!String::from_utf8_lossy(&db).contains(&token), "only the hash is stored");
+    assert!(
+        !String::from_utf8_lossy(&db).contains(&token),
+        "only the hash is stored"
+    );
     s.stop();
 }

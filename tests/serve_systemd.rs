@@ -19,7 +19,9 @@ fn repo() -> PathBuf {
 fn testos() -> PathBuf {
     std::env::var_os("OSIMAGER_TESTOS_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/osimager-testos"))
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/osimager-testos")
+        })
         .join("current")
 }
 
@@ -35,7 +37,11 @@ fn run(cmd: &mut Command) -> Output {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Guest {
@@ -52,8 +58,17 @@ impl Guest {
             .args(["-i"])
             .arg(&self.key)
             .args([
-                "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR",
-                "-o", "ConnectTimeout=10", "-o", "BatchMode=yes", "-p",
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                "ConnectTimeout=10",
+                "-o",
+                "BatchMode=yes",
+                "-p",
             ])
             .arg(self.ssh_port.to_string())
             .arg("root@127.0.0.1")
@@ -87,7 +102,10 @@ impl Guest {
 
     fn health(&self) -> Option<u16> {
         let _ = rustls::crypto::ring::default_provider().install_default();
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
             reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
@@ -102,9 +120,13 @@ impl Guest {
     }
 
     fn status(&self, path: &str, token: Option<&str>) -> u16 {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
         rt.block_on(async {
-            let mut r = reqwest::Client::new().get(format!("http://127.0.0.1:{}/api/v1{path}", self.api_port));
+            let mut r = reqwest::Client::new()
+                .get(format!("http://127.0.0.1:{}/api/v1{path}", self.api_port));
             if let Some(t) = token {
                 r = r.bearer_auth(t);
             }
@@ -115,13 +137,19 @@ impl Guest {
     fn wait_health(&self, within: Duration) {
         let end = Instant::now() + within;
         while self.health() != Some(200) {
-            assert!(Instant::now() < end, "no /api/v1/health; journal:\n{}", self.ssh_ok("journalctl -u osimager --no-pager | tail -30"));
+            assert!(
+                Instant::now() < end,
+                "no /api/v1/health; journal:\n{}",
+                self.ssh_ok("journalctl -u osimager --no-pager | tail -30")
+            );
             std::thread::sleep(Duration::from_secs(1));
         }
     }
 
     fn main_pid(&self) -> u32 {
-        self.ssh_ok("systemctl show -p MainPID --value osimager").parse().unwrap()
+        self.ssh_ok("systemctl show -p MainPID --value osimager")
+            .parse()
+            .unwrap()
     }
 }
 
@@ -139,9 +167,15 @@ fn disk(dir: &Path, pubkey: &str) -> PathBuf {
     std::fs::create_dir_all(&tree).unwrap();
     let rootfs = std::env::var_os("OSIMAGER_SYSTEMD_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/osimager-systemd"))
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/osimager-systemd")
+        })
         .join("current/rootfs.tar");
-    run(Command::new("tar").arg("-C").arg(&tree).arg("-xf").arg(&rootfs));
+    run(Command::new("tar")
+        .arg("-C")
+        .arg(&tree)
+        .arg("-xf")
+        .arg(&rootfs));
     std::fs::write(tree.join("root/.ssh/authorized_keys"), pubkey).unwrap();
     let bundle = tree.join("root/osimager");
     std::fs::create_dir_all(bundle.join("bin")).unwrap();
@@ -149,15 +183,34 @@ fn disk(dir: &Path, pubkey: &str) -> PathBuf {
         .arg("--strip-debug")
         .arg(env!("CARGO_BIN_EXE_osimager"))
         .arg(bundle.join("bin/osimager")));
-    for d in ["scripts", "packaging", "platforms", "specs", "files", "tasks", "docs"] {
-        run(Command::new("cp").arg("-R").arg(repo().join(d)).arg(&bundle));
+    for d in [
+        "scripts",
+        "packaging",
+        "platforms",
+        "specs",
+        "files",
+        "tasks",
+        "docs",
+    ] {
+        run(Command::new("cp")
+            .arg("-R")
+            .arg(repo().join(d))
+            .arg(&bundle));
     }
     for f in ["config.yml", "ansible.cfg", "ansible.json", "README.md"] {
         std::fs::copy(repo().join(f), bundle.join(f)).unwrap();
     }
     let img = dir.join("disk.img");
     run(Command::new("mkfs.ext4")
-        .args(["-q", "-F", "-L", "testos-root", "-O", "^64bit,^metadata_csum,^orphan_file", "-d"])
+        .args([
+            "-q",
+            "-F",
+            "-L",
+            "testos-root",
+            "-O",
+            "^64bit,^metadata_csum,^orphan_file",
+            "-d",
+        ])
         .arg(&tree)
         .arg(&img)
         .arg("3G"));
@@ -171,11 +224,18 @@ fn systemd_installs_starts_and_restarts_the_service() {
         eprintln!("skipped: set OSIMAGER_E2E=1 to run (root, test OS media, debootstrap)");
         return;
     }
-    assert!(testos().join("vmlinuz").is_file(), "no test OS media: run tests/testos/build-media.sh");
-    run(&mut Command::new(repo().join("tests/systemd/build-image.sh")));
+    assert!(
+        testos().join("vmlinuz").is_file(),
+        "no test OS media: run tests/testos/build-media.sh"
+    );
+    run(&mut Command::new(
+        repo().join("tests/systemd/build-image.sh"),
+    ));
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("id_ed25519");
-    run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-f"]).arg(&key));
+    run(Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key));
     let pubkey = std::fs::read_to_string(key.with_extension("pub")).unwrap();
     let img = disk(dir.path(), &pubkey);
     let (ssh_port, api_port) = (free_port(), free_port());
@@ -197,9 +257,19 @@ fn systemd_installs_starts_and_restarts_the_service() {
         .stdin(Stdio::null())
         .spawn()
         .unwrap();
-    let g = Guest { qemu, ssh_port, api_port, key, serial };
+    let g = Guest {
+        qemu,
+        ssh_port,
+        api_port,
+        key,
+        serial,
+    };
     g.wait_ssh(Duration::from_secs(600));
-    assert_eq!(g.ssh_ok("ps -p 1 -o comm="), "systemd", "PID 1 is a real systemd");
+    assert_eq!(
+        g.ssh_ok("ps -p 1 -o comm="),
+        "systemd",
+        "PID 1 is a real systemd"
+    );
 
     let out = g.ssh_ok("/root/osimager/scripts/install.sh --binary /root/osimager/bin/osimager --listen 0.0.0.0:8000");
     assert!(out.contains("enabled and started"), "{out}");
@@ -208,19 +278,35 @@ fn systemd_installs_starts_and_restarts_the_service() {
     let pid = g.main_pid();
     assert!(pid > 0);
     assert_eq!(g.ssh_ok(&format!("ps -o user= -p {pid}")), "osimager");
-    assert!(g.ssh_ok("id -nG osimager").split_whitespace().any(|x| x == "kvm"));
-    assert_eq!(g.ssh_ok("systemctl show -p NoNewPrivileges --value osimager"), "yes");
-    assert_eq!(g.ssh_ok("systemctl show -p ProtectSystem --value osimager"), "strict");
+    assert!(g
+        .ssh_ok("id -nG osimager")
+        .split_whitespace()
+        .any(|x| x == "kvm"));
+    assert_eq!(
+        g.ssh_ok("systemctl show -p NoNewPrivileges --value osimager"),
+        "yes"
+    );
+    assert_eq!(
+        g.ssh_ok("systemctl show -p ProtectSystem --value osimager"),
+        "strict"
+    );
     // Off loopback: tokens, made by the CLI as the service user.
     assert_eq!(g.status("/builds", None), 401);
     let token = g.ssh_ok(
         "runuser -u osimager -- /usr/local/bin/osimager serve token create ci --state-dir /var/lib/osimager/state 2>/dev/null",
     );
     assert_eq!(g.status("/builds", Some(&token)), 200);
-    assert_eq!(g.status("/targets?dist=debian", Some(&token)), 200, "the installed data is found");
+    assert_eq!(
+        g.status("/targets?dist=debian", Some(&token)),
+        200,
+        "the installed data is found"
+    );
 
     // kill -9: systemd starts it again.
-    let restarts: u32 = g.ssh_ok("systemctl show -p NRestarts --value osimager").parse().unwrap();
+    let restarts: u32 = g
+        .ssh_ok("systemctl show -p NRestarts --value osimager")
+        .parse()
+        .unwrap();
     g.ssh_ok(&format!("kill -9 {pid}"));
     let end = Instant::now() + Duration::from_secs(120);
     loop {
@@ -228,16 +314,30 @@ fn systemd_installs_starts_and_restarts_the_service() {
         if now != 0 && now != pid && g.health() == Some(200) {
             break;
         }
-        assert!(Instant::now() < end, "not restarted: {}", g.ssh_ok("systemctl status osimager --no-pager | head -20"));
+        assert!(
+            Instant::now() < end,
+            "not restarted: {}",
+            g.ssh_ok("systemctl status osimager --no-pager | head -20")
+        );
         std::thread::sleep(Duration::from_secs(1));
     }
-    let after: u32 = g.ssh_ok("systemctl show -p NRestarts --value osimager").parse().unwrap();
+    let after: u32 = g
+        .ssh_ok("systemctl show -p NRestarts --value osimager")
+        .parse()
+        .unwrap();
     assert_eq!(after, restarts + 1);
-    assert_eq!(g.status("/builds", Some(&token)), 200, "the token survived: it is in the store");
+    assert_eq!(
+        g.status("/builds", Some(&token)),
+        200,
+        "the token survived: it is in the store"
+    );
 
     let out = g.ssh_ok("/root/osimager/scripts/install.sh --uninstall");
     assert!(out.contains("kept /etc/osimager"), "{out}");
-    assert_eq!(g.ssh_ok("test -e /etc/systemd/system/osimager.service && echo yes || echo no"), "no");
+    assert_eq!(
+        g.ssh_ok("test -e /etc/systemd/system/osimager.service && echo yes || echo no"),
+        "no"
+    );
     assert_eq!(g.ssh_ok("systemctl is-active osimager || true"), "inactive");
     assert_ne!(g.health(), Some(200));
     let _ = g.ssh("systemctl poweroff");

@@ -57,7 +57,9 @@ async fn main() {
     for _ in 0..clients {
         let url = format!("{ws_base}/builds/{id}/stream");
         followers.push(tokio::spawn(async move {
-            let (mut ws, _) = tokio_tungstenite::connect_async(&url).await.expect("connect");
+            let (mut ws, _) = tokio_tungstenite::connect_async(&url)
+                .await
+                .expect("connect");
             let mut seqs: Vec<u64> = Vec::new();
             let mut ended = false;
             while let Some(Ok(m)) = ws.next().await {

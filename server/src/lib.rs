@@ -64,6 +64,41 @@ pub enum ServerError {
     /// The TLS certificate or key is unusable.
     #[error("TLS: {0}")]
     Tls(String),
+    /// Another server uses the state dir.
+    #[error("{0}")]
+    StateDir(String),
+}
+
+/// One server per state dir: two would each take the other's running builds for interrupted
+/// ones. The lock is an flock(2) on `<state>/server.lock`, released when the process ends.
+fn lock_state_dir(dir: &std::path::Path) -> Result<std::fs::File, ServerError> {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::io::AsRawFd;
+    let err = |m: String| ServerError::StateDir(m);
+    std::fs::create_dir_all(dir)
+        .map_err(|e| err(format!("creating the state dir {}: {e}", dir.display())))?;
+    let path = dir.join("server.lock");
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .map_err(|e| err(format!("{}: {e}", path.display())))?;
+    // SAFETY: flock(2) on a descriptor we own.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+        let mut pid = String::new();
+        let _ = f.read_to_string(&mut pid);
+        return Err(err(format!(
+            "another osimager serve (pid {}) uses the state dir {}; stop it or choose another --state-dir",
+            pid.trim(),
+            dir.display()
+        )));
+    }
+    let _ = f.set_len(0);
+    let _ = f.rewind();
+    let _ = write!(f, "{}", std::process::id());
+    Ok(f)
 }
 
 /// A started server.
@@ -73,6 +108,7 @@ pub struct Running {
     sched: Arc<scheduler::Scheduler>,
     serving: JoinHandle<()>,
     grace: Duration,
+    _lock: std::fs::File,
 }
 
 impl Running {
@@ -120,6 +156,7 @@ pub async fn start_with_store(
     store: Arc<dyn JobStore>,
     backend: Arc<dyn Backend>,
 ) -> Result<Running, ServerError> {
+    let lock = lock_state_dir(&cfg.state_dir)?;
     let acceptor = match &cfg.tls {
         Some(t) => Some(tls::acceptor(&t.cert, &t.key).map_err(ServerError::Tls)?),
         None => None,
@@ -191,5 +228,6 @@ pub async fn start_with_store(
         sched,
         serving,
         grace,
+        _lock: lock,
     })
 }

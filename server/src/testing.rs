@@ -59,18 +59,19 @@ impl Browser {
             .spawn()
             .expect("chromedriver");
         let profile = tempfile::tempdir().unwrap();
-        let caps: serde_json::Map<String, serde_json::Value> = serde_json::from_value(serde_json::json!({
-            "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
-                    format!("--user-data-dir={}", profile.path().display()),
-                ]
-            }
-        }))
-        .unwrap();
+        let caps: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_value(serde_json::json!({
+                "goog:chromeOptions": {
+                    "binary": "/usr/bin/chromium",
+                    "args": [
+                        "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                        "--disable-quic", "--no-first-run", "--disable-background-networking",
+                        "--disable-component-update", "--disable-sync", "--window-size=1400,1000",
+                        format!("--user-data-dir={}", profile.path().display()),
+                    ]
+                }
+            }))
+            .unwrap();
         let end = Instant::now() + Duration::from_secs(20);
         let client = loop {
             match ClientBuilder::rustls()
@@ -88,7 +89,9 @@ impl Browser {
         };
         let shots = std::env::var_os("OSIMAGER_UI_SHOTS")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots"))
+            .unwrap_or_else(|| {
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/ui-screenshots")
+            })
             .join(shot_dir);
         std::fs::create_dir_all(&shots).unwrap();
         Browser {
@@ -106,7 +109,12 @@ impl Browser {
     }
 
     /// Wait until `css` matches an element whose text satisfies `ok`; returns the text.
-    pub async fn wait_text(&self, css: &str, within: Duration, ok: impl Fn(&str) -> bool) -> String {
+    pub async fn wait_text(
+        &self,
+        css: &str,
+        within: Duration,
+        ok: impl Fn(&str) -> bool,
+    ) -> String {
         let end = Instant::now() + within;
         let mut last = String::new();
         loop {
@@ -118,14 +126,21 @@ impl Browser {
                     last = t;
                 }
             }
-            assert!(Instant::now() < end, "{css}: never matched; last text: {last:?}");
+            assert!(
+                Instant::now() < end,
+                "{css}: never matched; last text: {last:?}"
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// How many elements match `css`.
     pub async fn count(&self, css: &str) -> usize {
-        self.client.find_all(Locator::Css(css)).await.map(|v| v.len()).unwrap_or(0)
+        self.client
+            .find_all(Locator::Css(css))
+            .await
+            .map(|v| v.len())
+            .unwrap_or(0)
     }
 
     /// The text of the first element matching `css`.
@@ -151,19 +166,39 @@ impl Browser {
 
     /// Click the element `css` (waiting for it).
     pub async fn click(&self, css: &str) {
-        self.client.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await.unwrap().click().await.unwrap();
+        self.client
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
     }
 
     /// Replace the text of the input `css`.
     pub async fn fill(&self, css: &str, text: &str) {
-        let e = self.client.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await.unwrap();
+        let e = self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap();
         e.clear().await.unwrap();
         e.send_keys(text).await.unwrap();
     }
 
     /// Choose the option `value` of the select `css`.
     pub async fn select(&self, css: &str, value: &str) {
-        let e = self.client.wait().at_most(Duration::from_secs(20)).for_element(Locator::Css(css)).await.unwrap();
+        let e = self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(20))
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap();
         e.select_by_value(value).await.unwrap();
     }
 

@@ -10,7 +10,17 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn spawn(state: &std::path::Path, port: u16) -> (Child, String) {
+/// The server process, killed when the test ends (also when it fails).
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn(state: &std::path::Path, port: u16) -> (Server, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_osimager-fake-serve"))
         .args(["--listen", &format!("127.0.0.1:{port}"), "--state-dir"])
         .arg(state)
@@ -19,9 +29,15 @@ fn spawn(state: &std::path::Path, port: u16) -> (Child, String) {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-    let addr = line.trim().strip_prefix("listening on ").expect(&line).to_string();
-    (child, format!("http://{addr}/api/v1"))
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let addr = line
+        .trim()
+        .strip_prefix("listening on ")
+        .expect(&line)
+        .to_string();
+    (Server(child), format!("http://{addr}/api/v1"))
 }
 
 async fn json(url: String) -> Value {
@@ -34,10 +50,26 @@ async fn kill_9_mid_build_then_restart() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let (mut server, base) = spawn(&state, 0);
-    let port: u16 = base.split(':').nth(2).unwrap().split('/').next().unwrap().parse().unwrap();
+    let port: u16 = base
+        .split(':')
+        .nth(2)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
     let http = reqwest::Client::new();
     let mk = |defines: &[&str]| serde_json::json!({"target": "qemu/hermetic/testos-1-x86_64", "name": "r1", "defines": defines});
-    let done: Value = http.post(format!("{base}/builds")).json(&mk(&["fake_step_ms=5"])).send().await.unwrap().json().await.unwrap();
+    let done: Value = http
+        .post(format!("{base}/builds"))
+        .json(&mk(&["fake_step_ms=5"]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let done = done["id"].as_i64().unwrap();
     let end = Instant::now() + Duration::from_secs(30);
     while json(format!("{base}/builds/{done}")).await["state"] != "succeeded" {
@@ -55,40 +87,94 @@ async fn kill_9_mid_build_then_restart() {
         .unwrap();
     let id = hung["id"].as_i64().unwrap();
     let work = state.join("work").join(id.to_string());
-    while common::processes_in(&work).is_empty() || json(format!("{base}/builds/{id}")).await["step"] != "provision" {
+    while common::processes_in(&work).is_empty()
+        || json(format!("{base}/builds/{id}")).await["step"] != "provision"
+    {
         assert!(Instant::now() < end, "the build never reached provision");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let events_before = json(format!("{base}/builds/{id}/events")).await["items"].as_array().unwrap().len();
+    let events_before = json(format!("{base}/builds/{id}/events")).await["items"]
+        .as_array()
+        .unwrap()
+        .len();
     let leftover = common::processes_in(&work);
     assert!(!leftover.is_empty());
 
-    server.kill().unwrap(); // SIGKILL: nothing of the server runs its cleanup
-    server.wait().unwrap();
-    assert!(!common::processes_in(&work).is_empty(), "the build's process outlived the server");
+    server.0.kill().unwrap(); // SIGKILL: nothing of the server runs its cleanup
+    server.0.wait().unwrap();
+    assert!(
+        !common::processes_in(&work).is_empty(),
+        "the build's process outlived the server"
+    );
 
-    let (mut server, base) = spawn(&state, port);
+    let (_server, base) = spawn(&state, port);
     let j = json(format!("{base}/builds/{id}")).await;
     assert_eq!(j["state"], "interrupted", "{j}");
-    assert!(j["error"]["message"].as_str().unwrap().contains("server stopped"));
-    assert_eq!(json(format!("{base}/builds/{done}")).await["state"], "succeeded");
-    let after = json(format!("{base}/builds/{id}/events")).await["items"].as_array().unwrap().len();
-    assert!(after >= events_before.min(1) && after > 0, "events kept: {events_before} → {after}");
-    assert!(common::processes_in(&work).is_empty(), "no process of the interrupted build is left");
+    assert!(j["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("server stopped"));
+    assert_eq!(
+        json(format!("{base}/builds/{done}")).await["state"],
+        "succeeded"
+    );
+    let after = json(format!("{base}/builds/{id}/events")).await["items"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(
+        after >= events_before.min(1) && after > 0,
+        "events kept: {events_before} → {after}"
+    );
+    assert!(
+        common::processes_in(&work).is_empty(),
+        "no process of the interrupted build is left"
+    );
     for pid in leftover {
-        assert!(!std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists() || std::fs::read(format!("/proc/{pid}/cmdline")).unwrap().is_empty());
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}/cmdline")).exists()
+                || std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .unwrap()
+                    .is_empty()
+        );
     }
     assert!(!work.exists(), "its work dir is gone");
-    let total = json(format!("{base}/builds")).await["total"].as_u64().unwrap();
+    let total = json(format!("{base}/builds")).await["total"]
+        .as_u64()
+        .unwrap();
     assert_eq!(total, 2);
     // The server works on: a new build runs.
-    let next: Value = http.post(format!("{base}/builds")).json(&mk(&["fake_step_ms=5"])).send().await.unwrap().json().await.unwrap();
+    let next: Value = http
+        .post(format!("{base}/builds"))
+        .json(&mk(&["fake_step_ms=5"]))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let next = next["id"].as_i64().unwrap();
     assert!(next > id);
     while json(format!("{base}/builds/{next}")).await["state"] != "succeeded" {
         assert!(Instant::now() < end + Duration::from_secs(30));
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    server.kill().unwrap();
-    server.wait().unwrap();
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_state_dir_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let (_first, _) = spawn(&state, 0);
+    let out = Command::new(env!("CARGO_BIN_EXE_osimager-fake-serve"))
+        .args(["--listen", "127.0.0.1:0", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("another osimager serve") && err.contains("--state-dir"),
+        "{err}"
+    );
 }

@@ -39,11 +39,11 @@ impl Backend for OsimagerBackend {
     }
 
     async fn platforms(&self) -> Result<Vec<PlatformInfo>, BackendError> {
-        self.with_config(|c| catalog::platforms(c)).await
+        self.with_config(catalog::platforms).await
     }
 
     async fn locations(&self) -> Result<Vec<LocationInfo>, BackendError> {
-        self.with_config(|c| locations::list(c)).await
+        self.with_config(locations::list).await
     }
 
     async fn location(&self, name: &str) -> Result<LocationDoc, BackendError> {
@@ -51,14 +51,25 @@ impl Backend for OsimagerBackend {
         self.with_config(move |c| locations::get(c, &n)).await
     }
 
-    async fn check_location(&self, name: &str, doc: &LocationDoc) -> Result<Validation, BackendError> {
+    async fn check_location(
+        &self,
+        name: &str,
+        doc: &LocationDoc,
+    ) -> Result<Validation, BackendError> {
         let (n, d) = (name.to_string(), doc.clone());
-        self.with_config(move |c| Ok(locations::check(c, &n, &d))).await
+        self.with_config(move |c| Ok(locations::check(c, &n, &d)))
+            .await
     }
 
-    async fn save_location(&self, name: &str, doc: &LocationDoc, create: bool) -> Result<LocationInfo, BackendError> {
+    async fn save_location(
+        &self,
+        name: &str,
+        doc: &LocationDoc,
+        create: bool,
+    ) -> Result<LocationInfo, BackendError> {
         let (n, d) = (name.to_string(), doc.clone());
-        self.with_config(move |c| locations::save(c, &n, &d, create)).await
+        self.with_config(move |c| locations::save(c, &n, &d, create))
+            .await
     }
 
     async fn delete_location(&self, name: &str) -> Result<(), BackendError> {
@@ -89,7 +100,13 @@ impl Backend for OsimagerBackend {
             },
             ..BuildRequest::default()
         };
-        let result = crate::build::run(req, BuildContext::from_process(), vec![Arc::new(events.clone())], Cancel::new()).await;
+        let result = crate::build::run(
+            req,
+            BuildContext::from_process(),
+            vec![Arc::new(events.clone())],
+            Cancel::new(),
+        )
+        .await;
         let mut warnings = resolved.warnings;
         let mut engine = None;
         for r in events.records() {

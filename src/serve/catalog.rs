@@ -36,7 +36,10 @@ pub fn config_error(e: ConfigError) -> BackendError {
             .suggest(suggestions)
         }
         ConfigError::Target(m) => BackendError::new(BackendErrorKind::Invalid, m).field("target"),
-        other => BackendError::new(BackendErrorKind::Invalid, crate::secret::redact(&other.to_string())),
+        other => BackendError::new(
+            BackendErrorKind::Invalid,
+            crate::secret::redact(&other.to_string()),
+        ),
     }
 }
 
@@ -93,14 +96,24 @@ pub fn targets(cfg: &Config, f: &TargetFilter) -> Result<Vec<TargetInfo>, Backen
         .filter(|n| n != "none" && n != "all")
         .collect();
     let (loc_arches, loc_platforms) = match &f.location {
-        Some(l) => match cfg.locations().map_err(config_error)?.into_iter().find(|(n, _)| n == l) {
+        Some(l) => match cfg
+            .locations()
+            .map_err(config_error)?
+            .into_iter()
+            .find(|(n, _)| n == l)
+        {
             Some((_, d)) => (strings(d.get("arches")), strings(d.get("platforms"))),
             None => return Ok(Vec::new()),
         },
         None => (Vec::new(), Vec::new()),
     };
     let latest: Vec<(String, String)> = index.latest_aliases(None, cfg.settings.local_only());
-    let alias_of = |key: &str| latest.iter().find(|(_, k)| k == key).map(|(a, _)| a.clone());
+    let alias_of = |key: &str| {
+        latest
+            .iter()
+            .find(|(_, k)| k == key)
+            .map(|(a, _)| a.clone())
+    };
     let mut out = Vec::new();
     for (key, e) in &index.entries {
         let e: &IndexEntry = e;
@@ -110,8 +123,12 @@ pub fn targets(cfg: &Config, f: &TargetFilter) -> Result<Vec<TargetInfo>, Backen
         }
         if f.arch.as_deref().is_some_and(|a| a != e.arch)
             || f.dist.as_deref().is_some_and(|d| d != e.dist)
-            || f.version.as_deref().is_some_and(|v| !version_matches(v, &e.version))
-            || f.q.as_deref().is_some_and(|q| !key.to_lowercase().contains(&q.to_lowercase()))
+            || f.version
+                .as_deref()
+                .is_some_and(|v| !version_matches(v, &e.version))
+            || f.q
+                .as_deref()
+                .is_some_and(|q| !key.to_lowercase().contains(&q.to_lowercase()))
             || (!loc_arches.is_empty() && !loc_arches.contains(&e.arch))
         {
             continue;
@@ -120,10 +137,16 @@ pub fn targets(cfg: &Config, f: &TargetFilter) -> Result<Vec<TargetInfo>, Backen
         let platforms: Vec<String> = if own.is_empty() {
             all_platforms.clone()
         } else {
-            own.into_iter().filter(|p| all_platforms.contains(p)).collect()
+            own.into_iter()
+                .filter(|p| all_platforms.contains(p))
+                .collect()
         };
-        if f.platform.as_deref().is_some_and(|p| !platforms.iter().any(|x| x == p))
-            || f.platform.as_deref().is_some_and(|p| !loc_platforms.is_empty() && !loc_platforms.iter().any(|x| x == p))
+        if f.platform
+            .as_deref()
+            .is_some_and(|p| !platforms.iter().any(|x| x == p))
+            || f.platform
+                .as_deref()
+                .is_some_and(|p| !loc_platforms.is_empty() && !loc_platforms.iter().any(|x| x == p))
         {
             continue;
         }
@@ -188,7 +211,12 @@ pub fn resolve(cfg: &Config, t: &TargetRef) -> Result<ResolvedTarget, BackendErr
     let tmp = tempfile::Builder::new()
         .prefix("osimager-resolve-")
         .tempdir()
-        .map_err(|e| BackendError::new(BackendErrorKind::Internal, format!("creating a temp dir: {e}")))?;
+        .map_err(|e| {
+            BackendError::new(
+                BackendErrorKind::Internal,
+                format!("creating a temp dir: {e}"),
+            )
+        })?;
     let r = reg
         .scope(|| {
             crate::config::resolve::resolve(
@@ -221,7 +249,11 @@ pub fn resolve(cfg: &Config, t: &TargetRef) -> Result<ResolvedTarget, BackendErr
         .map(py_str)
         .unwrap_or_else(|| parts.get(2).map(|s| s.to_string()).unwrap_or_default());
     Ok(ResolvedTarget {
-        target: format!("{}/{}/{spec}", parts[0], parts.get(1).copied().unwrap_or("")),
+        target: format!(
+            "{}/{}/{spec}",
+            parts[0],
+            parts.get(1).copied().unwrap_or("")
+        ),
         defs,
         template,
         warnings: r
@@ -243,7 +275,10 @@ mod tests {
             suggestions("closest targets: a-1-x, b-2-y; list them all with `osimager list`"),
             vec!["a-1-x", "b-2-y"]
         );
-        assert_eq!(suggestions("available platforms: qemu, vsphere"), vec!["qemu", "vsphere"]);
+        assert_eq!(
+            suggestions("available platforms: qemu, vsphere"),
+            vec!["qemu", "vsphere"]
+        );
         assert!(suggestions("no idea").is_empty());
     }
 }

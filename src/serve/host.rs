@@ -17,13 +17,18 @@ const TOOLS: [(&str, &str); 7] = [
 async fn version(path: &str, arg: &str) -> Option<String> {
     let out = tokio::time::timeout(
         Duration::from_secs(5),
-        tokio::process::Command::new(path).arg(arg).kill_on_drop(true).output(),
+        tokio::process::Command::new(path)
+            .arg(arg)
+            .kill_on_drop(true)
+            .output(),
     )
     .await
     .ok()?
     .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string())
+    text.lines()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().to_string())
 }
 
 /// Accelerator, hypervisors, tools.

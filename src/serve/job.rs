@@ -69,9 +69,18 @@ async fn supervise(
     let mut child = cmd
         .spawn()
         .map_err(|e| internal(format!("starting the build runner {}: {e}", exe.display())))?;
-    let mut stdin = child.stdin.take().ok_or_else(|| internal("runner stdin".into()))?;
-    let stdout = child.stdout.take().ok_or_else(|| internal("runner stdout".into()))?;
-    let stderr = child.stderr.take().ok_or_else(|| internal("runner stderr".into()))?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| internal("runner stdin".into()))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| internal("runner stdout".into()))?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| internal("runner stderr".into()))?;
     let line = serde_json::to_string(&spec).map_err(|e| internal(e.to_string()))? + "\n";
     stdin
         .write_all(line.as_bytes())
@@ -91,7 +100,9 @@ async fn supervise(
                         }
                         sink.send(&rec);
                     }
-                    Err(e) => tracing::warn!("build runner wrote a line that is not an event ({e})"),
+                    Err(e) => {
+                        tracing::warn!("build runner wrote a line that is not an event ({e})")
+                    }
                 }
             }
         })
@@ -125,7 +136,9 @@ async fn supervise(
     let tail: Vec<String> = tail.into_iter().collect();
     Err(internal(format!(
         "the build runner ended ({}) without reporting the build's end{}",
-        status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),
+        status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|e| e.to_string()),
         if tail.is_empty() {
             String::new()
         } else {
@@ -158,7 +171,9 @@ pub fn run_job(work_dir: PathBuf, data_dir: Option<PathBuf>) -> std::process::Ex
                 }
             },
             _ => {
-                tracing::error!("run-job: no build spec on stdin (this command is for `osimager serve`)");
+                tracing::error!(
+                    "run-job: no build spec on stdin (this command is for `osimager serve`)"
+                );
                 return std::process::ExitCode::FAILURE;
             }
         };

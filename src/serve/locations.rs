@@ -43,7 +43,12 @@ fn strings(v: Option<&Value>) -> Vec<String> {
 fn info(name: &str, path: &Path, data: &Value) -> LocationInfo {
     LocationInfo {
         name: name.to_string(),
-        format: if path.extension().is_some_and(|e| e == "toml") { "toml" } else { "json" }.into(),
+        format: if path.extension().is_some_and(|e| e == "toml") {
+            "toml"
+        } else {
+            "json"
+        }
+        .into(),
         path: path.display().to_string(),
         platforms: strings(data.get("platforms")),
         arches: strings(data.get("arches")),
@@ -95,7 +100,12 @@ pub fn get(cfg: &Config, name: &str) -> Result<LocationDoc, BackendError> {
         BackendError::new(BackendErrorKind::Internal, format!("{}: {e}", p.display()))
     })?;
     Ok(LocationDoc {
-        format: if p.extension().is_some_and(|e| e == "toml") { "toml" } else { "json" }.into(),
+        format: if p.extension().is_some_and(|e| e == "toml") {
+            "toml"
+        } else {
+            "json"
+        }
+        .into(),
         content,
     })
 }
@@ -117,7 +127,8 @@ pub fn check(cfg: &Config, name: &str, doc: &LocationDoc) -> Validation {
                 .map(|p| p.into_iter().map(|(n, _)| n).collect())
                 .unwrap_or_default();
             match m.get("platforms") {
-                None => warnings.push("no `platforms` list: every platform may use this location".into()),
+                None => warnings
+                    .push("no `platforms` list: every platform may use this location".into()),
                 Some(Value::Array(a)) => {
                     for p in a.iter().map(py_str) {
                         if !known.contains(&p) {
@@ -169,7 +180,12 @@ pub fn check(cfg: &Config, name: &str, doc: &LocationDoc) -> Validation {
 }
 
 /// Check, then write atomically. `create`: refuse to replace an existing location.
-pub fn save(cfg: &Config, name: &str, doc: &LocationDoc, create: bool) -> Result<LocationInfo, BackendError> {
+pub fn save(
+    cfg: &Config,
+    name: &str,
+    doc: &LocationDoc,
+    create: bool,
+) -> Result<LocationInfo, BackendError> {
     let existing = find(cfg, name);
     if create && existing.is_some() {
         return Err(BackendError::new(
@@ -214,7 +230,10 @@ pub fn save(cfg: &Config, name: &str, doc: &LocationDoc, create: bool) -> Result
 pub fn delete(cfg: &Config, name: &str) -> Result<(), BackendError> {
     let p = find(cfg, name).ok_or_else(|| unknown(cfg, name))?;
     std::fs::remove_file(&p).map_err(|e| {
-        BackendError::new(BackendErrorKind::Internal, format!("removing {}: {e}", p.display()))
+        BackendError::new(
+            BackendErrorKind::Internal,
+            format!("removing {}: {e}", p.display()),
+        )
     })
 }
 

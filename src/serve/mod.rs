@@ -64,7 +64,9 @@ pub struct ServeArgs {
 #[derive(Debug, Subcommand)]
 pub enum ServeAction {
     /// Manage the API tokens of the service (stored hashed in its state dir)
-    #[command(after_help = "Examples:\n  osimager serve token create ci\n  osimager serve token list\n  osimager serve token revoke ci")]
+    #[command(
+        after_help = "Examples:\n  osimager serve token create ci\n  osimager serve token list\n  osimager serve token revoke ci"
+    )]
     Token {
         #[command(subcommand)]
         action: TokenAction,
@@ -219,13 +221,18 @@ fn serve(args: ServeArgs, data_dir: Option<PathBuf>) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?;
     let backend = Arc::new(OsimagerBackend { data_dir, exe });
     runtime()?.block_on(async move {
-        let running = osimager_server::start(cfg, backend).await.map_err(|e| e.to_string())?;
+        let running = osimager_server::start(cfg, backend)
+            .await
+            .map_err(|e| e.to_string())?;
         // Printed for scripts and tests that asked for port 0.
         println!("listening on {}", running.addr());
         let stop = running.stop_token();
         tokio::spawn(async move {
             use tokio::signal::unix::{signal, SignalKind};
-            let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+            let (Ok(mut int), Ok(mut term)) = (
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::terminate()),
+            ) else {
                 return;
             };
             tokio::select! {

@@ -19,7 +19,9 @@ pub fn repo() -> PathBuf {
 pub fn media_cache() -> PathBuf {
     std::env::var_os("OSIMAGER_TESTOS_CACHE")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/osimager-testos"))
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/osimager-testos")
+        })
 }
 
 /// Guest builds run only with OSIMAGER_E2E=1 and the media built.
@@ -61,16 +63,25 @@ pub fn user_config(dir: &Path) -> PathBuf {
     }
     std::fs::create_dir_all(user.join("locations")).unwrap();
     std::fs::copy(src.join("config.json"), user.join("config.json")).unwrap();
-    std::fs::copy(src.join("locations/hermetic.json"), user.join("locations/hermetic.json")).unwrap();
+    std::fs::copy(
+        src.join("locations/hermetic.json"),
+        user.join("locations/hermetic.json"),
+    )
+    .unwrap();
     std::fs::write(
         user.join("secrets"),
         format!("images/canary username=testos password={CANARY}\n"),
     )
     .unwrap();
-    std::fs::copy(src.join("locations/hermetic.json"), user.join("locations/canary.json")).unwrap();
+    std::fs::copy(
+        src.join("locations/hermetic.json"),
+        user.join("locations/canary.json"),
+    )
+    .unwrap();
     // A spec's own defs win over a location's: the user layer's copy of the spec carries it.
     let spec_file = user.join("specs/testos/spec.json");
-    let mut spec: Value = serde_json::from_str(&std::fs::read_to_string(&spec_file).unwrap()).unwrap();
+    let mut spec: Value =
+        serde_json::from_str(&std::fs::read_to_string(&spec_file).unwrap()).unwrap();
     spec["defs"]["testos_password"] = Value::String("|>images/canary:password<|".into());
     std::fs::remove_file(&spec_file).unwrap();
     std::fs::write(&spec_file, serde_json::to_string_pretty(&spec).unwrap()).unwrap();
@@ -95,9 +106,17 @@ impl Serve {
             user_config(scratch);
         }
         let state = scratch.join("state");
-        let path = format!("/opt/osimager-venv/bin:{}", std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "/opt/osimager-venv/bin:{}",
+            std::env::var("PATH").unwrap_or_default()
+        );
         let mut child = Command::new(env!("CARGO_BIN_EXE_osimager"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--state-dir"])
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--state-dir",
+            ])
             .arg(&state)
             .args(extra)
             .env("XDG_CONFIG_HOME", &config_home)
@@ -111,7 +130,9 @@ impl Serve {
             .spawn()
             .unwrap();
         let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
         let addr = line
             .trim()
             .strip_prefix("listening on ")
@@ -170,14 +191,23 @@ pub async fn json(c: &reqwest::Client, url: String) -> Value {
 }
 
 /// Wait until build `id` is in one of `states`.
-pub async fn wait_state(c: &reqwest::Client, base: &str, id: i64, states: &[&str], within: Duration) -> Value {
+pub async fn wait_state(
+    c: &reqwest::Client,
+    base: &str,
+    id: i64,
+    states: &[&str],
+    within: Duration,
+) -> Value {
     let end = Instant::now() + within;
     loop {
         let j = json(c, format!("{base}/builds/{id}")).await;
         if states.contains(&j["state"].as_str().unwrap_or("")) {
             return j;
         }
-        assert!(Instant::now() < end, "build {id} never reached {states:?}: {j}");
+        assert!(
+            Instant::now() < end,
+            "build {id} never reached {states:?}: {j}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
@@ -186,7 +216,9 @@ pub async fn wait_state(c: &reqwest::Client, base: &str, id: i64, states: &[&str
 pub fn qemu_with(needle: &str) -> Vec<i32> {
     let mut out = Vec::new();
     for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else { continue };
+        let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
         let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
         let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
         if cmd.starts_with("qemu-system") && cmd.contains(needle) {
@@ -205,7 +237,10 @@ pub async fn wait_gone(needle: &str, work: &Path, within: Duration) {
         if q.is_empty() && p.is_empty() {
             return;
         }
-        assert!(Instant::now() < end, "left running: qemu {q:?}, in the work dir {p:?}");
+        assert!(
+            Instant::now() < end,
+            "left running: qemu {q:?}, in the work dir {p:?}"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }

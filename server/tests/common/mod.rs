@@ -2,7 +2,6 @@
 //! backend, its state and image directories in a temp dir, and an HTTP client.
 #![allow(dead_code)]
 
-
 use osimager_server::fake::FakeBackend;
 use osimager_server::store::SqliteStore;
 use osimager_server::{Running, ServerConfig};
