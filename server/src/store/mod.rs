@@ -6,6 +6,7 @@
 
 pub mod conformance;
 mod sqlite;
+mod sqlite_records;
 
 pub use sqlite::SqliteStore;
 
