@@ -269,3 +269,52 @@ async fn the_location_editor_creates_checks_and_saves() {
     );
     b.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_tokens_required_the_ui_asks_for_one() {
+    if !wanted() {
+        return;
+    }
+    use osimager_server::auth::{hash_token, new_token};
+    use osimager_server::store::JobStore;
+    let s = common::start(|c| c.require_auth = true).await;
+    let token = new_token();
+    s.store
+        .create_token("ui", &hash_token(&token))
+        .await
+        .unwrap();
+    let b = Browser::start("fake-login").await;
+    b.goto(&format!("{}/", root(&s))).await;
+    b.fill("[data-testid=token]", "osi_wrong").await;
+    b.click("[data-testid=login]").await;
+    b.wait_text("[data-testid=error]", T, |t| {
+        t.contains("unknown or revoked")
+    })
+    .await;
+    b.shot("login").await;
+    b.fill("[data-testid=token]", &token).await;
+    b.click("[data-testid=login]").await;
+    b.wait_text("[data-testid=accelerator]", T, |t| t.contains("tcg"))
+        .await;
+    // The live feed works with the session cookie too.
+    let id = {
+        let r = s
+            .http
+            .post(s.url("/builds"))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"target": "qemu/hermetic/testos-1-x86_64", "defines": ["fake_hang=launch"]}))
+            .send()
+            .await
+            .unwrap();
+        r.json::<serde_json::Value>().await.unwrap()["id"]
+            .as_i64()
+            .unwrap()
+    };
+    b.wait_text("[data-testid=running]", T, |t| {
+        t.contains(&format!("#{id}"))
+    })
+    .await;
+    let html = b.client.source().await.unwrap();
+    assert!(!html.contains(&token), "the token is not in the page");
+    b.close().await;
+}
