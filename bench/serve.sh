@@ -14,7 +14,7 @@ CLIENTS=${1:-200}; RPS=${2:-50}; SECS=${3:-60}; RATE=${4:-100}
 cargo build --release -q -p osimager-server --bin osimager-fake-serve --example serve_load
 T=${CARGO_TARGET_DIR:-target}/release
 WORK="$(mktemp -d)"
-trap 'kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'rc=$?; kill "$SERVER" 2>/dev/null; wait "$SERVER" 2>/dev/null; rm -rf "$WORK"; exit $rc' EXIT
 "$T/osimager-fake-serve" --state-dir "$WORK/state" --images "$WORK/images" --jobs 1 >"$WORK/out" 2>"$WORK/err" &
 SERVER=$!
 for _ in $(seq 1 100); do grep -q "listening on" "$WORK/out" 2>/dev/null && break; sleep 0.1; done
