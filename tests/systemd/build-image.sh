@@ -61,6 +61,10 @@ Name=eth0
 DHCP=yes
 NET
 ln -sf /lib/systemd/system/systemd-networkd.service "$R/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
+# The test OS initrd checks /sbin/init before switch_root, from outside the new root: an
+# absolute link (/lib/systemd/systemd) would point into the initrd. Make it relative.
+ln -sfn ../lib/systemd/systemd "$R/usr/sbin/init"
+[ -x "$R/usr/lib/systemd/systemd" ] || fail "no systemd in the root file system"
 echo "osimager-systemd" >"$R/etc/hostname"
 printf 'LABEL=testos-root\t/\text4\tdefaults,noatime\t0\t1\n' >"$R/etc/fstab"
 # Nothing waits for a network that the guest has at once anyway; no getty on tty1 (headless).
@@ -73,4 +77,8 @@ tar -C "$R" -cf "$WORK/rootfs.tar" .
 mkdir -p "$OUT"
 mv "$WORK/rootfs.tar" "$OUT/rootfs.tar"
 ln -sfn "$KEY" "$CACHE/.current.$$" && mv -Tf "$CACHE/.current.$$" "$CACHE/current"
+# Older keys are of older versions of this script.
+for d in "$CACHE"/*; do
+  [ -L "$d" ] || [ ! -d "$d" ] || [ "$(basename "$d")" = "$KEY" ] || rm -rf "$d"
+done
 say "built $OUT/rootfs.tar ($(du -h "$OUT/rootfs.tar" | cut -f1))"
