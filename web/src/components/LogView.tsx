@@ -13,6 +13,9 @@ const color: Record<string, string> = {
 };
 /// Lines kept on screen (the whole log is in the API: /builds/{id}/log).
 const SHOWN = 5000;
+// Terminal control sequences of serial consoles (colours, cursor moves) are not shown.
+// eslint-disable-next-line no-control-regex
+const CONTROL = /\x1b\[[0-9;?]*[ -\/]*[@-~]|\x1b[()][0-9A-Za-z]|[\x00-\x08\x0b-\x1f\x7f]/g;
 
 /// The live log: follow (keep the newest line in view) or pause (freeze what is shown while
 /// the build goes on), filter by source, detail lines on demand.
@@ -66,7 +69,7 @@ export default function LogView({ lines }: { lines: LogLine[] }) {
         {visible.map((l) => (
           <div key={l.seq} data-testid="log-line" className={`whitespace-pre-wrap break-all ${color[l.source] ?? "text-slate-200"} ${l.detail ? "opacity-60" : ""}`}>
             <span className="select-none text-slate-500">{l.time.slice(11, 19)} </span>
-            {l.line}
+            {l.line.replace(CONTROL, "")}
           </div>
         ))}
         {visible.length === 0 && <div className="text-slate-500">No log lines yet.</div>}
