@@ -104,11 +104,13 @@ fn two_builds_share_a_process_and_nothing_else() {
         return;
     }
     assert!(media_cache().join("current/testos.iso").is_file());
+    // Removed at the end when everything passed; kept for a look otherwise.
     let scratch = tempfile::Builder::new()
         .prefix("concurrent-")
         .tempdir()
-        .unwrap();
-    let (root_a, root_b) = (scratch.path().join("a"), scratch.path().join("b"));
+        .unwrap()
+        .keep();
+    let (root_a, root_b) = (scratch.join("a"), scratch.join("b"));
     let (ctx_a, ctx_b) = (context(&root_a), context(&root_b));
     let (reg_a, reg_b) = (ctx_a.secrets.clone(), ctx_b.secrets.clone());
     let (events_a, events_b) = (MemorySink::default(), MemorySink::default());
@@ -158,7 +160,25 @@ fn two_builds_share_a_process_and_nothing_else() {
     assert!(b_tmp.is_empty(), "B left temp dirs: {b_tmp:?}");
     assert!(!root_b.join("out/conc-b").exists());
 
-    let a = a.unwrap_or_else(|e| panic!("A failed: {}", e.message()));
+    let a = a.unwrap_or_else(|e| {
+        let kept = &scratch;
+        let serial = std::fs::read_dir(kept.join("a/out/conc-a.build"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().contains("serial"))
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let tail: Vec<&str> = serial.lines().rev().take(40).collect();
+        panic!(
+            "A failed: {}\nkept: {}\nserial console (last lines, newest first):\n{}",
+            e.message(),
+            kept.display(),
+            tail.join("\n")
+        )
+    });
     let osimager::engine::BuildOutcome::Native(report) = a else {
         panic!("A did not run natively")
     };
@@ -168,7 +188,7 @@ fn two_builds_share_a_process_and_nothing_else() {
         .status()
         .unwrap();
     assert!(ok.success(), "A's checksums do not verify");
-    assert!(processes_mentioning(&scratch.path().display().to_string()).is_empty());
+    assert!(processes_mentioning(&scratch.display().to_string()).is_empty());
 
     // Secrets: each build's registry knows its own secret only, and neither stream holds
     // either secret.
@@ -201,4 +221,5 @@ fn two_builds_share_a_process_and_nothing_else() {
     assert_eq!(ia.len(), 1);
     assert_eq!(ib.len(), 1);
     assert_ne!(ia, ib);
+    let _ = std::fs::remove_dir_all(&scratch);
 }

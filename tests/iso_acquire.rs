@@ -114,6 +114,11 @@ async fn mismatch_leaves_nothing_and_404_is_not_a_mismatch() {
     let msg = err.to_string();
     assert!(matches!(err, IsoError::Http { .. }), "{msg}");
     assert!(msg.contains("404") && !msg.contains("mismatch"), "{msg}");
+    // It says what to do, and does not call a missing file a refusal.
+    assert!(
+        msg.contains(": HTTP 404") && msg.contains("check iso_url") && !msg.contains("refused"),
+        "{msg}"
+    );
     assert!(cache_files(&cache).is_empty());
     srv.shutdown().await;
 }
@@ -172,6 +177,7 @@ async fn iso_urls_tried_in_order_and_sums_files() {
         .unwrap_err()
         .to_string();
     assert!(msg.contains("no entry for SHA256SUMS"), "{msg}");
+    assert!(msg.contains("-D iso_checksum=sha256:HEX"), "{msg}");
 
     // Every URL failing lists every reason.
     let req = request(

@@ -263,6 +263,7 @@ pub fn ours(cfg: &Config, sc: &Scratch, case: &Case) -> Result<(String, String),
         temp_dir: sc.temp.clone(),
         skip: false,
         build_id: None,
+        require_secrets: false,
     };
     match resolve::resolve(cfg, &req) {
         Ok(r) => Ok((

@@ -1,6 +1,7 @@
 //! The hermetic test OS spec (specs/testos + tests/testos/config) through the Packer engine:
-//! the template it writes passes real Packer 1.6.6's `packer validate` (the test location blanks
-//! the qemu keys 1.6.6 cannot read, so the engine's version check lets it through).
+//! the template it writes passes real Packer 1.6.6's `packer validate` (the bundled qemu platform
+//! keeps to keys 1.6.6 reads, so the engine's version check lets it through; the test location
+//! adds nothing Packer-specific).
 
 mod packer_support;
 use packer_support::build_with_config;

@@ -244,8 +244,5 @@ pub fn set_inputs(plan: &mut BuildPlan, ctx: &PackerContext) {
     plan.inputs
         .settings
         .insert("packer_cmd".into(), Value::String(ctx.packer_cmd.clone()));
-    plan.inputs.settings.insert(
-        "venv_dir".into(),
-        Value::String(ctx.venv_dir.display().to_string()),
-    );
+    plan.inputs.venv_dir = ctx.venv_dir.clone();
 }

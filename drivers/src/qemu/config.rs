@@ -1,20 +1,12 @@
 //! `QemuConfig`: the QEMU builder block (Packer vocabulary) read into typed settings.
 
-use super::value::{parse_size_mib, Builder};
-use crate::bootcmd::parse_go_duration;
+use super::value::{err, parse_size_mib, Builder, ConfigError};
+use crate::bootcmd::parse_duration;
 use crate::driver::{DriverEnv, Media};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// A builder key with a value the QEMU driver cannot use.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("QEMU builder key {key:?}: {message}")]
-pub struct ConfigError {
-    pub key: String,
-    pub message: String,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiskFormat {
@@ -133,28 +125,13 @@ const OVMF_VARS: &[&str] = &[
     "/usr/share/OVMF/OVMF_VARS.fd",
 ];
 
-fn cerr(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        key: key.into(),
-        message: message.into(),
-    }
-}
-
-fn port(b: &Builder, key: &str, default: u16) -> Result<u16, ConfigError> {
-    match b.u64(key)? {
-        None => Ok(default),
-        Some(p) if (1..=65535).contains(&p) => Ok(p as u16),
-        Some(p) => Err(cerr(key, format!("{p} is not a TCP port (1–65535)"))),
-    }
-}
-
 fn first_existing(key: &str, candidates: &[&str]) -> Result<PathBuf, ConfigError> {
     candidates
         .iter()
         .map(PathBuf::from)
         .find(|p| p.is_file())
         .ok_or_else(|| {
-            cerr(
+            err(
                 key,
                 format!(
                     "no OVMF firmware found (looked for {}); install the Debian package `ovmf` \
@@ -174,7 +151,7 @@ impl QemuConfig {
         let b = Builder(builder);
         if let Some(t) = b.string("type")? {
             if t != "qemu" {
-                return Err(cerr(
+                return Err(err(
                     "type",
                     format!("{t:?} is not a QEMU builder (expected \"qemu\")"),
                 ));
@@ -184,7 +161,7 @@ impl QemuConfig {
             .string("vm_name")?
             .unwrap_or_else(|| format!("packer-{}", env.build_name));
         if vm_name.contains('/') || vm_name.starts_with('.') {
-            return Err(cerr(
+            return Err(err(
                 "vm_name",
                 format!("{vm_name:?} must be a plain file name"),
             ));
@@ -212,7 +189,7 @@ impl QemuConfig {
         let disk_image = b.bool("disk_image")?.unwrap_or(false);
         let use_backing_file = b.bool("use_backing_file")?.unwrap_or(false);
         if use_backing_file && (!disk_image || format != DiskFormat::Qcow2) {
-            return Err(cerr(
+            return Err(err(
                 "use_backing_file",
                 "needs disk_image: true and format: qcow2",
             ));
@@ -229,7 +206,7 @@ impl QemuConfig {
         let mut qemuargs = Vec::new();
         if let Some(v) = b.value("qemuargs") {
             let bad = || {
-                cerr(
+                err(
                     "qemuargs",
                     "expected a list of lists of strings, e.g. [[\"-m\", \"1024M\"]]",
                 )
@@ -246,7 +223,7 @@ impl QemuConfig {
                     })
                     .collect::<Result<_, _>>()?;
                 if args.is_empty() || !args[0].starts_with('-') {
-                    return Err(cerr(
+                    return Err(err(
                         "qemuargs",
                         format!("entry {args:?} must start with a flag such as \"-netdev\""),
                     ));
@@ -262,11 +239,11 @@ impl QemuConfig {
                 bind_address: b
                     .string("vnc_bind_address")?
                     .unwrap_or_else(|| "127.0.0.1".into()),
-                port_min: port(&b, "vnc_port_min", 5900)?,
-                port_max: port(&b, "vnc_port_max", 6000)?,
+                port_min: b.port("vnc_port_min", 5900)?,
+                port_max: b.port("vnc_port_max", 6000)?,
             };
             if v.port_min < 5900 || v.port_max < v.port_min {
-                return Err(cerr(
+                return Err(err(
                     "vnc_port_min",
                     format!(
                         "need 5900 ≤ vnc_port_min ≤ vnc_port_max, got {}–{}",
@@ -280,28 +257,14 @@ impl QemuConfig {
         };
         let boot_key_interval = match b.string("boot_key_interval")? {
             None => DEFAULT_KEY_INTERVAL,
-            Some(s) => parse_go_duration(&s).map_err(|e| {
-                cerr(
+            Some(s) => parse_duration(&s).map_err(|e| {
+                err(
                     "boot_key_interval",
                     format!("{s:?} is not a duration ({e}); write e.g. \"10ms\" or \"100ms\""),
                 )
             })?,
         };
-        let mut cd_content = BTreeMap::new();
-        if let Some(v) = b.value("cd_content") {
-            let m = v
-                .as_object()
-                .ok_or_else(|| cerr("cd_content", "expected a map of path → file content"))?;
-            for (k, v) in m {
-                let text = v.as_str().ok_or_else(|| {
-                    cerr(
-                        "cd_content",
-                        format!("the content of {k:?} must be a string"),
-                    )
-                })?;
-                cd_content.insert(k.clone(), text.to_string());
-            }
-        }
+        let cd_content = b.text_files("cd_content")?;
         let communicator = b.choice("communicator", &["ssh", "none", "winrm"])?;
         let ssh = if communicator.as_deref() == Some("none") {
             None
@@ -312,8 +275,7 @@ impl QemuConfig {
                 22
             };
             let s = SshForward {
-                guest_port: port(
-                    &b,
+                guest_port: b.port(
                     if communicator.as_deref() == Some("winrm") {
                         "winrm_port"
                     } else {
@@ -321,11 +283,11 @@ impl QemuConfig {
                     },
                     guest_default,
                 )?,
-                host_port_min: port(&b, "host_port_min", 2222)?,
-                host_port_max: port(&b, "host_port_max", 4444)?,
+                host_port_min: b.port("host_port_min", 2222)?,
+                host_port_max: b.port("host_port_max", 4444)?,
             };
             if s.host_port_max < s.host_port_min {
-                return Err(cerr(
+                return Err(err(
                     "host_port_min",
                     format!(
                         "host_port_min {} is above host_port_max {}",
@@ -417,7 +379,7 @@ impl QemuConfig {
             };
             for (key, p) in [("efi_firmware_code", &code), ("efi_firmware_vars", &vars)] {
                 if !p.is_file() {
-                    return Err(cerr(key, format!("{} does not exist", p.display())));
+                    return Err(err(key, format!("{} does not exist", p.display())));
                 }
             }
             return Ok(Firmware::Efi { code, vars });
@@ -430,7 +392,7 @@ impl QemuConfig {
                 if p.is_file() {
                     Ok(Firmware::BiosFile(p))
                 } else {
-                    Err(cerr(
+                    Err(err(
                         "firmware",
                         format!("{f:?} is neither a firmware file nor one of \"bios\", \"efi\""),
                     ))

@@ -2,6 +2,7 @@ use super::args::{build_argv, LaunchPlan};
 use super::*;
 use crate::driver::{DriverEnv, HttpEndpoint, Media};
 use serde_json::json;
+use std::time::Duration;
 
 fn env() -> DriverEnv {
     DriverEnv {

@@ -1,9 +1,13 @@
 //! Launch details that need the driver's internals (real QEMU, tiny guest, TCG).
 
 use super::args::LaunchPlan;
+use super::launch::pick_port;
 use super::*;
 use crate::driver::{DriverEnv, Media};
+use crate::Driver;
 use serde_json::json;
+use std::path::Path;
+use std::time::Duration;
 
 const ECHO_BOOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/echo_boot.bin");
 

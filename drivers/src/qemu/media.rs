@@ -158,20 +158,39 @@ fn copy_tree(src: &Path, dst: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Build the `cd_files` / `cd_content` ISO (volume label `cd_label`), as Packer does: files go
-/// to the root under their base name, a directory keeps its name (its contents when the path
-/// ends with `/`). Returns the image and the staging directory (both work files).
+/// Build the `cd_files` / `cd_content` ISO of a QEMU build (see [`make_cd_image`]).
 pub(crate) async fn make_cd(cfg: &QemuConfig) -> Result<Option<(PathBuf, PathBuf)>, DriverError> {
-    if cfg.cd_files.is_empty() && cfg.cd_content.is_empty() {
+    make_cd_image(
+        &cfg.env,
+        &cfg.vm_name,
+        &cfg.cd_files,
+        &cfg.cd_content,
+        cfg.cd_label.as_deref(),
+    )
+    .await
+}
+
+/// Build the `cd_files` / `cd_content` ISO (volume label `cd_label`) in the work directory as
+/// `<stem>-cd.iso`, as Packer does: files go to the root under their base name, a directory
+/// keeps its name (its contents when the path ends with `/`). Returns the image and the
+/// staging directory (both work files). Shared by the drivers that attach such a CD.
+pub(crate) async fn make_cd_image(
+    env: &crate::DriverEnv,
+    stem: &str,
+    cd_files: &[PathBuf],
+    cd_content: &std::collections::BTreeMap<String, String>,
+    cd_label: Option<&str>,
+) -> Result<Option<(PathBuf, PathBuf)>, DriverError> {
+    if cd_files.is_empty() && cd_content.is_empty() {
         return Ok(None);
     }
-    let staging = cfg.env.work_dir.join(format!("{}-cd", cfg.vm_name));
+    let staging = env.work_dir.join(format!("{stem}-cd"));
     let io = |context: String| move |e| DriverError::Io { context, source: e };
     if staging.exists() {
         std::fs::remove_dir_all(&staging).map_err(io(format!("clearing {}", staging.display())))?;
     }
     std::fs::create_dir_all(&staging).map_err(io(format!("creating {}", staging.display())))?;
-    for f in &cfg.cd_files {
+    for f in cd_files {
         let text = f.to_string_lossy();
         if text.contains(['*', '?', '[']) {
             return Err(DriverError::Msg(format!(
@@ -185,7 +204,7 @@ pub(crate) async fn make_cd(cfg: &QemuConfig) -> Result<Option<(PathBuf, PathBuf
         };
         copy_tree(f, &dst).map_err(io(format!("cd_files: copying {}", f.display())))?;
     }
-    for (name, content) in &cfg.cd_content {
+    for (name, content) in cd_content {
         let rel = Path::new(name);
         if rel.is_absolute()
             || rel
@@ -203,7 +222,7 @@ pub(crate) async fn make_cd(cfg: &QemuConfig) -> Result<Option<(PathBuf, PathBuf
         }
         std::fs::write(&dst, content).map_err(io(format!("writing {}", dst.display())))?;
     }
-    let iso = cfg.env.work_dir.join(format!("{}-cd.iso", cfg.vm_name));
+    let iso = env.work_dir.join(format!("{stem}-cd.iso"));
     let mut args: Vec<String> = vec![
         "-as".into(),
         "mkisofs".into(),
@@ -211,11 +230,11 @@ pub(crate) async fn make_cd(cfg: &QemuConfig) -> Result<Option<(PathBuf, PathBuf
         "-o".into(),
         s(&iso),
     ];
-    if let Some(label) = &cfg.cd_label {
-        args.extend(["-V".into(), label.clone()]);
+    if let Some(label) = cd_label {
+        args.extend(["-V".into(), label.to_string()]);
     }
     args.extend(["-J".into(), "-joliet-long".into(), "-r".into(), s(&staging)]);
-    run(&cfg.env, "xorriso", &args).await?;
+    run(env, "xorriso", &args).await?;
     Ok(Some((iso, staging)))
 }
 
