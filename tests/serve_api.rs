@@ -5,6 +5,7 @@
 //! event or log.
 
 mod serve_support;
+mod support;
 
 use futures_util::StreamExt;
 use serde_json::{json, Value};
