@@ -28,7 +28,8 @@ async fn catalog_dry_run_and_the_secret_canary() {
     let t: Value = serde_json::from_str(&keep(t)).unwrap();
     assert_eq!(st, 200);
     assert_eq!(t["items"][0]["name"], "testos-1-x86_64");
-    assert_eq!(t["items"][0]["platforms"], json!(["qemu"]));
+    // The test OS spec is built on QEMU and (issue 13) VirtualBox.
+    assert_eq!(t["items"][0]["platforms"], json!(["qemu", "virtualbox"]));
     let (_, p) = get(&c, format!("{b}/platforms")).await;
     let p: Value = serde_json::from_str(&keep(p)).unwrap();
     let qemu = p["items"]
