@@ -16,6 +16,7 @@ APT_PACKAGES=(
   socat                                    # guestfwd bridge to the host's loopback (restrict=on networking)
   debootstrap isolinux syslinux-common extlinux xorriso busybox-static e2fsprogs fdisk cpio
                                            # the hermetic test OS (tests/testos/build-media.sh)
+  gpgv debian-archive-keyring file xz-utils  # the Debian installer media + signed mirror (tests/debian/build-media.sh)
   openssh-server openssh-client sshpass    # a real sshd for communicator tests
   python3-venv python3-pip                 # the tools venv
   hyperfine time                           # benchmarks

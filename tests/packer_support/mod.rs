@@ -213,12 +213,14 @@ pub fn build_with_config(
     config.prepare(&mut plan).expect("plan prepares");
     let context = osimager::engine::BuildContext::from_process();
     let ctx = PackerContext::from_plan(&plan, opts, &context);
-    let job = osimager::engine::packer::PackerJob::standalone(
-        ctx,
-        plan,
-        opts.clone(),
-        osimager::engine::Events::discard(),
+    // The CLI's terminal renderer: Packer's transcript and the steps land in the test's
+    // output (shown when it fails).
+    let events = osimager::engine::Events::discard();
+    events.attach(
+        std::sync::Arc::new(osimager::cli::sinks::Terminal::new(false, false, false)),
+        false,
     );
+    let job = osimager::engine::packer::PackerJob::standalone(ctx, plan, opts.clone(), events);
     let job = if retrofit_only {
         job.into_retrofit()?
     } else {

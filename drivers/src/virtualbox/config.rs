@@ -8,6 +8,10 @@ use super::config_read::{
     cerr, choice, commands, duration, port, read_cd_content, read_forward, read_guest_additions,
 };
 use super::keys::check_key;
+pub use super::settings::{
+    DiskBus, ExportFormat, GuestAdditions, NatForward, Vrdp, DEFAULT_KEYGROUP_INTERVAL,
+    VBOXMANAGE_FIELDS,
+};
 use super::vboxmanage::LockRetry;
 use crate::bootcmd::Fields;
 use crate::driver::DriverEnv;
@@ -16,77 +20,6 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// Where the hard disks hang (`hard_drive_interface`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DiskBus {
-    Ide,
-    Sata,
-    Scsi,
-    /// `pcie`: NVMe.
-    Nvme,
-    /// `virtio`: VirtIO SCSI.
-    Virtio,
-}
-
-impl DiskBus {
-    /// The storage controller's name (Packer's names, so `vboxmanage` commands written for
-    /// Packer find the same controllers).
-    pub fn controller(self) -> &'static str {
-        match self {
-            DiskBus::Ide => "IDE",
-            DiskBus::Sata => "SATA",
-            DiskBus::Scsi => "SCSI",
-            DiskBus::Nvme => "NVMe",
-            DiskBus::Virtio => "VirtioSCSI",
-        }
-    }
-}
-
-/// `guest_additions_mode`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum GuestAdditions {
-    Disable,
-    /// Attach the additions ISO as a second DVD drive.
-    Attach {
-        path: Option<PathBuf>,
-    },
-}
-
-/// `format`: what `export` writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ExportFormat {
-    Ovf,
-    Ova,
-}
-
-impl ExportFormat {
-    pub fn extension(self) -> &'static str {
-        match self {
-            ExportFormat::Ovf => "ovf",
-            ExportFormat::Ova => "ova",
-        }
-    }
-}
-
-/// The NAT port forward the communicator uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NatForward {
-    pub guest_port: u16,
-    pub host_port_min: u16,
-    pub host_port_max: u16,
-}
-
-/// The VRDP (remote console) server of a headless VM.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Vrdp {
-    pub bind_address: String,
-    pub port_min: u16,
-    pub port_max: u16,
-}
-
-/// Packer's default pause between groups of 25 scancodes (`boot_keygroup_interval`).
-pub const DEFAULT_KEYGROUP_INTERVAL: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone)]
 pub struct VBoxConfig {
@@ -149,9 +82,6 @@ pub struct VBoxConfig {
     /// Warnings found while reading the block (shown by the engine).
     pub warnings: Vec<String>,
 }
-
-/// Template fields `vboxmanage` / `vboxmanage_post` may use (Packer: Name, HTTPIP, HTTPPort).
-pub const VBOXMANAGE_FIELDS: &[&str] = &["Name", "HTTPIP", "HTTPPort"];
 
 impl VBoxConfig {
     /// Read the builder block. Every error names the key and what it accepts.

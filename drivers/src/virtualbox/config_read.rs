@@ -1,7 +1,7 @@
 //! Reading values of the `virtualbox-iso` builder block (helpers of [`super::config`]).
 
-use super::config::{GuestAdditions, NatForward, VBOXMANAGE_FIELDS};
-use crate::bootcmd::{parse_go_duration, render, Fields};
+use super::settings::{GuestAdditions, NatForward, VBOXMANAGE_FIELDS};
+use crate::bootcmd::{parse_duration, render, Fields};
 use crate::qemu::value::Builder;
 use crate::qemu::ConfigError as ValueError;
 use serde_json::Value;
@@ -72,7 +72,7 @@ pub(super) fn duration(
 ) -> Result<Duration, VBoxConfigError> {
     match b.string(key)? {
         None => Ok(default),
-        Some(s) => parse_go_duration(&s).map_err(|e| {
+        Some(s) => parse_duration(&s).map_err(|e| {
             cerr(
                 key,
                 format!("{s:?} is not a duration ({e}); write e.g. \"100ms\" or \"2s\""),

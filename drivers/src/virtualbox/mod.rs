@@ -21,6 +21,7 @@ pub mod info;
 pub mod keys;
 mod lifecycle;
 pub mod ports;
+mod settings;
 pub mod setup;
 mod stop;
 mod storage;
