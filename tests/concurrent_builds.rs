@@ -5,6 +5,8 @@
 //! finish and produce a verified image, with no process or temp dir of B left behind and
 //! neither secret in either event stream. Slow: runs with OSIMAGER_E2E=1 and the test-OS media.
 
+mod support;
+
 use osimager::build::{run, BuildContext, BuildOptions, BuildRequest, Cancel};
 use osimager::engine::EngineKind;
 use osimager_events::{BuildEvent, ErrorKind, EventRecord, FnSink, MemorySink};
@@ -18,14 +20,6 @@ const SECRET_B: &str = "beta-pw-9Z4y";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn media_cache() -> PathBuf {
-    std::env::var_os("OSIMAGER_TESTOS_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/osimager-testos")
-        })
 }
 
 fn tools_bin() -> PathBuf {
@@ -53,7 +47,10 @@ fn context(root: &Path) -> BuildContext {
         ),
         ("XDG_DATA_HOME", root.join("data").display().to_string()),
         ("XDG_CACHE_HOME", root.join("cache").display().to_string()),
-        ("OSIMAGER_TESTOS_CACHE", media_cache().display().to_string()),
+        (
+            "OSIMAGER_TESTOS_CACHE",
+            support::media_cache().display().to_string(),
+        ),
         ("PATH", path),
     ] {
         ctx.vars.insert(k.to_string(), v);
@@ -99,11 +96,9 @@ fn text(records: &[EventRecord]) -> String {
 
 #[test]
 fn two_builds_share_a_process_and_nothing_else() {
-    if std::env::var("OSIMAGER_E2E").as_deref() != Ok("1") {
-        eprintln!("skipped: set OSIMAGER_E2E=1 (and build tests/testos media) to run");
+    if !support::e2e_enabled() {
         return;
     }
-    assert!(media_cache().join("current/testos.iso").is_file());
     // Removed at the end when everything passed; kept for a look otherwise.
     let scratch = tempfile::Builder::new()
         .prefix("concurrent-")

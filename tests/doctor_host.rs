@@ -95,8 +95,7 @@ fn doctor_reports_this_host() {
     assert!(stdout.ends_with("Next: osimager init\n"), "{stdout}");
 
     // With (fake) VirtualBox and VMware command-line tools on PATH they are found, and the
-    // platforms they serve are listed as buildable (VirtualBox natively and through Packer,
-    // VMware through Packer). The fakes answer
+    // platforms they serve are listed as buildable, natively and through Packer. The fakes answer
     // `VBoxManage --version` as VirtualBox 7.0 does; nothing else is asked of them.
     let fakes = tempfile::tempdir().unwrap();
     for (name, body) in [
@@ -146,6 +145,7 @@ fn doctor_reports_this_host() {
                 "qemu/packer",
                 "virtualbox/native",
                 "virtualbox/packer",
+                "vmware/native",
                 "vmware/packer"
             ]
         );

@@ -8,9 +8,9 @@
 //! Every run uses the real binary in a newcomer's environment (tests/newcomer_support).
 
 mod newcomer_support;
+mod support;
 use newcomer_support::{out, Home};
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 #[test]
@@ -295,29 +295,15 @@ fn first_messages_point_at_init() {
     );
 }
 
-fn media_cache() -> PathBuf {
-    std::env::var_os("OSIMAGER_TESTOS_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/osimager-testos")
-        })
-}
-
 /// From an empty HOME: `osimager init`, `osimager doctor`, then `osimager build` of the test OS
 /// through the location init wrote. The guest network is the isolated one init writes on
 /// request (`--isolated-network`): the guest reaches only this host's loopback.
 #[test]
 fn newcomer_first_run_then_build() {
-    if std::env::var("OSIMAGER_E2E").as_deref() != Ok("1") {
-        eprintln!("skipped: set OSIMAGER_E2E=1 (and build tests/testos media) to run");
+    if !support::e2e_enabled() {
         return;
     }
-    let media = media_cache();
-    assert!(
-        media.join("current/testos.iso").is_file(),
-        "no test OS media in {}: run tests/testos/build-media.sh first",
-        media.display()
-    );
+    let media = support::media_cache();
     let h = Home::new();
     // A newcomer has Ansible on PATH (here: the tools venv).
     let venv = std::env::var("OSIMAGER_TOOLS_VENV").unwrap_or("/opt/osimager-venv".into());

@@ -16,6 +16,7 @@
 
 #[path = "ova_check/mod.rs"]
 mod ova_check;
+mod support;
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -28,25 +29,10 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn media_cache() -> PathBuf {
-    std::env::var_os("OSIMAGER_TESTOS_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/osimager-testos")
-        })
-}
+use support::media_cache;
 
 fn enabled() -> bool {
-    if std::env::var("OSIMAGER_E2E").as_deref() != Ok("1") {
-        eprintln!("skipped: set OSIMAGER_E2E=1 (and build tests/testos media) to run");
-        return false;
-    }
-    assert!(
-        media_cache().join("current/testos.iso").is_file(),
-        "no test OS media in {}: run tests/testos/build-media.sh first",
-        media_cache().display()
-    );
-    true
+    support::e2e_enabled()
 }
 
 /// The fake's home: VirtualBox 7.1, the VM as a QEMU guest whose hard disks are virtio (the

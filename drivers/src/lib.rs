@@ -31,6 +31,7 @@ pub mod qemu;
 pub mod qmp;
 pub mod registry;
 pub mod virtualbox;
+pub mod vmware;
 pub mod vnc;
 
 pub use driver::{

@@ -60,6 +60,7 @@ impl DriverRegistry {
         DriverRegistry::default()
             .register(qemu())
             .register(virtualbox())
+            .register(vmware())
     }
 
     /// Add `entry`, replacing one for the same builder type.
@@ -118,6 +119,17 @@ fn virtualbox() -> DriverEntry {
         |builder, env| {
             let cfg = VBoxConfig::from_builder(builder, env)?;
             Ok(Box::new(VirtualBoxDriver::new(cfg)) as Box<dyn Driver>)
+        },
+    )
+}
+
+fn vmware() -> DriverEntry {
+    DriverEntry::new(
+        "vmware-iso",
+        "VMware Workstation (vmrest or vmrun, VNC typing)",
+        |builder, env| {
+            let cfg = crate::vmware::VmwareConfig::from_builder(builder, env)?;
+            Ok(Box::new(crate::vmware::VmwareDriver::new(cfg)) as Box<dyn Driver>)
         },
     )
 }

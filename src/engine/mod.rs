@@ -259,6 +259,7 @@ mod tests {
     fn auto_picks_native_where_the_registry_has_a_driver() {
         let d = DriverRegistry::builtin();
         assert_eq!(pick(EngineKind::Auto, "qemu", &d), EngineKind::Native);
+        assert_eq!(pick(EngineKind::Auto, "vmware-iso", &d), EngineKind::Native);
         assert_eq!(
             pick(EngineKind::Auto, "vsphere-iso", &d),
             EngineKind::Packer

@@ -279,8 +279,8 @@ pub(super) fn vmware(path: Option<&OsStr>) -> Check {
             "vmware",
             Status::Ok,
             format!(
-                "VMware found: {}; vmware/… targets build through Packer (no native VMware \
-                 driver yet)",
+                "VMware found: {}; vmware/… targets build natively (vmrest, else vmrun) or \
+                 through Packer",
                 p.display()
             ),
         )
@@ -290,7 +290,7 @@ pub(super) fn vmware(path: Option<&OsStr>) -> Check {
             Status::Missing,
             "VMware not found (no vmrun or vmrest on PATH): vmware/… targets cannot be built here",
         )
-        .fix("install VMware Workstation or Fusion, and Packer, to build them"),
+        .fix("install VMware Workstation (it provides vmrest and vmrun) to build them"),
     }
 }
 
@@ -427,12 +427,13 @@ pub(super) fn buildable(checks: &[Check], accel: &Accelerator) -> Vec<Buildable>
     }
     if ok("virtualbox") {
         out.push(b("virtualbox", "native", ""));
-    }
-    if ok("packer") {
-        if ok("virtualbox") {
+        if ok("packer") {
             out.push(b("virtualbox", "packer", ""));
         }
-        if ok("vmware") {
+    }
+    if ok("vmware") {
+        out.push(b("vmware", "native", ""));
+        if ok("packer") {
             out.push(b("vmware", "packer", ""));
         }
     }
