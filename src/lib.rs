@@ -12,6 +12,8 @@ pub mod iso;
 pub mod plan;
 pub mod provision;
 pub mod secret;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod tools;
 pub mod urlname;
 pub mod venv;

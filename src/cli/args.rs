@@ -135,6 +135,15 @@ osimager venv --all        # create every missing one"
     /// Report what this host can build, and what to do about what is missing
     #[command(after_help = super::doctor::AFTER_HELP)]
     Doctor(super::doctor::DoctorArgs),
+    /// Run the build service: REST API, live build streams and the web UI
+    #[cfg(feature = "serve")]
+    #[command(
+        after_help = "Examples:\n  osimager serve                                  # http://127.0.0.1:8000/\n  \
+osimager serve --listen 0.0.0.0:8443 --tls-cert cert.pem --tls-key key.pem\n  \
+osimager serve token create alice                 # tokens are needed off loopback\n\n\
+The API is documented at /api/v1/openapi.json; docs/SERVICE.md has the settings file."
+    )]
+    Serve(crate::serve::ServeArgs),
     /// Print a shell completion script
     Completions {
         /// bash, zsh, fish, elvish or powershell
