@@ -35,22 +35,20 @@ fn cancel_while_packer_runs_sends_one_interrupt() {
     let cancel = Cancel::new();
     job.cancel = cancel.clone();
     let log2 = log.clone();
+    // Cancel once the fake Packer runs; past a bound, cancel anyway (the build must end either
+    // way: a canceller that gave up silently would leave `run` waiting on a Packer that never
+    // exits) and fail below.
     let canceller = std::thread::spawn(move || {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while !std::fs::read_to_string(&log2)
-            .unwrap_or_default()
-            .contains("started")
-        {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "fake Packer never started"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let started = support::process::eventually(Duration::from_secs(300), || {
+            std::fs::read_to_string(&log2)
+                .unwrap_or_default()
+                .contains("started")
+        });
         cancel.cancel("SIGINT");
+        started
     });
     let err = run(&job).unwrap_err();
-    canceller.join().unwrap();
+    assert!(canceller.join().unwrap(), "fake Packer never started");
     assert!(
         matches!(err, PackerError::Cancelled { code: 130, .. }),
         "{err}"
