@@ -3,6 +3,9 @@
 #   scripts/test.sh            install what is missing, build the test OS media, run every test
 #                              including the real QEMU guest builds (OSIMAGER_E2E=1)
 #   OSIMAGER_E2E=0 scripts/test.sh   skip the slow guest builds (a few minutes instead of ~20)
+# After the run it prints the differential and validator summaries and how many tests passed,
+# failed, were skipped (and why) or are not run by design (scripts/test-summary.sh). In CI
+# (CI=true, or OSIMAGER_E2E=1, the default here) a skipped test fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,5 +25,19 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 echo "== tests =="
+# Tests write summaries and their skip log here (tests/support); start empty.
+export OSIMAGER_TEST_REPORTS="${OSIMAGER_TEST_REPORTS:-${CARGO_TARGET_DIR:-$PWD/target}/test-reports}"
+rm -rf "$OSIMAGER_TEST_REPORTS"
+mkdir -p "$OSIMAGER_TEST_REPORTS"
+log="$OSIMAGER_TEST_REPORTS/test-output.log"
 # One test at a time: the guest builds are timing-sensitive on 2 cores under TCG.
-cargo test --workspace --no-fail-fast -- --test-threads=1 2>&1 | tee target/test-output.log
+set +e
+cargo test --workspace --no-fail-fast -- --test-threads=1 2>&1 | tee "$log"
+cargo_status=${PIPESTATUS[0]}
+set -e
+echo "== summary =="
+summary_status=0
+scripts/test-summary.sh "$log" "$OSIMAGER_TEST_REPORTS" || summary_status=$?
+if [ "$cargo_status" -ne 0 ] || [ "$summary_status" -ne 0 ]; then
+  exit 1
+fi

@@ -6,32 +6,24 @@
 //! (as CI does) or not. The playbook's marker is read back over SSH from the exported image, then
 //! `osimager retrofit --engine packer` (Packer's null builder) writes a new one into the running
 //! machine. Slow (an OS install): runs only with OSIMAGER_E2E=1 and the media built
-//! (`tests/testos/build-media.sh`, cache in OSIMAGER_TESTOS_CACHE, default ~/.cache/osimager-testos).
+//! (`tests/testos/build-media.sh`, cache in OSIMAGER_TESTOS_CACHE, default ~/.cache/osimager-testos);
+//! otherwise skipped visibly (and a failure in CI).
+
+mod support;
 
 mod packer_support;
 use packer_support::build_with_config;
 
 use osimager::config::{Config, ConfigOptions, ResolveRequest};
 use osimager::engine::BuildOptions;
-use std::path::PathBuf;
 
 #[test]
 fn testos_builds_through_packer() {
-    if std::env::var("OSIMAGER_E2E").as_deref() != Ok("1") {
-        eprintln!("skipped: set OSIMAGER_E2E=1 (and build tests/testos media) to run");
+    if !support::e2e_enabled() {
         return;
     }
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let cache = std::env::var_os("OSIMAGER_TESTOS_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/osimager-testos")
-        });
-    assert!(
-        cache.join("current/testos.iso").is_file(),
-        "no test OS media in {}: run tests/testos/build-media.sh first",
-        cache.display()
-    );
+    let repo = support::repo();
+    let cache = support::media_cache();
     let scratch = tempfile::Builder::new()
         .prefix("pk-e2e-")
         .tempdir()
@@ -44,11 +36,7 @@ fn testos_builds_through_packer() {
     std::env::set_var("XDG_CACHE_HOME", s.join("cache"));
     std::env::set_var("CHECKPOINT_DISABLE", "1");
     // ansible-playbook for the default provisioner.
-    let path = format!(
-        "/opt/osimager-venv/bin:{}",
-        std::env::var("PATH").unwrap_or_default()
-    );
-    std::env::set_var("PATH", path);
+    std::env::set_var("PATH", support::path_with_tools());
 
     let config = Config::load(&ConfigOptions {
         data_dir: Some(repo.clone()),
@@ -102,11 +90,7 @@ fn testos_builds_through_packer() {
     // Boot the exported image; read the marker the build's playbook wrote; retrofit it through
     // Packer (null builder + ansible provisioner, as OSImager's rfosimage) while it runs; read the
     // new marker.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::free_port();
     let mut qemu = std::process::Command::new("qemu-system-x86_64")
         .args([
             "-accel",

@@ -3,6 +3,7 @@
 //! failing, required file missing, venv missing).
 
 mod packer_support;
+mod support;
 
 use osimager::engine::packer::{template, PackerError, PackerReport};
 use osimager::engine::{BuildOptions, OnError};

@@ -12,6 +12,8 @@
 mod packer_support;
 use packer_support::{build_with_config, run};
 
+mod support;
+
 use osimager::config::{Config, ConfigOptions, ResolveRequest};
 use osimager::engine::packer::quirks::local_user_name;
 use osimager::engine::packer::template::to_python_json;
@@ -22,7 +24,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const ORACLE: &str = "/opt/osimager-venv";
 const TARGETS: &[&str] = &[
     "qemu/lab/debian-12.8-x86_64",
     "qemu/lab/rocky-9.5-x86_64",
@@ -32,7 +33,7 @@ const TARGETS: &[&str] = &[
 ];
 
 fn oracle_data() -> PathBuf {
-    let lib = Path::new(ORACLE).join("lib");
+    let lib = support::tools_venv().join("lib");
     let py = std::fs::read_dir(&lib)
         .unwrap()
         .filter_map(|e| e.ok())
@@ -163,19 +164,29 @@ fn with_ansible_user(oracle_template: &str) -> String {
 struct Run {
     code: i32,
     stdout: String,
+    /// The template written (every run writes one: a missing file is a failure, not "").
     template: String,
-    args: String,
-    env: BTreeMap<String, String>,
+    /// argv+cwd and environment the recording Packer saw; None when Packer was not called
+    /// (dry runs).
+    args: Option<String>,
+    env: Option<BTreeMap<String, String>>,
 }
 
 fn read_run(temp: &Path, name: &str, code: i32, stdout: String) -> Run {
-    let rd = |f: &str| std::fs::read_to_string(temp.join(f)).unwrap_or_default();
+    let tpl = temp.join(format!("{name}.json"));
+    let template = std::fs::read_to_string(&tpl).unwrap_or_else(|e| {
+        panic!(
+            "no template {} (exit {code}, stdout {stdout:?}): {e}",
+            tpl.display()
+        )
+    });
+    let rd = |f: &str| std::fs::read_to_string(temp.join(f)).ok();
     Run {
         code,
+        template: normalize(&template, temp),
+        args: rd("packer-called.args").map(|a| normalize(&a, temp)),
+        env: rd("packer-called.env").map(|e| env_map(&normalize(&e, temp))),
         stdout,
-        template: normalize(&rd(&format!("{name}.json")), temp),
-        args: normalize(&rd("packer-called.args"), temp),
-        env: env_map(&normalize(&rd("packer-called.env"), temp)),
     }
 }
 
@@ -184,7 +195,7 @@ fn oracle_run(s: &Path, target: &str, temp: &Path, dry: bool) -> Run {
 }
 
 fn oracle_cmd(bin: &str, s: &Path, target: &str, temp: &Path, dry: bool) -> Run {
-    let mut cmd = Command::new(Path::new(ORACLE).join("bin").join(bin));
+    let mut cmd = Command::new(support::tool(bin));
     if dry {
         cmd.arg("-n");
     }
@@ -268,6 +279,15 @@ fn packer_runs_match_mkosimage() {
             .unwrap_or(&printed)
             .to_string();
         assert_eq!(command, expected, "{target}: -n command line");
+        assert!(
+            o.args.is_none() && u.args.is_none(),
+            "{target}: -n must not call Packer"
+        );
+        assert!(
+            u.template.contains("\"builders\""),
+            "{target}: {}",
+            u.template
+        );
         assert_eq!(
             u.template,
             with_ansible_user(&o.template),
@@ -280,21 +300,35 @@ fn packer_runs_match_mkosimage() {
         let o = oracle_run(s, target, &ot, false);
         assert_eq!(o.code, 0, "{target}: oracle run failed:\n{}", o.stdout);
         let (u, _) = our_run(&config, target, &ut, false);
+        let (Some(oargs), Some(uargs)) = (&o.args, &u.args) else {
+            panic!(
+                "{target}: packer not called (oracle: {}, ours: {})",
+                o.args.is_some(),
+                u.args.is_some()
+            );
+        };
         assert!(
-            !o.args.is_empty() && !u.args.is_empty(),
-            "{target}: packer not called"
+            uargs.contains("ARGS=build ") && uargs.contains("CWD="),
+            "{uargs}"
         );
-        assert_eq!(u.args, o.args, "{target}: argv and cwd");
+        assert_eq!(uargs, oargs, "{target}: argv and cwd");
         assert_eq!(
             u.template,
             with_ansible_user(&o.template),
             "{target}: template"
         );
-        let mut ours = u.env.clone();
+        let mut ours = u.env.clone().expect("our Packer environment recorded");
         // CHECKPOINT_DISABLE is set by the test for both; nothing else may differ.
         ours.remove("CHECKPOINT_DISABLE");
-        let mut theirs = o.env.clone();
+        let mut theirs = o
+            .env
+            .clone()
+            .expect("the oracle's Packer environment recorded");
         theirs.remove("CHECKPOINT_DISABLE");
+        assert!(
+            ours.contains_key("PATH") && ours.contains_key("RES_OPTIONS"),
+            "{ours:?}"
+        );
         assert_eq!(ours, theirs, "{target}: packer environment");
     }
 
@@ -312,13 +346,16 @@ fn packer_runs_match_mkosimage() {
         with_ansible_user(&o.template),
         "{target}: template"
     );
-    let mut ours = u.env.clone();
+    let mut ours = u.env.clone().expect("our Packer environment recorded");
     ours.remove("FAKE_PACKER_VERSION");
     assert_eq!(
         ours.remove("ANSIBLE_SSH_COMMON_ARGS").as_deref(),
         Some(osimager::engine::packer::command::SSH_RSA_OPTIONS)
     );
-    let mut theirs = o.env.clone();
+    let mut theirs = o
+        .env
+        .clone()
+        .expect("the oracle's Packer environment recorded");
     for env in [&mut ours, &mut theirs] {
         env.remove("CHECKPOINT_DISABLE");
     }
@@ -380,6 +417,7 @@ fn packer_runs_match_mkosimage() {
     };
     build_with_config(&config, &plan, &opts, true).expect("our retrofit");
     let u = read_run(&ut, "vm1", 0, String::new());
+    assert!(u.args.is_some(), "retrofit did not call Packer");
     assert_eq!(u.args, o.args, "retrofit argv and cwd");
     let mut ours: serde_json::Value = serde_json::from_str(&u.template).unwrap();
     let theirs: serde_json::Value = serde_json::from_str(&with_ansible_user(&o.template)).unwrap();

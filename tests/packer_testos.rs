@@ -6,14 +6,15 @@
 mod packer_support;
 use packer_support::build_with_config;
 
+mod support;
+
 use osimager::config::{Config, ConfigOptions, ResolveRequest};
 use osimager::engine::BuildOptions;
-use std::path::PathBuf;
 use std::process::Command;
 
 #[test]
 fn testos_template_passes_packer_validate() {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let repo = support::repo();
     let scratch = tempfile::Builder::new()
         .prefix("pk-testos-")
         .tempdir()
@@ -64,13 +65,7 @@ fn testos_template_passes_packer_validate() {
         .arg("validate")
         .arg(&report.template)
         .current_dir(&plan.data_dir)
-        .env(
-            "PATH",
-            format!(
-                "/opt/osimager-venv/bin:{}",
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
+        .env("PATH", support::path_with_tools())
         .output()
         .unwrap();
     assert!(

@@ -28,13 +28,17 @@ pub fn find_bao() -> PathBuf {
         return p;
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path).chain([PathBuf::from("/opt/osimager-venv/bin")]) {
+    let venv_bin = std::env::var_os("OSIMAGER_TOOLS_VENV").map(|v| PathBuf::from(v).join("bin"));
+    for dir in std::env::split_paths(&path).chain(venv_bin) {
         let p = dir.join("bao");
         if p.is_file() {
             return p;
         }
     }
-    panic!("the OpenBao CLI `bao` was not found on PATH and $OSIMAGER_BAO is not set: {hint}");
+    panic!(
+        "the OpenBao CLI `bao` was not found on PATH nor in $OSIMAGER_TOOLS_VENV/bin, and \
+         $OSIMAGER_BAO is not set: {hint}"
+    );
 }
 
 pub struct Bao {

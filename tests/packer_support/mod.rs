@@ -142,21 +142,13 @@ pub fn qemu_plan(s: &Scratch) -> BuildPlan {
     plan
 }
 
-/// PATH with the oracle venv's bin (ansible-playbook for Packer's ansible provisioner).
-pub fn path_with_ansible() -> String {
-    format!(
-        "/opt/osimager-venv/bin:{}",
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
-
 /// `packer validate TEMPLATE` in `dir`; (success, combined output).
 pub fn packer_validate(template: &Path, dir: &Path) -> (bool, String) {
     let out = std::process::Command::new("packer")
         .arg("validate")
         .arg(template)
         .current_dir(dir)
-        .env("PATH", path_with_ansible())
+        .env("PATH", super::support::path_with_tools())
         .env("CHECKPOINT_DISABLE", "1")
         .output()
         .expect("packer runs");

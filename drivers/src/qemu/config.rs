@@ -105,6 +105,12 @@ pub struct QemuConfig {
     pub cd_files: Vec<PathBuf>,
     pub cd_content: BTreeMap<String, String>,
     pub cd_label: Option<String>,
+    /// Packer's floppy: `floppy_files` go flat to the root of a 1.44 MB FAT12 image (a directory
+    /// adds every file below it), `floppy_dirs` keep their structure; wildcards allowed.
+    pub floppy_files: Vec<PathBuf>,
+    pub floppy_dirs: Vec<PathBuf>,
+    /// `floppy_label` (default `packer`, as Packer).
+    pub floppy_label: String,
     pub ssh: Option<SshForward>,
     /// What the engine knows that the builder block does not say.
     pub env: DriverEnv,
@@ -273,6 +279,20 @@ impl QemuConfig {
             })?,
         };
         let cd_content = b.text_files("cd_content")?;
+        let floppy_label = b
+            .string("floppy_label")?
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| "packer".into());
+        if floppy_label.len() > 11
+            || !floppy_label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || " _-!#$%&'()@^`{}~".contains(c))
+        {
+            return Err(err(
+                "floppy_label",
+                format!("{floppy_label:?} is not a FAT volume label (at most 11 ASCII letters, digits, spaces or _-!#$%&'()@^`{{}}~)"),
+            ));
+        }
         let communicator = b.choice("communicator", &["ssh", "none", "winrm"])?;
         let ssh = if communicator.as_deref() == Some("none") {
             None
@@ -356,6 +376,17 @@ impl QemuConfig {
                 .collect(),
             cd_content,
             cd_label: b.string("cd_label")?,
+            floppy_files: b
+                .string_list("floppy_files")?
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            floppy_dirs: b
+                .string_list("floppy_dirs")?
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            floppy_label,
             ssh,
             env,
             media: Media::default(),

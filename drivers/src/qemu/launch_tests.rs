@@ -45,6 +45,7 @@ async fn taken_ssh_port_means_retry() {
         ssh_host_port: Some(port),
         disks: d.disks.clone(),
         cd_image: None,
+        floppy_image: None,
         efi_vars: None,
         have_display: false,
     };

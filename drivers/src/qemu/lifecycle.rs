@@ -77,6 +77,11 @@ impl Driver for QemuDriver {
             self.work_files.push(iso.clone());
             self.cd_image = Some(iso);
         }
+        if let Some((img, staging)) = media::make_floppy(&self.cfg).await? {
+            self.work_files.push(staging);
+            self.work_files.push(img.clone());
+            self.floppy_image = Some(img);
+        }
         if let Firmware::Efi { vars, .. } = &self.cfg.firmware {
             let copy = wd.join(format!("{}-efivars.fd", self.cfg.vm_name));
             std::fs::copy(vars, &copy).map_err(io(format!(
@@ -133,6 +138,7 @@ impl Driver for QemuDriver {
                 ssh_host_port,
                 disks: self.disks.clone(),
                 cd_image: self.cd_image.clone(),
+                floppy_image: self.floppy_image.clone(),
                 efi_vars: self.efi_vars.clone(),
                 have_display: self.cfg.env.var("DISPLAY").is_some()
                     || self.cfg.env.var("WAYLAND_DISPLAY").is_some(),

@@ -3,6 +3,7 @@
 mod accel;
 mod args;
 mod config;
+mod glob;
 mod launch;
 mod lifecycle;
 pub(crate) mod media;
@@ -45,6 +46,7 @@ pub struct QemuDriver {
     work_files: Vec<PathBuf>,
     created_work_dir: bool,
     cd_image: Option<PathBuf>,
+    floppy_image: Option<PathBuf>,
     efi_vars: Option<PathBuf>,
     ssh_port: Option<u16>,
     vnc_port: Option<u16>,
@@ -68,6 +70,7 @@ impl QemuDriver {
             work_files: Vec::new(),
             created_work_dir: false,
             cd_image: None,
+            floppy_image: None,
             efi_vars: None,
             ssh_port: None,
             vnc_port: None,
