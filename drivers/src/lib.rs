@@ -34,8 +34,8 @@ pub mod virtualbox;
 pub mod vnc;
 
 pub use driver::{
-    Capabilities, Driver, DriverEnv, DriverResult, HostAddress, HttpEndpoint, KeyProgress,
-    LeftRunning, Media, SshAddress,
+    Capabilities, Driver, DriverEnv, DriverResult, Footprint, HostAddress, HttpEndpoint,
+    KeyProgress, LeftRunning, Media, SshAddress,
 };
 pub use registry::{DriverEntry, DriverRegistry};
 

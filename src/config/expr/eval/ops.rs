@@ -51,7 +51,7 @@ fn seq_times(a: &PyVal, n: i64) -> Option<Result<PyVal, ExprError>> {
         PyVal::List(v) | PyVal::Tuple(v) => v.len(),
         _ => return None,
     };
-    if let Err(e) = charge(len.checked_mul(n).unwrap_or(usize::MAX)) {
+    if let Err(e) = charge(len.saturating_mul(n)) {
         return Some(Err(e));
     }
     Some(Ok(match a {
