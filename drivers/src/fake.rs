@@ -29,7 +29,7 @@ pub struct FakeControl {
     pub delay: Duration,
     /// The SSH address to report (default: 127.0.0.1:1, where nothing listens).
     pub ssh: Option<SshAddress>,
-    /// `start` runs a real process standing in for the VM (`sleep 3600` in its own process
+    /// `start` runs a real process standing in for the VM (a shell sleeping, in its own process
     /// group, its command line naming the work dir as a hypervisor's does); `destroy` kills it.
     /// For tests of what outlives a killed osimager.
     pub spawn_process: bool,
@@ -119,9 +119,11 @@ impl Driver for FakeDriver {
         self.running = true;
         if self.control.spawn_process {
             use std::os::unix::process::CommandExt;
+            // Not `exec`: the shell stays, and its argv ($0) names the work dir; `destroy`
+            // kills the whole process group.
             let child = std::process::Command::new("sh")
                 .arg("-c")
-                .arg("exec sleep 3600")
+                .arg("sleep 3600; exit 0")
                 .arg(self.env.work_dir.join("fake-vm"))
                 .process_group(0)
                 .spawn()
@@ -198,7 +200,8 @@ impl Driver for FakeDriver {
     }
     async fn destroy(&mut self) -> DriverResult<()> {
         if let Some(mut p) = self.process.take() {
-            let _ = p.kill();
+            // SAFETY: kill(2) on the process group our own child leads.
+            unsafe { libc::kill(-(p.id() as libc::pid_t), libc::SIGKILL) };
             let _ = p.wait();
         }
         let _ = std::fs::remove_dir_all(&self.env.work_dir);

@@ -259,13 +259,32 @@ mod tests {
         let state = root.path().join("state");
         let temp = root.path().join("osimager-dead");
         std::fs::create_dir_all(&temp).unwrap();
-        let script = temp.join("vm.sh");
-        // exec: the recorded process is the one that sleeps (no orphaned grandchild).
-        std::fs::write(&script, "exec sleep 300\n").unwrap();
-        let mut child = std::process::Command::new("sh")
-            .arg(&script)
-            .spawn()
-            .unwrap();
+        // A stand-in hypervisor: its command line names the dead build's dir ($0), it leads
+        // its own process group (as QEMU does), so killing it takes its `sleep` along.
+        let mut child = {
+            use std::os::unix::process::CommandExt;
+            std::process::Command::new("sh")
+                .arg("-c")
+                .arg("sleep 300; exit 0")
+                .arg(temp.join("vm"))
+                .process_group(0)
+                .spawn()
+                .unwrap()
+        };
+        // Bounded poll: the child's command line names the dir before the scan runs.
+        let needle = temp.display().to_string();
+        let mut polls = 0;
+        while !std::fs::read(format!("/proc/{}/cmdline", child.id()))
+            .map(|c| String::from_utf8_lossy(&c).contains(&needle))
+            .unwrap_or(false)
+        {
+            polls += 1;
+            assert!(
+                polls < 1000,
+                "the stand-in process never showed its command line"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
         let dead = Record {
             build_id: "dead".into(),
             target: "qemu/x/y".into(),

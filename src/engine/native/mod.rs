@@ -16,6 +16,8 @@
 mod artifacts;
 pub mod diag;
 mod error;
+#[cfg(test)]
+mod fault_tests;
 mod ledger;
 mod resources;
 mod runner;
