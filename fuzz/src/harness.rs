@@ -17,15 +17,12 @@ pub fn bootcmd(data: &[u8]) {
     let Ok(s) = std::str::from_utf8(data) else {
         return;
     };
-    use osimager_drivers::bootcmd::{
-        parse_duration, parse_go_duration, parse_str, render, validate, Fields,
-    };
+    use osimager_drivers::bootcmd::{parse_duration, parse_str, render, validate, Fields};
     let fields = Fields::placeholders();
     let _ = parse_str(s, &fields);
     let _ = validate(&[s.to_string()]);
     let _ = render(s, &fields);
     let _ = parse_duration(s);
-    let _ = parse_go_duration(s);
 }
 
 /// The `E>` evaluator.
