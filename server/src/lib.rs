@@ -31,6 +31,8 @@ pub mod scheduler;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "testing")]
+pub mod testing_pg;
 mod tls;
 pub mod ui;
 pub mod view;
