@@ -25,6 +25,7 @@ pub mod fake;
 pub mod files;
 pub mod host;
 pub mod live;
+pub mod liveness;
 pub mod reaper;
 mod recorder;
 pub mod scheduler;
@@ -36,6 +37,8 @@ pub mod testing_pg;
 mod tls;
 pub mod ui;
 pub mod view;
+pub mod worker;
+mod worker_upload;
 
 pub use backend::Backend;
 pub use config::ServerConfig;
@@ -199,8 +202,18 @@ pub async fn start_with_store(
     .await?;
     let stop = CancellationToken::new();
     let state = api::AppState::new(&cfg, store, backend, hub, sched.clone(), stop.clone());
-    let app = api::router(state, &cfg);
-    tokio::spawn(sched.clone().run());
+    let remote = state.remote.clone();
+    let app = api::router(state.clone(), &cfg);
+    if cfg.local_worker {
+        tokio::spawn(sched.clone().run());
+    }
+    tokio::spawn(liveness::watch(
+        state.store.clone(),
+        state.hub.clone(),
+        remote,
+        liveness::Limits::from(&cfg),
+        stop.clone(),
+    ));
     let grace = Duration::from_secs(cfg.shutdown_grace_secs);
     let stop2 = stop.clone();
     let serving = match acceptor {

@@ -276,8 +276,8 @@ pub trait JobStore: Send + Sync + 'static {
     async fn list(&self, filter: &JobFilter) -> StoreResult<JobPage>;
     /// How many jobs are in each state.
     async fn counts(&self) -> StoreResult<Vec<(JobState, u64)>>;
-    /// Take the next queued job (highest priority, then oldest) and mark it running for
-    /// `worker`. Two callers never get the same job.
+    /// Take the next queued job without labels (highest priority, then oldest) and mark it
+    /// running for `worker`. Two callers never get the same job.
     async fn claim(&self, worker: &str) -> StoreResult<Option<Job>> {
         self.claim_for(&ClaimSpec::any(worker)).await
     }

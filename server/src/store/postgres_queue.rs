@@ -78,7 +78,7 @@ impl PgStore {
             .query_opt(
                 &format!(
                     "WITH next AS ( \
-                       SELECT id AS next_id FROM jobs WHERE state = 'queued' AND ($1 OR ( \
+                       SELECT id AS next_id FROM jobs WHERE state = 'queued' AND (($1 AND labels = '{{}}') OR ( \
                          ((engine IN ('native', 'auto') AND platform = ANY($2)) \
                           OR (engine IN ('packer', 'auto') AND platform = ANY($3))) \
                          AND labels <@ $4)) \

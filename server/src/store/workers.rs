@@ -76,12 +76,13 @@ pub struct WorkerInfo {
 pub struct ClaimSpec {
     /// Who claims (recorded as the job's worker).
     pub worker: String,
-    /// `None`: any job (the server's own runner). Otherwise what the worker can build.
+    /// `None`: any job without labels (the server's own runner). Otherwise what the
+    /// worker can build.
     pub can: Option<Capabilities>,
 }
 
 impl ClaimSpec {
-    /// A claimer that runs anything.
+    /// A claimer that runs any job without labels.
     pub fn any(worker: &str) -> ClaimSpec {
         ClaimSpec {
             worker: worker.into(),
@@ -98,7 +99,9 @@ impl ClaimSpec {
         engine: EngineChoice,
         labels: &BTreeMap<String, String>,
     ) -> bool {
-        let Some(c) = &self.can else { return true };
+        let Some(c) = &self.can else {
+            return labels.is_empty();
+        };
         let has = |l: &[String]| l.iter().any(|p| p == platform);
         let engine_ok = match engine {
             EngineChoice::Native => has(&c.native),
