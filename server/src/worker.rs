@@ -85,6 +85,7 @@ pub async fn run(
     backend: Arc<dyn Backend>,
     stop: CancellationToken,
 ) -> Result<(), WorkerError> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let http = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
         .build()
