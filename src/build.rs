@@ -126,6 +126,8 @@ pub fn prepare_with_config(
                 temp_dir: temp.clone(),
                 skip: req.options.skip,
                 build_id: None,
+                // A build does not go on with "" for a secret that does not exist.
+                require_secrets: true,
             },
         )?;
         if let Some(serde_json::Value::String(t)) = r.plan.defs.get("vault_token") {
@@ -205,11 +207,9 @@ pub async fn run_with(
             return result;
         }
     };
-    for n in &prepared.notices {
-        events.log(n.clone());
-    }
     let mut plan = prepared.plan;
     plan.inputs.warnings.splice(0..0, prepared.warnings);
+    plan.inputs.notices = prepared.notices;
     if options.temp_dir.is_none() {
         options.temp_dir = Some(prepared.temp_dir);
     } else {

@@ -85,8 +85,10 @@ impl std::fmt::Debug for RenderedFile {
 pub struct BuildInputs {
     /// The spec's `files`, rendered.
     pub files: Vec<RenderedFile>,
-    /// Warnings from rendering them.
+    /// Warnings about the configuration (resolving, rendering), reported when the build starts.
     pub warnings: Vec<String>,
+    /// Notes of the resolution (which `-latest-` version was picked, …), reported likewise.
+    pub notices: Vec<String>,
     /// ISO cache directory (`<packer_cache_dir>/iso`).
     pub iso_cache_dir: PathBuf,
     /// The user layer (`~/.config/osimager`), searched first for files and hook scripts.
@@ -96,6 +98,8 @@ pub struct BuildInputs {
     /// The settings as loaded (Packer command, venv dir, Vault address and token, …): hooks
     /// see them as `imager.settings`.
     pub settings: Map<String, Value>,
+    /// The directory of Ansible venvs (`<venv_dir>/<ansible_version>`).
+    pub venv_dir: PathBuf,
 }
 
 impl BuildInputs {
@@ -105,16 +109,6 @@ impl BuildInputs {
             Some(Value::String(s)) => s.clone(),
             Some(Value::Null) | None => String::new(),
             Some(v) => v.to_string(),
-        }
-    }
-
-    /// The directory of Ansible venvs (`venv_dir`, relative to `base_dir`).
-    pub fn venv_dir(&self) -> PathBuf {
-        let v = PathBuf::from(self.setting("venv_dir"));
-        if v.is_absolute() {
-            v
-        } else {
-            PathBuf::from(self.setting("base_dir")).join(v)
         }
     }
 

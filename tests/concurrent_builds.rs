@@ -5,6 +5,8 @@
 //! finish and produce a verified image, with no process or temp dir of B left behind and
 //! neither secret in either event stream. Slow: runs with OSIMAGER_E2E=1 and the test-OS media.
 
+mod support;
+
 use osimager::build::{run, BuildContext, BuildOptions, BuildRequest, Cancel};
 use osimager::engine::EngineKind;
 use osimager_events::{BuildEvent, ErrorKind, EventRecord, FnSink, MemorySink};
@@ -18,14 +20,6 @@ const SECRET_B: &str = "beta-pw-9Z4y";
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn media_cache() -> PathBuf {
-    std::env::var_os("OSIMAGER_TESTOS_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/osimager-testos")
-        })
 }
 
 fn tools_bin() -> PathBuf {
@@ -53,7 +47,10 @@ fn context(root: &Path) -> BuildContext {
         ),
         ("XDG_DATA_HOME", root.join("data").display().to_string()),
         ("XDG_CACHE_HOME", root.join("cache").display().to_string()),
-        ("OSIMAGER_TESTOS_CACHE", media_cache().display().to_string()),
+        (
+            "OSIMAGER_TESTOS_CACHE",
+            support::media_cache().display().to_string(),
+        ),
         ("PATH", path),
     ] {
         ctx.vars.insert(k.to_string(), v);
@@ -99,16 +96,16 @@ fn text(records: &[EventRecord]) -> String {
 
 #[test]
 fn two_builds_share_a_process_and_nothing_else() {
-    if std::env::var("OSIMAGER_E2E").as_deref() != Ok("1") {
-        eprintln!("skipped: set OSIMAGER_E2E=1 (and build tests/testos media) to run");
+    if !support::e2e_enabled() {
         return;
     }
-    assert!(media_cache().join("current/testos.iso").is_file());
+    // Removed at the end when everything passed; kept for a look otherwise.
     let scratch = tempfile::Builder::new()
         .prefix("concurrent-")
         .tempdir()
-        .unwrap();
-    let (root_a, root_b) = (scratch.path().join("a"), scratch.path().join("b"));
+        .unwrap()
+        .keep();
+    let (root_a, root_b) = (scratch.join("a"), scratch.join("b"));
     let (ctx_a, ctx_b) = (context(&root_a), context(&root_b));
     let (reg_a, reg_b) = (ctx_a.secrets.clone(), ctx_b.secrets.clone());
     let (events_a, events_b) = (MemorySink::default(), MemorySink::default());
@@ -158,7 +155,25 @@ fn two_builds_share_a_process_and_nothing_else() {
     assert!(b_tmp.is_empty(), "B left temp dirs: {b_tmp:?}");
     assert!(!root_b.join("out/conc-b").exists());
 
-    let a = a.unwrap_or_else(|e| panic!("A failed: {}", e.message()));
+    let a = a.unwrap_or_else(|e| {
+        let kept = &scratch;
+        let serial = std::fs::read_dir(kept.join("a/out/conc-a.build"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.to_string_lossy().contains("serial"))
+            .filter_map(|p| std::fs::read_to_string(p).ok())
+            .collect::<Vec<_>>()
+            .join("\n");
+        let tail: Vec<&str> = serial.lines().rev().take(40).collect();
+        panic!(
+            "A failed: {}\nkept: {}\nserial console (last lines, newest first):\n{}",
+            e.message(),
+            kept.display(),
+            tail.join("\n")
+        )
+    });
     let osimager::engine::BuildOutcome::Native(report) = a else {
         panic!("A did not run natively")
     };
@@ -168,7 +183,7 @@ fn two_builds_share_a_process_and_nothing_else() {
         .status()
         .unwrap();
     assert!(ok.success(), "A's checksums do not verify");
-    assert!(processes_mentioning(&scratch.path().display().to_string()).is_empty());
+    assert!(processes_mentioning(&scratch.display().to_string()).is_empty());
 
     // Secrets: each build's registry knows its own secret only, and neither stream holds
     // either secret.
@@ -201,4 +216,5 @@ fn two_builds_share_a_process_and_nothing_else() {
     assert_eq!(ia.len(), 1);
     assert_eq!(ib.len(), 1);
     assert_ne!(ia, ib);
+    let _ = std::fs::remove_dir_all(&scratch);
 }

@@ -114,6 +114,11 @@ async fn mismatch_leaves_nothing_and_404_is_not_a_mismatch() {
     let msg = err.to_string();
     assert!(matches!(err, IsoError::Http { .. }), "{msg}");
     assert!(msg.contains("404") && !msg.contains("mismatch"), "{msg}");
+    // It says what to do, and does not call a missing file a refusal.
+    assert!(
+        msg.contains(": HTTP 404") && msg.contains("check iso_url") && !msg.contains("refused"),
+        "{msg}"
+    );
     assert!(cache_files(&cache).is_empty());
     srv.shutdown().await;
 }
@@ -172,6 +177,7 @@ async fn iso_urls_tried_in_order_and_sums_files() {
         .unwrap_err()
         .to_string();
     assert!(msg.contains("no entry for SHA256SUMS"), "{msg}");
+    assert!(msg.contains("-D iso_checksum=sha256:HEX"), "{msg}");
 
     // Every URL failing lists every reason.
     let req = request(
@@ -294,12 +300,29 @@ async fn interrupted_download_resumes_with_range_and_if_range() {
 
 #[tokio::test]
 async fn resumes_a_part_left_by_an_earlier_run() {
+    // This test's own reqwest client (for the ETag) needs a TLS crypto provider even for plain
+    // HTTP (reqwest is built with rustls-no-provider); install it here so the test passes
+    // when run alone, not only after a test that happened to call `acquire` first.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let t = tempfile::tempdir().unwrap();
     let www = t.path().join("www");
     std::fs::create_dir(&www).unwrap();
     let data = payload();
     std::fs::write(www.join("test.iso"), &data).unwrap();
-    let srv = serve_dir(&www).await;
+    // Every request the server answers: "METHOD PATH STATUS BYTES".
+    let log = Arc::new(Mutex::new(Vec::<String>::new()));
+    let log2 = log.clone();
+    let srv = HttpServer::start(HttpConfig {
+        directory: Some(www.clone()),
+        port_min: 20000,
+        port_max: 40000,
+        on_request: Some(osimager_http::RequestLog(Arc::new(move |l: &str| {
+            log2.lock().unwrap().push(l.to_string())
+        }))),
+        ..HttpConfig::default()
+    })
+    .await
+    .unwrap();
     let url = format!("http://{}/test.iso", srv.local_addr());
     let cache = t.path().join("cache");
     let req = request(vec![url.clone()], &sha256(&data), &cache);
@@ -317,9 +340,17 @@ async fn resumes_a_part_left_by_an_earlier_run() {
         serde_json::json!({"url": url, "etag": etag, "last_modified": null}).to_string(),
     )
     .unwrap();
+    log.lock().unwrap().clear();
     let got = acquire(&req, &Meter::quiet()).await.unwrap();
     assert_eq!(got, target);
     assert_eq!(std::fs::read(&got).unwrap(), data);
     assert!(!part.exists());
     srv.shutdown().await;
+    // Resumed, not downloaded again: one partial response with the missing bytes only.
+    let log = log.lock().unwrap().clone();
+    assert_eq!(
+        log,
+        vec![format!("GET /test.iso 206 {}", data.len() - 1000)],
+        "the download must resume from byte 1000 with a Range request"
+    );
 }

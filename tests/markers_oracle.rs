@@ -4,7 +4,10 @@
 //! - `do_sub` itself on a corpus of values, compared with `substitute_value`.
 //!
 //! Needs the oracle: `python3 -m venv V && V/bin/pip install osimager==1.11.1`, then
-//! `OSIMAGER_ORACLE_PYTHON=V/bin/python` (default: /opt/osimager-venv/bin/python).
+//! `OSIMAGER_ORACLE_PYTHON=V/bin/python` (default: the tools venv's python,
+//! `$OSIMAGER_TOOLS_VENV/bin/python`).
+
+mod support;
 
 use osimager::config::expr::{self, PyVal};
 use osimager::config::markers::{extract_all, substitute_value, DefsEnv};
@@ -18,7 +21,7 @@ use std::process::{Command, Stdio};
 fn oracle_python() -> PathBuf {
     let p = std::env::var_os("OSIMAGER_ORACLE_PYTHON")
         .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from("/opt/osimager-venv/bin/python"));
+        .unwrap_or_else(|| support::tool("python"));
     let ok = Command::new(&p)
         .args(["-c", "import osimager.utils"])
         .output()

@@ -4,62 +4,38 @@
 //! booted again and checked over SSH. Also: the failing variant (wrong SSH password) and
 //! SIGINT at several phases. Slow: runs only with OSIMAGER_E2E=1 and the media built
 //! (`tests/testos/build-media.sh`; cache in OSIMAGER_TESTOS_CACHE, default
-//! ~/.cache/osimager-testos).
+//! ~/.cache/osimager-testos); otherwise skipped visibly (and a failure in CI).
 //!
-//! Each build runs in a child process (this test binary re-executed on the `child_build`
-//! test) so that signals hit a real process and leftovers can be checked from outside.
+//! Each build runs in a child process (the real CLI, or the `child_build` helper of this test
+//! binary) so that signals hit a real process and leftovers can be checked from outside.
+
+mod support;
 
 use osimager::comm::{wait_ready, SshConfig};
 use osimager::config::{Config, ConfigOptions, ResolveRequest};
 use osimager::engine::BuildOptions;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use support::process::{assert_nothing_left, helper_command, processes_mentioning, Spawned};
+use support::{e2e_enabled, free_port, media_cache, path_with_tools, repo};
 
 const TARGET: &str = "qemu/hermetic/testos-1-x86_64";
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn media_cache() -> PathBuf {
-    std::env::var_os("OSIMAGER_TESTOS_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/osimager-testos")
-        })
-}
-
-fn enabled() -> bool {
-    if std::env::var("OSIMAGER_E2E").as_deref() != Ok("1") {
-        eprintln!("skipped: set OSIMAGER_E2E=1 (and build tests/testos media) to run");
-        return false;
-    }
-    assert!(
-        media_cache().join("current/testos.iso").is_file(),
-        "no test OS media in {}: run tests/testos/build-media.sh first",
-        media_cache().display()
-    );
-    true
-}
-
-/// Not a test of its own: the body of a child build process (see the module docs).
+/// Not a test: the body of a child build process (see the module docs), run by the parent
+/// tests through `support::process::helper_command`.
 #[test]
+#[ignore = "helper: child build process of the e2e tests, run by them"]
 fn child_build() {
-    let Some(scratch) = std::env::var_os("NATIVE_E2E_SCRATCH").map(PathBuf::from) else {
-        return;
-    };
+    let scratch = PathBuf::from(
+        std::env::var_os("NATIVE_E2E_SCRATCH").expect("run by the e2e tests (NATIVE_E2E_SCRATCH)"),
+    );
     let name = std::env::var("NATIVE_E2E_NAME").unwrap();
     std::env::set_var("XDG_CONFIG_HOME", repo().join("tests/testos/config"));
     std::env::set_var("XDG_DATA_HOME", scratch.join("data"));
     std::env::set_var("XDG_CACHE_HOME", scratch.join("cache"));
     std::env::set_var("OSIMAGER_TESTOS_CACHE", media_cache());
-    let path = format!(
-        "/opt/osimager-venv/bin:{}",
-        std::env::var("PATH").unwrap_or_default()
-    );
-    std::env::set_var("PATH", path);
+    std::env::set_var("PATH", path_with_tools());
     let config = Config::load(&ConfigOptions {
         data_dir: Some(repo()),
         ..Default::default()
@@ -109,56 +85,51 @@ fn child_build() {
     std::process::exit(code);
 }
 
-fn spawn_child(scratch: &Path, name: &str, wrong_password: bool) -> Child {
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args(["child_build", "--exact", "--nocapture", "--test-threads=1"])
-        .env("NATIVE_E2E_SCRATCH", scratch)
-        .env("NATIVE_E2E_NAME", name)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
+fn spawn_child(scratch: &Path, name: &str, wrong_password: bool) -> Spawned {
+    let mut c = helper_command("child_build");
+    c.env("NATIVE_E2E_SCRATCH", scratch)
+        .env("NATIVE_E2E_NAME", name);
     if wrong_password {
         c.env("NATIVE_E2E_WRONG_PASSWORD", "1");
     }
-    c.spawn().unwrap()
+    Spawned::start(c)
 }
 
-/// The real CLI: `osimager build TARGET NAME --engine native --output-dir …`, with the
-/// test config (XDG_CONFIG_HOME) and every other per-user directory in the scratch dir.
-fn spawn_cli(scratch: &Path, name: &str) -> Child {
+/// The environment of a CLI run: the test config (XDG_CONFIG_HOME) and every other per-user
+/// directory in the scratch dir, the tools venv on PATH (ansible-playbook).
+fn cli_command(scratch: &Path, args: &[&str]) -> Command {
     std::fs::create_dir_all(scratch.join("tmp")).unwrap();
-    let path = format!(
-        "/opt/osimager-venv/bin:{}",
-        std::env::var("PATH").unwrap_or_default()
-    );
-    Command::new(env!("CARGO_BIN_EXE_osimager"))
-        .args(["build", TARGET, name, "--engine", "native", "--output-dir"])
-        .arg(scratch.join("vms/qemu").join(name))
-        // The playbook writes this extra-var into /etc/osimager-marker (tasks/README.md).
-        .args([
-            "-D",
-            &format!("ansible_extra_vars=osimager_marker=built-{name}"),
-        ])
+    let mut c = Command::new(support::osimager_bin());
+    c.args(args)
         .env("XDG_CONFIG_HOME", repo().join("tests/testos/config"))
         .env("XDG_DATA_HOME", scratch.join("data"))
         .env("XDG_CACHE_HOME", scratch.join("cache"))
         .env("OSIMAGER_TESTOS_CACHE", media_cache())
-        // The documented event stream and the dispatcher lines, checked by the e2e test.
-        .arg("--events")
-        .arg(scratch.join(format!("{name}.events.ndjson")))
-        .arg("--dispatcher")
         .env("TMPDIR", scratch.join("tmp"))
-        .env("PATH", path)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(scratch.join(format!("{name}.stdout"))).unwrap())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+        .env("PATH", path_with_tools());
+    c
+}
+
+/// The real CLI: `osimager build TARGET NAME --engine native --output-dir …`.
+fn spawn_cli(scratch: &Path, name: &str) -> Spawned {
+    let out = scratch.join("vms/qemu").join(name);
+    // The playbook writes this extra-var into /etc/osimager-marker (tasks/README.md).
+    let marker = format!("ansible_extra_vars=osimager_marker=built-{name}");
+    let mut c = cli_command(
+        scratch,
+        &["build", TARGET, name, "--engine", "native", "-D", &marker],
+    );
+    c.arg("--output-dir").arg(out);
+    // The documented event stream and the dispatcher lines, checked by the e2e test.
+    c.arg("--events")
+        .arg(scratch.join(format!("{name}.events.ndjson")))
+        .arg("--dispatcher");
+    Spawned::start(c)
 }
 
 /// The `--events` file of a CLI build: documented NDJSON (docs/EVENTS.md), steps in order,
-/// progress while steps run, no secret.
-fn check_events(scratch: &Path, name: &str) {
+/// progress while steps run, no secret; and the `--dispatcher` lines in the output.
+fn check_events(scratch: &Path, name: &str, output: &[String]) {
     use osimager_events::{BuildEvent, EventRecord, Outcome};
     let text = std::fs::read_to_string(scratch.join(format!("{name}.events.ndjson"))).unwrap();
     assert!(
@@ -253,12 +224,15 @@ fn check_events(scratch: &Path, name: &str) {
             ..
         }
     )));
-    // --dispatcher: PROGRESS lines as steps finish, then PROGRESS=100 and RESULT.
-    let out = std::fs::read_to_string(scratch.join(format!("{name}.stdout"))).unwrap();
-    let lines: Vec<&str> = out.lines().collect();
+    // --dispatcher: PROGRESS lines on stdout as steps finish, then PROGRESS=100 and RESULT.
+    let lines: Vec<&str> = output
+        .iter()
+        .map(String::as_str)
+        .filter(|l| l.starts_with("PROGRESS=") || l.starts_with("RESULT="))
+        .collect();
     assert!(
         lines.iter().filter(|l| l.starts_with("PROGRESS=")).count() >= 10,
-        "{out}"
+        "{lines:?}"
     );
     assert_eq!(
         lines.last().copied(),
@@ -268,72 +242,19 @@ fn check_events(scratch: &Path, name: &str) {
             )
             .as_str()
         ),
-        "{out}"
+        "{lines:?}"
     );
 }
 
-/// Collect stderr lines in a thread; returns a receiver of lines.
-fn lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(err).lines().map_while(Result::ok) {
-            eprintln!("  | {l}");
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    rx
-}
-
-fn wait_exit(child: &mut Child, limit: Duration) -> i32 {
-    let t = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s.code().unwrap_or(-1);
-        }
-        if t.elapsed() > limit {
-            let _ = child.kill();
-            panic!("build did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// Processes whose command line mentions `needle` (a QEMU left running would).
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let me = std::process::id().to_string();
-    let mut v = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let pid = e.file_name().to_string_lossy().into_owned();
-        if !pid.chars().all(|c| c.is_ascii_digit()) || pid == me {
-            continue;
-        }
-        if let Ok(b) = std::fs::read(e.path().join("cmdline")) {
-            let cmd = String::from_utf8_lossy(&b).replace('\0', " ");
-            if cmd.contains(needle) && !cmd.contains("child_build") {
-                v.push(format!("{pid}: {cmd}"));
-            }
-        }
-    }
-    v
-}
-
-fn assert_nothing_left(scratch: &Path, name: &str) {
-    let tmp: Vec<_> = std::fs::read_dir(scratch.join("tmp"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(tmp.is_empty(), "temp dirs left: {tmp:?}");
+/// Nothing left after a failed or interrupted build: temp dirs, the output dir, processes.
+fn assert_clean(scratch: &Path, name: &str, what: &str) {
     let out = scratch.join("vms/qemu").join(name);
-    assert!(!out.exists(), "output dir left: {}", out.display());
-    let procs = processes_mentioning(&scratch.display().to_string());
-    assert!(procs.is_empty(), "processes left: {procs:?}");
+    assert_nothing_left(scratch, &[&out], &["child_build"], what);
 }
 
 #[test]
 fn e2e_builds_testos_then_boots_the_image() {
-    if !enabled() {
+    if !e2e_enabled() {
         return;
     }
     let scratch = tempfile::Builder::new()
@@ -344,11 +265,10 @@ fn e2e_builds_testos_then_boots_the_image() {
     let name = "nat-e2e";
     let started = Instant::now();
     let mut child = spawn_cli(s, name);
-    let _rx = lines(&mut child);
-    let code = wait_exit(&mut child, Duration::from_secs(1800));
+    let (code, output) = child.exit_and_output(Duration::from_secs(1800));
     eprintln!("native build took {:.1}s", started.elapsed().as_secs_f64());
     assert_eq!(code, 0, "build failed");
-    check_events(s, name);
+    check_events(s, name, &output);
     let out = s.join("vms/qemu").join(name);
     let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
     let ok = Command::new("sha256sum")
@@ -422,25 +342,23 @@ fn e2e_builds_testos_then_boots_the_image() {
     // Retrofit (native: SSH + the target's provisioners, no Packer) against the running
     // image, with a new extra-var; then read the marker it wrote.
     let retro = if result.is_ok() {
-        let status = Command::new(env!("CARGO_BIN_EXE_osimager"))
-            .args(["retrofit", TARGET, name, "127.0.0.1"])
-            .args(["-D", &format!("ssh_port={port}")])
-            .args(["-D", "ansible_extra_vars=osimager_marker=retrofitted"])
-            .env("XDG_CONFIG_HOME", repo().join("tests/testos/config"))
-            .env("XDG_DATA_HOME", s.join("data"))
-            .env("XDG_CACHE_HOME", s.join("cache"))
-            .env("OSIMAGER_TESTOS_CACHE", media_cache())
-            .env("TMPDIR", s.join("tmp"))
-            .env(
-                "PATH",
-                format!(
-                    "/opt/osimager-venv/bin:{}",
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
-            .stdin(Stdio::null())
-            .status()
-            .unwrap();
+        let ssh_port = format!("ssh_port={port}");
+        let status = cli_command(
+            s,
+            &[
+                "retrofit",
+                TARGET,
+                name,
+                "127.0.0.1",
+                "-D",
+                &ssh_port,
+                "-D",
+                "ansible_extra_vars=osimager_marker=retrofitted",
+            ],
+        )
+        .stdin(Stdio::null())
+        .status()
+        .unwrap();
         let marker = rt.block_on(async {
             let cfg = SshConfig {
                 username: "testos".into(),
@@ -473,11 +391,7 @@ fn e2e_builds_testos_then_boots_the_image() {
 }
 
 fn assert_nothing_left_but_output(s: &Path) {
-    let tmp: Vec<_> = std::fs::read_dir(s.join("tmp"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(tmp.is_empty(), "temp dirs left: {tmp:?}");
-    assert!(processes_mentioning(&s.display().to_string()).is_empty());
+    assert_nothing_left(s, &[], &[], "after a successful build");
 }
 
 /// The installed user's password, as the test config's spec sets it.
@@ -487,17 +401,9 @@ fn testos_password() -> String {
     v["defs"]["testos_password"].as_str().unwrap().to_string()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn e2e_wrong_password_fails_within_the_timeout_and_cleans_up() {
-    if !enabled() {
+    if !e2e_enabled() {
         return;
     }
     let scratch = tempfile::Builder::new()
@@ -508,25 +414,33 @@ fn e2e_wrong_password_fails_within_the_timeout_and_cleans_up() {
     let name = "nat-fail";
     let started = Instant::now();
     let mut child = spawn_child(s, name, true);
-    let rx = lines(&mut child);
-    let code = wait_exit(&mut child, Duration::from_secs(600));
-    let took = started.elapsed();
-    eprintln!("failing build exited after {:.1}s", took.as_secs_f64());
-    let all: Vec<String> = rx.try_iter().collect();
+    // A hang guard only (the spec's own ssh_timeout is 15m): how long it took is printed, not
+    // asserted (a benchmark's job); what ended the wait is asserted from the error below.
+    let (code, all) = child.exit_and_output(Duration::from_secs(900));
+    eprintln!(
+        "failing build exited after {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     let text = all.join("\n");
     assert_ne!(code, 0);
-    // ssh_timeout 60s, plus ISO verify, boot and cleanup; far below the 15m of the spec.
-    assert!(took < Duration::from_secs(240), "took {took:?}");
-    assert!(text.contains("wait for ssh"), "{text}");
+    assert!(
+        text.contains("build failed in step \"wait for ssh\""),
+        "{text}"
+    );
+    // Rejected credentials (after ssh_handshake_attempts) or the 60s ssh_timeout end the wait.
+    assert!(
+        text.contains("rejected the credentials") || text.contains("timed out after"),
+        "{text}"
+    );
     assert!(text.contains("last lines of the serial console"), "{text}");
     assert!(text.contains("failure.png"), "{text}");
     assert!(!text.contains("definitely-wrong"), "password leaked");
-    assert_nothing_left(s, name);
+    assert_clean(s, name, "wrong password");
 }
 
 #[test]
 fn e2e_sigint_at_each_phase_leaves_nothing() {
-    if !enabled() {
+    if !e2e_enabled() {
         return;
     }
     for (phase, extra) in [
@@ -543,19 +457,11 @@ fn e2e_sigint_at_each_phase_leaves_nothing() {
         let s = scratch.path();
         let name = "nat-sig";
         let mut child = spawn_child(s, name, false);
-        let rx = lines(&mut child);
         let t = Instant::now();
-        loop {
-            match rx.recv_timeout(Duration::from_secs(300)) {
-                Ok(l) if l.contains(phase) => break,
-                Ok(_) => {}
-                Err(e) => panic!("never reached {phase}: {e}"),
-            }
-        }
+        child.wait_line(phase, Duration::from_secs(300));
         std::thread::sleep(Duration::from_secs(extra));
-        unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
-        let code = wait_exit(&mut child, Duration::from_secs(120));
-        let rest: Vec<String> = rx.try_iter().collect();
+        child.signal(libc::SIGINT);
+        let (code, rest) = child.exit_and_output(Duration::from_secs(120));
         eprintln!(
             "{phase}: interrupted after {:.1}s, exit {code}",
             t.elapsed().as_secs_f64()
@@ -565,13 +471,13 @@ fn e2e_sigint_at_each_phase_leaves_nothing() {
             rest.iter().any(|l| l.contains("interrupted by SIGINT")),
             "{phase}: {rest:?}"
         );
-        assert_nothing_left(s, name);
+        assert_clean(s, name, phase);
     }
 }
 
 #[test]
 fn e2e_cli_sigint_while_waiting_for_ssh_leaves_nothing() {
-    if !enabled() {
+    if !e2e_enabled() {
         return;
     }
     let scratch = tempfile::Builder::new()
@@ -581,31 +487,27 @@ fn e2e_cli_sigint_while_waiting_for_ssh_leaves_nothing() {
     let s = scratch.path();
     let name = "nat-cli";
     let mut child = spawn_cli(s, name);
-    let rx = lines(&mut child);
-    loop {
-        match rx.recv_timeout(Duration::from_secs(300)) {
-            Ok(l) if l.contains("==> wait for ssh") => break,
-            Ok(_) => {}
-            Err(e) => panic!("never reached the SSH wait: {e}"),
-        }
-    }
-    std::thread::sleep(Duration::from_secs(3));
+    child.wait_line("==> wait for ssh", Duration::from_secs(300));
+    // QEMU runs from "launch" on; poll (bounded) rather than sleep and hope.
     assert!(
-        !processes_mentioning(&s.display().to_string()).is_empty(),
+        support::process::eventually(Duration::from_secs(30), || {
+            !processes_mentioning(&s.display().to_string(), &[]).is_empty()
+        }),
         "QEMU should be running now"
     );
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    // Into the SSH wait proper before the signal.
+    std::thread::sleep(Duration::from_secs(3));
+    child.signal(libc::SIGINT);
     let t = Instant::now();
-    let code = wait_exit(&mut child, Duration::from_secs(120));
+    let (code, rest) = child.exit_and_output(Duration::from_secs(120));
     eprintln!(
         "CLI exited {code} {:.1}s after SIGINT",
         t.elapsed().as_secs_f64()
     );
     assert_ne!(code, 0);
-    let rest: Vec<String> = rx.try_iter().collect();
     assert!(
         rest.iter().any(|l| l.contains("interrupted by SIGINT")),
         "{rest:?}"
     );
-    assert_nothing_left(s, name);
+    assert_clean(s, name, "CLI SIGINT");
 }

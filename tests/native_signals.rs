@@ -5,21 +5,24 @@
 //! hits a real process, and leftovers (QEMU processes, temp dir, output dir) are checked from
 //! outside.
 
+mod support;
+
 use osimager::cli::run::{build, Frontends};
 use osimager::engine::BuildOptions;
 use osimager::plan::BuildPlan;
 use sha2::Digest;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::process::{assert_nothing_left, helper_command, processes_mentioning, Spawned};
 
-/// Not a test of its own: the body of a child process (see the module docs).
+/// Not a test: the body of a child process (see the module docs), run by the tests below.
 #[test]
+#[ignore = "helper: child pipeline process of the signal tests, run by them"]
 fn child_pipeline() {
-    let Some(scratch) = std::env::var_os("NATIVE_SIG_SCRATCH").map(PathBuf::from) else {
-        return;
-    };
+    let scratch = PathBuf::from(
+        std::env::var_os("NATIVE_SIG_SCRATCH")
+            .expect("run by the signal tests (NATIVE_SIG_SCRATCH)"),
+    );
     let boot_wait = std::env::var("NATIVE_SIG_BOOT_WAIT").unwrap_or_else(|_| "60s".into());
     let ssh_timeout = std::env::var("NATIVE_SIG_SSH_TIMEOUT").unwrap_or_else(|_| "5m".into());
     let iso = scratch.join("blank.iso");
@@ -74,91 +77,21 @@ fn child_pipeline() {
     std::process::exit(code);
 }
 
-fn spawn(scratch: &Path, env: &[(&str, &str)]) -> (Child, std::sync::mpsc::Receiver<String>) {
-    let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args([
-        "child_pipeline",
-        "--exact",
-        "--nocapture",
-        "--test-threads=1",
-    ])
-    .env("NATIVE_SIG_SCRATCH", scratch)
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped());
+fn spawn(scratch: &Path, env: &[(&str, &str)]) -> Spawned {
+    let mut c = helper_command("child_pipeline");
+    c.env("NATIVE_SIG_SCRATCH", scratch);
     for (k, v) in env {
         c.env(k, v);
     }
-    let mut child = c.spawn().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let err = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(err).lines().map_while(Result::ok) {
-            eprintln!("  | {l}");
-            if tx.send(l).is_err() {
-                break;
-            }
-        }
-    });
-    (child, rx)
+    Spawned::start(c)
 }
 
-fn wait_exit(child: &mut Child, limit: Duration) -> i32 {
-    let t = Instant::now();
-    loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            return s.code().unwrap_or(-1);
-        }
-        if t.elapsed() > limit {
-            let _ = child.kill();
-            panic!("child did not exit within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
+/// The test binaries themselves mention the scratch dir in their environment only, but the
+/// helper's command line names it: exclude both.
+const OURS: &[&str] = &["child_pipeline", "native_signals"];
 
-fn wait_line(rx: &std::sync::mpsc::Receiver<String>, needle: &str) {
-    loop {
-        match rx.recv_timeout(Duration::from_secs(120)) {
-            Ok(l) if l.contains(needle) => return,
-            Ok(_) => {}
-            Err(e) => panic!("never saw {needle:?}: {e}"),
-        }
-    }
-}
-
-/// Processes (other than the test binaries) whose command line mentions `needle`.
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let mut v = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let pid = e.file_name().to_string_lossy().into_owned();
-        if !pid.chars().all(|c| c.is_ascii_digit()) {
-            continue;
-        }
-        if let Ok(b) = std::fs::read(e.path().join("cmdline")) {
-            let cmd = String::from_utf8_lossy(&b).replace('\0', " ");
-            if cmd.contains(needle)
-                && !cmd.contains("child_pipeline")
-                && !cmd.contains("native_signals")
-            {
-                v.push(format!("{pid}: {cmd}"));
-            }
-        }
-    }
-    v
-}
-
-fn assert_nothing_left(scratch: &Path, what: &str) {
-    let tmp: Vec<_> = std::fs::read_dir(scratch.join("tmp"))
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    assert!(tmp.is_empty(), "{what}: temp dirs left: {tmp:?}");
-    assert!(
-        !scratch.join("out/sigvm").exists(),
-        "{what}: output dir left"
-    );
-    let procs = processes_mentioning(&scratch.display().to_string());
-    assert!(procs.is_empty(), "{what}: processes left: {procs:?}");
+fn assert_clean(scratch: &Path, what: &str) {
+    assert_nothing_left(scratch, &[&scratch.join("out/sigvm")], OURS, what);
 }
 
 fn signal_at(phase: &str, sig: i32, boot_wait: &str, extra: Duration) {
@@ -167,19 +100,21 @@ fn signal_at(phase: &str, sig: i32, boot_wait: &str, extra: Duration) {
         .tempdir()
         .unwrap();
     let s = scratch.path();
-    let (mut child, rx) = spawn(s, &[("NATIVE_SIG_BOOT_WAIT", boot_wait)]);
-    wait_line(&rx, phase);
+    let mut child = spawn(s, &[("NATIVE_SIG_BOOT_WAIT", boot_wait)]);
+    child.wait_line(phase, Duration::from_secs(120));
     std::thread::sleep(extra);
-    if phase != "==> iso" && phase != "==> http server" {
-        // The VM exists from "create disk" on: prove there is something to clean up.
+    if phase != "==> iso" && phase != "==> http server" && phase != "==> create vm" {
+        // QEMU runs from "launch" on: prove there is something to clean up (bounded poll).
         assert!(
-            !processes_mentioning(&s.display().to_string()).is_empty() || phase == "==> create vm"
+            support::process::eventually(Duration::from_secs(30), || {
+                !processes_mentioning(&s.display().to_string(), OURS).is_empty()
+            }),
+            "{phase}: QEMU should be running"
         );
     }
-    unsafe { libc::kill(child.id() as i32, sig) };
+    child.signal(sig);
     let t = Instant::now();
-    let code = wait_exit(&mut child, Duration::from_secs(90));
-    let rest: Vec<String> = rx.try_iter().collect();
+    let (code, rest) = child.exit_and_output(Duration::from_secs(90));
     eprintln!(
         "{phase}: exit {code} {:.1}s after the signal",
         t.elapsed().as_secs_f64()
@@ -199,7 +134,7 @@ fn signal_at(phase: &str, sig: i32, boot_wait: &str, extra: Duration) {
         rest.iter().all(|l| !l.contains("sig-secret-pw")),
         "secret leaked"
     );
-    assert_nothing_left(s, phase);
+    assert_clean(s, phase);
 }
 
 #[test]
@@ -229,7 +164,7 @@ fn ssh_timeout_prints_serial_tail_and_screenshot_then_cleans_up() {
         .tempdir()
         .unwrap();
     let s = scratch.path();
-    let (mut child, rx) = spawn(
+    let mut child = spawn(
         s,
         &[
             ("NATIVE_SIG_BOOT_WAIT", "1s"),
@@ -237,8 +172,7 @@ fn ssh_timeout_prints_serial_tail_and_screenshot_then_cleans_up() {
         ],
     );
     let t = Instant::now();
-    let code = wait_exit(&mut child, Duration::from_secs(120));
-    let all: Vec<String> = rx.try_iter().collect();
+    let (code, all) = child.exit_and_output(Duration::from_secs(120));
     let text = all.join("\n");
     eprintln!("failed build took {:.1}s", t.elapsed().as_secs_f64());
     assert_eq!(code, 1);
@@ -259,5 +193,5 @@ fn ssh_timeout_prints_serial_tail_and_screenshot_then_cleans_up() {
         "{log}"
     );
     assert!(!log.contains("sig-secret-pw"));
-    assert_nothing_left(s, "ssh timeout");
+    assert_clean(s, "ssh timeout");
 }

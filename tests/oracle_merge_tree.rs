@@ -9,6 +9,8 @@
 //! the bundled one — and the oracle's package data is the bundled layer (our --data-dir).
 
 mod oracle_common;
+mod support;
+use oracle_common::compare::{compare_library, Summary};
 use oracle_common::*;
 use std::path::Path;
 
@@ -54,48 +56,62 @@ fn merge_tree_matches_oracle() {
     for k in &index {
         for p in ["qemu", "vmware"] {
             for l in ["lab", "lab2"] {
-                cases.push((
-                    format!("{p}/{l}/{k}"),
-                    Some("box".into()),
-                    Some("10.20.1.2".into()),
+                cases.push(Case::new(
+                    &format!("{p}/{l}/{k}"),
+                    Some("box"),
+                    Some("10.20.1.2"),
                     None,
                 ));
             }
         }
     }
-    cases.push((
-        "qemu/lab/toy-latest-x86_64".into(),
-        Some("web.example.test".into()),
-        Some("10.20.1.3".into()),
-        Some("memory=4096,extra=1".into()),
+    cases.push(Case::new(
+        "qemu/lab/toy-latest-x86_64",
+        Some("web.example.test"),
+        Some("10.20.1.3"),
+        Some("memory=4096,extra=1"),
     ));
-    cases.push((
-        "vmware/lab/toy-2-latest-x86_64".into(),
-        Some("b2".into()),
-        Some("10.20.1.4".into()),
+    cases.push(Case::new(
+        "vmware/lab/toy-2-latest-x86_64",
+        Some("b2"),
+        Some("10.20.1.4"),
         None,
     ));
-    cases.push((
-        "virtualbox/lab/toy-1.0-x86_64".into(),
-        Some("b2".into()),
-        Some("10.20.1.4".into()),
+    cases.push(Case::new(
+        "virtualbox/lab/toy-1.0-x86_64",
+        Some("b2"),
+        Some("10.20.1.4"),
         None,
     ));
-    cases.push((
-        "qemu/lab/toy-1.0-x86_64".into(),
-        Some("b3".into()),
-        Some("10.20.1.4".into()),
-        Some("bad".into()),
+    cases.push(Case::new(
+        "qemu/lab/toy-1.0-x86_64",
+        Some("b3"),
+        Some("10.20.1.4"),
+        Some("bad"),
     ));
+    number_temps(&sc, &mut cases);
 
     let oracle = run_oracle(&py, &data, &sc, &cases);
-    let (same, total, diffs) = compare(&data, &sc, &cases, &oracle);
-    for d in &diffs {
-        eprintln!("DIFF {d}");
+    let outcomes = compare_library(&data, &sc, &cases, &oracle);
+    let mut sum = Summary::default();
+    for (c, o) in cases.iter().zip(&outcomes) {
+        sum.add(c, "library", o);
     }
-    println!("identical: {same}/{total}");
     let ok = oracle.iter().filter(|o| o.ok).count();
-    println!("(of which {ok} resolved, {} rejected by both)", total - ok);
-    assert!(ok > total / 2, "most merge-tree cases must resolve");
-    assert_eq!(same, total, "{diffs:#?}");
+    let files = oracle
+        .iter()
+        .filter_map(|o| o.files.as_ref())
+        .map(|f| f.len())
+        .sum::<usize>();
+    let mut report = sum.render(&format!(
+        "merge tree (tests/data/merge-tree): {} cases, {ok} resolved, {files} generated files compared",
+        cases.len()
+    ));
+    for m in sum.mismatches.iter().take(20) {
+        report.push_str(&format!("  MISMATCH {m}\n"));
+    }
+    support::write_report("oracle-merge-tree.txt", &report);
+    assert!(ok > cases.len() / 2, "most merge-tree cases must resolve");
+    assert!(files > 0, "the tree's files must be generated and compared");
+    assert!(sum.mismatches.is_empty(), "{:#?}", sum.mismatches);
 }

@@ -3,38 +3,20 @@
 //! location (x86_64 specs also index as amd64), each distinct URL is checked once, the report has OSImager's shape, and the
 //! throw-away location is removed afterwards.
 
+mod support;
+
 use osimager::config::{Config, ConfigOptions};
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::time::Duration;
 
+/// A stub HTTP server on 127.0.0.1: paths containing `/good-` answer 200, the rest 404.
 fn http_server() -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in l.incoming() {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut first = String::new();
-            let _ = reader.read_line(&mut first);
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap_or(0) == 0 || h == "\r\n" {
-                    break;
-                }
-            }
-            let status = if first.contains("/good-") {
-                "200 OK"
-            } else {
-                "404 Not Found"
-            };
-            let _ = stream.write_all(
-                format!("HTTP/1.1 {status}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                    .as_bytes(),
-            );
+    support::http_stub::start(|path| {
+        if path.contains("/good-") {
+            ("200 OK", String::new())
+        } else {
+            ("404 Not Found", String::new())
         }
-    });
-    format!("http://{addr}")
+    })
 }
 
 #[test]

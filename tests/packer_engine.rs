@@ -3,6 +3,7 @@
 //! failing, required file missing, venv missing).
 
 mod packer_support;
+mod support;
 
 use osimager::engine::packer::{template, PackerError, PackerReport};
 use osimager::engine::{BuildOptions, OnError};
@@ -329,4 +330,78 @@ fn generation_failure_names_the_dir() {
     assert!(text.contains("generating the spec's files"), "{text}");
     assert!(text.contains(&s.temp().display().to_string()), "{text}");
     assert!(!s.temp().exists());
+}
+
+/// What Packer 1.6.6 needs to run the ansible provisioner and the qemu builder out of the box
+/// (src/engine/packer/quirks.rs): the communicator's user for Ansible, the ssh-rsa options for
+/// its proxy, and TCG where /dev/kvm opens but KVM cannot run a guest (the real probe decides).
+#[test]
+fn packer_1_6_6_gets_the_proxy_user_ssh_rsa_and_a_working_accelerator() {
+    let plan_for = |s: &Scratch| {
+        let mut plan = qemu_plan(s);
+        plan.builder.remove("accelerator");
+        plan.builder
+            .insert("ssh_username".into(), json!("{{user `ssh-user`}}"));
+        plan.variables
+            .insert("ssh-user".into(), json!("pk-builder"));
+        plan
+    };
+    let s = Scratch::new();
+    let plan = plan_for(&s);
+    let mut ctx = s.ctx();
+    ctx.packer_cmd = s.fake_packer(0).display().to_string();
+    let opts = BuildOptions {
+        keep: true,
+        ..Default::default()
+    };
+    let report = run_plan(&s, &ctx, &plan, &opts).expect("fake packer succeeds");
+    let written: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report.template).unwrap()).unwrap();
+    assert_eq!(written["provisioners"][0]["user"], "{{user `ssh-user`}}");
+    let called = s.packer_called();
+    let line = format!(
+        "ANSIBLE_SSH_COMMON_ARGS={}",
+        osimager::engine::packer::command::SSH_RSA_OPTIONS
+    );
+    assert!(
+        called.lines().any(|l| l == line),
+        "missing {line} in\n{called}"
+    );
+    let kvm_opens = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/kvm")
+        .is_ok();
+    let probe = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(osimager_drivers::qemu::kvm_usable("qemu-system-x86_64"));
+    let accel = written["builders"][0].get("accelerator").cloned();
+    if kvm_opens && !probe.usable {
+        assert_eq!(accel, Some(json!("tcg")), "{}", probe.reason);
+    } else {
+        assert_eq!(accel, None, "Packer chooses: {}", probe.reason);
+    }
+
+    // Packer 1.10+: no ssh-rsa options (its ansible plugin's proxy has an ECDSA key); the
+    // provisioner's user is still the communicator's.
+    let s = Scratch::new();
+    let mut ctx = s.ctx();
+    let out = s.path().join("packer-called.txt");
+    ctx.packer_cmd = s
+        .script(
+            "packer-1.10",
+            &format!(
+                "if [ \"$1\" = version ]; then echo 'Packer v1.10.0'; exit 0; fi\nenv > '{}'",
+                out.display()
+            ),
+        )
+        .display()
+        .to_string();
+    let report = run_plan(&s, &ctx, &plan_for(&s), &opts).expect("fake packer succeeds");
+    let written = std::fs::read_to_string(&report.template).unwrap();
+    assert!(
+        written.contains("\"user\": \"{{user `ssh-user`}}\""),
+        "{written}"
+    );
+    assert!(!s.packer_called().contains("HostKeyAlgorithms"));
 }

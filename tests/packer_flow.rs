@@ -3,24 +3,21 @@
 //! checks against a local HTTP server on 127.0.0.1.
 
 mod packer_support;
+mod support;
 
 use osimager::engine::packer::{urls, PackerError};
 use osimager::engine::BuildOptions;
 use packer_support::*;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-/// Child half of `dispatcher_lines`: runs a build with `--dispatcher` in the scratch named by
-/// PK_DISPATCH_CHILD, the fake Packer exiting with PK_DISPATCH_CODE.
+/// Not a test: the child half of `dispatcher_lines` (run by it), a build with `--dispatcher`
+/// in the scratch named by PK_DISPATCH_CHILD, the fake Packer exiting with PK_DISPATCH_CODE.
 #[test]
+#[ignore = "helper: child process of dispatcher_lines, run by it"]
 fn dispatcher_child() {
-    let Ok(root) = std::env::var("PK_DISPATCH_CHILD") else {
-        return;
-    };
+    let root = std::env::var("PK_DISPATCH_CHILD").expect("run by dispatcher_lines");
     let code: i32 = std::env::var("PK_DISPATCH_CODE").unwrap().parse().unwrap();
     let s = Scratch::open(Path::new(&root));
     let plan = qemu_plan(&s);
@@ -52,13 +49,7 @@ fn dispatcher_child() {
 }
 
 fn child_stdout(s: &Scratch, code: i32) -> Vec<String> {
-    let out = Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "dispatcher_child",
-            "--nocapture",
-            "--test-threads=1",
-        ])
+    let out = support::process::helper_command("dispatcher_child")
         .env("PK_DISPATCH_CHILD", s.path())
         .env("PK_DISPATCH_CODE", code.to_string())
         .output()
@@ -232,44 +223,20 @@ fn retrofit_template_is_a_null_builder_packer_accepts() {
     assert!(matches!(err, PackerError::NoCommunicator));
 }
 
-/// A tiny HTTP server on 127.0.0.1: `/ok.iso` 200, `/moved.iso` 302, `/tmp.iso` 307 → ok,
-/// everything else 404. Serves `n` connections.
-fn http_server(n: usize) -> String {
-    let l = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in l.incoming().take(n) {
-            let Ok(mut stream) = stream else { continue };
-            let mut reader = BufReader::new(stream.try_clone().unwrap());
-            let mut first = String::new();
-            reader.read_line(&mut first).unwrap();
-            loop {
-                let mut h = String::new();
-                if reader.read_line(&mut h).unwrap() == 0 || h == "\r\n" {
-                    break;
-                }
-            }
-            let path = first.split_whitespace().nth(1).unwrap_or("").to_string();
-            let resp = match path.as_str() {
-                "/ok.iso" => "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n".to_string(),
-                "/moved.iso" => {
-                    "HTTP/1.1 302 Found\r\nLocation: /ok.iso\r\nContent-Length: 0\r\n".into()
-                }
-                "/tmp.iso" => {
-                    "HTTP/1.1 307 Temporary Redirect\r\nLocation: /ok.iso\r\nContent-Length: 0\r\n"
-                        .into()
-                }
-                _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n".into(),
-            };
-            let _ = stream.write_all(format!("{resp}Connection: close\r\n\r\n").as_bytes());
-        }
-    });
-    format!("http://{addr}")
+/// A stub HTTP server on 127.0.0.1: `/ok.iso` 200, `/moved.iso` 302, `/tmp.iso` 307 → ok,
+/// everything else 404.
+fn http_server() -> String {
+    support::http_stub::start(|path| match path {
+        "/ok.iso" => ("200 OK", String::new()),
+        "/moved.iso" => ("302 Found", "Location: /ok.iso\r\n".into()),
+        "/tmp.iso" => ("307 Temporary Redirect", "Location: /ok.iso\r\n".into()),
+        _ => ("404 Not Found", String::new()),
+    })
 }
 
 #[test]
 fn check_urls_report_against_loopback() {
-    let base = http_server(64);
+    let base = http_server();
     let pairs = vec![
         ("alpha-1-x86_64".to_string(), format!("{base}/ok.iso")),
         ("beta-1-x86_64".to_string(), format!("{base}/gone.iso")),
@@ -291,17 +258,17 @@ fn check_urls_report_against_loopback() {
         )
     );
     // A closed port is reported with the error text, not a status.
-    let dead = {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.local_addr().unwrap()
-    };
-    let st = urls::head_status(&format!("http://{dead}/x.iso"), Duration::from_secs(5));
+    let (_closed, dead) = support::closed_port();
+    let st = urls::head_status(
+        &format!("http://127.0.0.1:{dead}/x.iso"),
+        Duration::from_secs(5),
+    );
     assert!(st.is_err());
 }
 
 #[test]
 fn iso_404_stops_the_build() {
-    let base = http_server(8);
+    let base = http_server();
     let s = Scratch::new();
     let mut plan = qemu_plan(&s);
     let url = format!("{base}/gone.iso");

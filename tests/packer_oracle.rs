@@ -4,12 +4,19 @@
 //! config (a test location, credential_source=config, a fake Packer that records what it was
 //! given) and both read the oracle's bundled data. Paths of the two temp dirs and the random
 //! build_id are normalized; OSImager's `. activate &&` shell prefix is compared with the
-//! VIRTUAL_ENV/PATH we set ourselves.
+//! VIRTUAL_ENV/PATH we set ourselves. The one deliberate template deviation (docs/COMPAT.md,
+//! "Packer engine"): when the local user is not the communicator's user, the ansible provisioner
+//! gets `"user"` = the builder's `ssh_username`, so Ansible behind Packer's SSH proxy knows whom
+//! it really runs as; the expected template is the oracle's with exactly that key added.
 
 mod packer_support;
 use packer_support::{build_with_config, run};
 
+mod support;
+
 use osimager::config::{Config, ConfigOptions, ResolveRequest};
+use osimager::engine::packer::quirks::local_user_name;
+use osimager::engine::packer::template::to_python_json;
 use osimager::engine::packer::PackerContext;
 use osimager::engine::BuildOptions;
 use std::collections::BTreeMap;
@@ -17,7 +24,6 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-const ORACLE: &str = "/opt/osimager-venv";
 const TARGETS: &[&str] = &[
     "qemu/lab/debian-12.8-x86_64",
     "qemu/lab/rocky-9.5-x86_64",
@@ -27,7 +33,7 @@ const TARGETS: &[&str] = &[
 ];
 
 fn oracle_data() -> PathBuf {
-    let lib = Path::new(ORACLE).join("lib");
+    let lib = support::tools_venv().join("lib");
     let py = std::fs::read_dir(&lib)
         .unwrap()
         .filter_map(|e| e.ok())
@@ -53,7 +59,7 @@ fn setup(s: &Path) {
     write_exec(
         &s.join("bin/fake-packer"),
         "#!/bin/sh\n\
-         if [ \"$1\" = version ]; then echo 'Packer v1.11.2'; exit 0; fi\n\
+         if [ \"$1\" = version ]; then echo \"Packer v${FAKE_PACKER_VERSION:-1.11.2}\"; exit 0; fi\n\
          for last in \"$@\"; do :; done\n\
          out=\"$(dirname \"$last\")/packer-called\"\n\
          { echo \"ARGS=$*\"; echo \"CWD=$(pwd)\"; } > \"$out.args\"\n\
@@ -134,22 +140,53 @@ fn normalize(text: &str, temp: &Path) -> String {
         .into_owned()
 }
 
+/// The oracle's template text with the Packer engine's deliberate deviation applied: every
+/// ansible provisioner that goes through Packer's SSH proxy and names no `user` gets the builder's
+/// `ssh_username` as written, unless that is already the user running the test.
+fn with_ansible_user(oracle_template: &str) -> String {
+    let mut t: serde_json::Value = serde_json::from_str(oracle_template).unwrap();
+    let user = t["builders"][0]["ssh_username"].clone();
+    let raw = user.as_str().expect("an ssh_username in the builder");
+    // The scratch secrets make the communicator user `builder` (through {{ user `ssh-username` }}).
+    assert_eq!(t["variables"]["ssh-username"], "builder", "{raw}");
+    if local_user_name().as_deref() != Some("builder") {
+        for p in t["provisioners"].as_array_mut().unwrap() {
+            let p = p.as_object_mut().unwrap();
+            let proxied = p["type"] == "ansible" && p.get("use_proxy") != Some(&false.into());
+            if proxied && !p.contains_key("user") {
+                p.insert("user".into(), user.clone());
+            }
+        }
+    }
+    to_python_json(&t)
+}
+
 struct Run {
     code: i32,
     stdout: String,
+    /// The template written (every run writes one: a missing file is a failure, not "").
     template: String,
-    args: String,
-    env: BTreeMap<String, String>,
+    /// argv+cwd and environment the recording Packer saw; None when Packer was not called
+    /// (dry runs).
+    args: Option<String>,
+    env: Option<BTreeMap<String, String>>,
 }
 
 fn read_run(temp: &Path, name: &str, code: i32, stdout: String) -> Run {
-    let rd = |f: &str| std::fs::read_to_string(temp.join(f)).unwrap_or_default();
+    let tpl = temp.join(format!("{name}.json"));
+    let template = std::fs::read_to_string(&tpl).unwrap_or_else(|e| {
+        panic!(
+            "no template {} (exit {code}, stdout {stdout:?}): {e}",
+            tpl.display()
+        )
+    });
+    let rd = |f: &str| std::fs::read_to_string(temp.join(f)).ok();
     Run {
         code,
+        template: normalize(&template, temp),
+        args: rd("packer-called.args").map(|a| normalize(&a, temp)),
+        env: rd("packer-called.env").map(|e| env_map(&normalize(&e, temp))),
         stdout,
-        template: normalize(&rd(&format!("{name}.json")), temp),
-        args: normalize(&rd("packer-called.args"), temp),
-        env: env_map(&normalize(&rd("packer-called.env"), temp)),
     }
 }
 
@@ -158,7 +195,7 @@ fn oracle_run(s: &Path, target: &str, temp: &Path, dry: bool) -> Run {
 }
 
 fn oracle_cmd(bin: &str, s: &Path, target: &str, temp: &Path, dry: bool) -> Run {
-    let mut cmd = Command::new(Path::new(ORACLE).join("bin").join(bin));
+    let mut cmd = Command::new(support::tool(bin));
     if dry {
         cmd.arg("-n");
     }
@@ -242,7 +279,20 @@ fn packer_runs_match_mkosimage() {
             .unwrap_or(&printed)
             .to_string();
         assert_eq!(command, expected, "{target}: -n command line");
-        assert_eq!(u.template, o.template, "{target}: template written by -n");
+        assert!(
+            o.args.is_none() && u.args.is_none(),
+            "{target}: -n must not call Packer"
+        );
+        assert!(
+            u.template.contains("\"builders\""),
+            "{target}: {}",
+            u.template
+        );
+        assert_eq!(
+            u.template,
+            with_ansible_user(&o.template),
+            "{target}: template written by -n"
+        );
 
         // Real run with the recording Packer: argv, cwd, environment, template.
         let ot = s.join(format!("o-run-{i}"));
@@ -250,19 +300,69 @@ fn packer_runs_match_mkosimage() {
         let o = oracle_run(s, target, &ot, false);
         assert_eq!(o.code, 0, "{target}: oracle run failed:\n{}", o.stdout);
         let (u, _) = our_run(&config, target, &ut, false);
+        let (Some(oargs), Some(uargs)) = (&o.args, &u.args) else {
+            panic!(
+                "{target}: packer not called (oracle: {}, ours: {})",
+                o.args.is_some(),
+                u.args.is_some()
+            );
+        };
         assert!(
-            !o.args.is_empty() && !u.args.is_empty(),
-            "{target}: packer not called"
+            uargs.contains("ARGS=build ") && uargs.contains("CWD="),
+            "{uargs}"
         );
-        assert_eq!(u.args, o.args, "{target}: argv and cwd");
-        assert_eq!(u.template, o.template, "{target}: template");
-        let mut ours = u.env.clone();
+        assert_eq!(uargs, oargs, "{target}: argv and cwd");
+        assert_eq!(
+            u.template,
+            with_ansible_user(&o.template),
+            "{target}: template"
+        );
+        let mut ours = u.env.clone().expect("our Packer environment recorded");
         // CHECKPOINT_DISABLE is set by the test for both; nothing else may differ.
         ours.remove("CHECKPOINT_DISABLE");
-        let mut theirs = o.env.clone();
+        let mut theirs = o
+            .env
+            .clone()
+            .expect("the oracle's Packer environment recorded");
         theirs.remove("CHECKPOINT_DISABLE");
+        assert!(
+            ours.contains_key("PATH") && ours.contains_key("RES_OPTIONS"),
+            "{ours:?}"
+        );
         assert_eq!(ours, theirs, "{target}: packer environment");
     }
+
+    // The environment deviation (docs/COMPAT.md): a Packer whose ansible proxy offers only an
+    // ssh-rsa host key (before 1.10) gets the OpenSSH options that accept it; nothing else
+    // changes. The oracle's virtualbox template has no key 1.6.6 refuses.
+    let target = TARGETS[4];
+    let o = oracle_run(s, target, &s.join("o-old"), false);
+    std::env::set_var("FAKE_PACKER_VERSION", "1.6.6");
+    let (u, _) = our_run(&config, target, &s.join("u-old-env"), false);
+    std::env::remove_var("FAKE_PACKER_VERSION");
+    assert_eq!(u.args, o.args, "{target} with Packer 1.6.6: argv and cwd");
+    assert_eq!(
+        u.template,
+        with_ansible_user(&o.template),
+        "{target}: template"
+    );
+    let mut ours = u.env.clone().expect("our Packer environment recorded");
+    ours.remove("FAKE_PACKER_VERSION");
+    assert_eq!(
+        ours.remove("ANSIBLE_SSH_COMMON_ARGS").as_deref(),
+        Some(osimager::engine::packer::command::SSH_RSA_OPTIONS)
+    );
+    let mut theirs = o
+        .env
+        .clone()
+        .expect("the oracle's Packer environment recorded");
+    for env in [&mut ours, &mut theirs] {
+        env.remove("CHECKPOINT_DISABLE");
+    }
+    assert_eq!(
+        ours, theirs,
+        "{target} with Packer 1.6.6: packer environment"
+    );
 
     // The oracle's qemu platform uses keys the installed Packer 1.6.6 cannot read: the real
     // Packer is refused up front, with the way out.
@@ -317,9 +417,10 @@ fn packer_runs_match_mkosimage() {
     };
     build_with_config(&config, &plan, &opts, true).expect("our retrofit");
     let u = read_run(&ut, "vm1", 0, String::new());
+    assert!(u.args.is_some(), "retrofit did not call Packer");
     assert_eq!(u.args, o.args, "retrofit argv and cwd");
     let mut ours: serde_json::Value = serde_json::from_str(&u.template).unwrap();
-    let theirs: serde_json::Value = serde_json::from_str(&o.template).unwrap();
+    let theirs: serde_json::Value = serde_json::from_str(&with_ansible_user(&o.template)).unwrap();
     // Deliberate fix: we keep the `communicator` key (OSImager dropped it).
     assert_eq!(ours["builders"][0]["type"], "null");
     assert_eq!(

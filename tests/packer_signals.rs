@@ -4,6 +4,7 @@
 //! exit code. A Ctrl-C to osimager's own process group does not reach Packer directly.
 
 mod packer_support;
+mod support;
 
 use osimager::engine::packer::{run, PackerError, PackerJob};
 use osimager::engine::{BuildOptions, Cancel, Events};

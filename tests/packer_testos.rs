@@ -1,18 +1,20 @@
 //! The hermetic test OS spec (specs/testos + tests/testos/config) through the Packer engine:
-//! the template it writes passes real Packer 1.6.6's `packer validate` (the test location blanks
-//! the qemu keys 1.6.6 cannot read, so the engine's version check lets it through).
+//! the template it writes passes real Packer 1.6.6's `packer validate` (the bundled qemu platform
+//! keeps to keys 1.6.6 reads, so the engine's version check lets it through; the test location
+//! adds nothing Packer-specific).
 
 mod packer_support;
 use packer_support::build_with_config;
 
+mod support;
+
 use osimager::config::{Config, ConfigOptions, ResolveRequest};
 use osimager::engine::BuildOptions;
-use std::path::PathBuf;
 use std::process::Command;
 
 #[test]
 fn testos_template_passes_packer_validate() {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let repo = support::repo();
     let scratch = tempfile::Builder::new()
         .prefix("pk-testos-")
         .tempdir()
@@ -63,13 +65,7 @@ fn testos_template_passes_packer_validate() {
         .arg("validate")
         .arg(&report.template)
         .current_dir(&plan.data_dir)
-        .env(
-            "PATH",
-            format!(
-                "/opt/osimager-venv/bin:{}",
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
+        .env("PATH", support::path_with_tools())
         .output()
         .unwrap();
     assert!(

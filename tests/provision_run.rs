@@ -2,15 +2,17 @@
 //! The "guest" is this machine, reached over SSH on 127.0.0.1.
 
 mod ssh_common;
+mod support;
 
 use osimager::comm::SshConfig;
 use osimager::provision::{run_all, ProvisionContext, ProvisionError};
 use osimager::secret::Secret;
 use serde_json::json;
-use ssh_common::{ansible_playbook, free_port, prepare, Sshd, SshdFiles};
+use ssh_common::{ansible_playbook, prepare, Sshd, SshdFiles};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use support::free_port;
 
 struct Fixture {
     files: SshdFiles,
@@ -108,6 +110,28 @@ async fn ansible_key_auth_writes_extra_var_into_guest_file() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// An `ansible-playbook` stand-in that records its real argv (NUL-separated, into
+/// `<dir>/argv`) and the password vars file it is given, then execs the real one with the same
+/// arguments: what is recorded is exactly what the real program receives.
+fn argv_recorder(dir: &Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let w = dir.join("ansible-playbook");
+    std::fs::write(
+        &w,
+        format!(
+            "#!/bin/sh\n\
+             for a in \"$0\" \"$@\"; do printf '%s\\0' \"$a\"; done > '{dir}/argv'\n\
+             for a in \"$@\"; do case \"$a\" in @*) cp \"${{a#@}}\" '{dir}/vars-file';; esac; done\n\
+             exec '{real}' \"$@\"\n",
+            dir = dir.display(),
+            real = ansible_playbook().display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&w, std::fs::Permissions::from_mode(0o755)).unwrap();
+    w
+}
+
 #[tokio::test]
 async fn ansible_password_auth_keeps_password_out_of_argv_and_output() {
     // Quotes, $ and a Jinja delimiter: the password must reach sshd untouched.
@@ -115,7 +139,9 @@ async fn ansible_password_auth_keeps_password_out_of_argv_and_output() {
     let f = fixture(Some(pw));
     std::fs::write(f.work.path().join("site.yml"), PLAYBOOK).unwrap();
     let out = f.guest.path().join("pw.txt");
+    let rec = tempfile::tempdir().unwrap();
     let mut ctx = context(&f, Some(pw));
+    ctx.ansible_playbook_cmd = Some(argv_recorder(rec.path()));
     let lines = capture(&mut ctx);
     let provisioners = [json!({
         "type": "ansible",
@@ -130,6 +156,30 @@ async fn ansible_password_auth_keeps_password_out_of_argv_and_output() {
         std::fs::read_to_string(&out).unwrap(),
         "via-password testbuild qemu p\n"
     );
+    // The real argv of ansible-playbook: no password in it, the password through `-e @file`.
+    let argv: Vec<String> = std::fs::read(rec.path().join("argv"))
+        .expect("ansible-playbook ran through the recorder")
+        .split(|b| *b == 0)
+        .filter(|a| !a.is_empty())
+        .map(|a| String::from_utf8_lossy(a).into_owned())
+        .collect();
+    assert!(
+        argv.iter()
+            .any(|a| a == "site.yml" || a.ends_with("/site.yml")),
+        "{argv:?}"
+    );
+    assert!(
+        argv.iter()
+            .all(|a| !a.contains(pw) && !a.contains("not_a_var")),
+        "password in argv: {argv:?}"
+    );
+    let at = argv
+        .iter()
+        .position(|a| a.starts_with('@'))
+        .expect("a vars file (-e @FILE)");
+    assert_eq!(argv[at - 1], "-e", "{argv:?}");
+    let vars = std::fs::read_to_string(rec.path().join("vars-file")).unwrap();
+    assert!(vars.contains("ansible_password: !unsafe"), "{vars}");
     let all = lines.lock().unwrap().join("\n");
     assert!(!all.contains(pw));
     assert!(

@@ -10,6 +10,7 @@
 //!   `interrupted`, and no QEMU or work dir of it is left.
 
 mod serve_support;
+mod support;
 
 use osimager_server::testing::fantoccini::Locator;
 use osimager_server::testing::{wanted, Browser};

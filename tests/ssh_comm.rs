@@ -1,11 +1,13 @@
 //! SSH communicator against a real OpenSSH server (see tests/ssh_common).
 
 mod ssh_common;
+mod support;
 
 use osimager::comm::{wait_ready, CommError, ExitStatus, SshConfig, WaitStage};
 use osimager::secret::Secret;
-use ssh_common::{closed_port, free_port, prepare, Sshd};
+use ssh_common::{prepare, Sshd};
 use std::time::{Duration, Instant};
+use support::{closed_port, free_port};
 
 fn key_cfg(files: &ssh_common::SshdFiles) -> SshConfig {
     SshConfig {
@@ -239,8 +241,10 @@ async fn shutdown_treats_a_dropped_connection_as_success() {
     // as when a guest powers off under us.
     let st = s.shutdown("kill -KILL $PPID; sleep 5").await.unwrap();
     assert_eq!(st, ExitStatus::Code(0));
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(s.is_closed());
+    assert!(
+        support::process::eventually_async(Duration::from_secs(10), || s.is_closed()).await,
+        "the session never noticed the dropped connection"
+    );
 
     let s2 = wait_ready("127.0.0.1", port, &key_cfg(&files))
         .await

@@ -23,7 +23,7 @@ mod tests;
 
 use std::time::Duration;
 
-pub use duration::{format_go_duration, parse_go_duration};
+pub use duration::{format_go_duration, parse_duration};
 pub use error::{BootCommandError, ErrorKind, TemplateError};
 pub use parser::{parse, parse_str, validate};
 pub use template::{render, Fields, BOOT_COMMAND_FIELDS};

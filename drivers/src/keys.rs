@@ -103,7 +103,11 @@ fn special_qcode(s: Special) -> Option<&'static str> {
         End => "end",
         PageUp => "pgup",
         PageDown => "pgdn",
-        Menu => "menu",
+        // The PC Menu (Application) key, E0 5D. QEMU's `menu` qcode is another key that the
+        // PS/2 keyboard has no scancode for: send-key accepts it and nothing reaches the guest
+        // (seen with QEMU 7.2's ps2_put_keycode trace); its VNC keymap maps keysym Menu to
+        // `compose` too.
+        Menu => "compose",
         Up => "up",
         Down => "down",
         Left => "left",

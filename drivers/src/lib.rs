@@ -30,6 +30,8 @@ pub mod netaddr;
 pub mod qemu;
 pub mod qmp;
 pub mod registry;
+pub mod virtualbox;
+pub mod vmware;
 pub mod vnc;
 
 pub use driver::{

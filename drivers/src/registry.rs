@@ -57,7 +57,10 @@ pub struct DriverRegistry {
 impl DriverRegistry {
     /// The drivers this crate ships.
     pub fn builtin() -> DriverRegistry {
-        DriverRegistry::default().register(crate::qemu::registry_entry())
+        DriverRegistry::default()
+            .register(qemu())
+            .register(virtualbox())
+            .register(vmware())
     }
 
     /// Add `entry`, replacing one for the same builder type.
@@ -98,4 +101,35 @@ impl DriverRegistry {
         })?;
         (entry.make)(builder, env)
     }
+}
+
+/// QEMU, driven over QMP (builder type `qemu`).
+fn qemu() -> DriverEntry {
+    DriverEntry::new("qemu", "QEMU (QMP)", |builder, env| {
+        let cfg = crate::qemu::QemuConfig::from_builder(builder, env)?;
+        Ok(Box::new(crate::qemu::QemuDriver::new(cfg)) as Box<dyn Driver>)
+    })
+}
+
+fn virtualbox() -> DriverEntry {
+    use crate::virtualbox::{VBoxConfig, VirtualBoxDriver};
+    DriverEntry::new(
+        "virtualbox-iso",
+        "VirtualBox (VBoxManage)",
+        |builder, env| {
+            let cfg = VBoxConfig::from_builder(builder, env)?;
+            Ok(Box::new(VirtualBoxDriver::new(cfg)) as Box<dyn Driver>)
+        },
+    )
+}
+
+fn vmware() -> DriverEntry {
+    DriverEntry::new(
+        "vmware-iso",
+        "VMware Workstation (vmrest or vmrun, VNC typing)",
+        |builder, env| {
+            let cfg = crate::vmware::VmwareConfig::from_builder(builder, env)?;
+            Ok(Box::new(crate::vmware::VmwareDriver::new(cfg)) as Box<dyn Driver>)
+        },
+    )
 }

@@ -1,6 +1,10 @@
 //! The QEMU driver against real QEMU (TCG, a 512-byte test guest that echoes typed keys to the
 //! serial port and powers off after Enter — `fixtures/echo_boot.S`).
 
+/// Loopback ports found at run time (the repository's shared test harness, tests/support).
+#[path = "../../tests/support/ports.rs"]
+mod ports;
+
 use osimager_drivers::bootcmd::{parse, Fields, KeyEvent};
 use osimager_drivers::qemu::{QemuConfig, QemuDriver};
 use osimager_drivers::Driver;
@@ -51,6 +55,62 @@ async fn serial_contains(path: &Path, needle: &str, timeout: Duration) -> String
     }
 }
 
+/// Poll `cond` (every 10 ms, at most `limit`) without blocking the runtime.
+async fn eventually(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let end = std::time::Instant::now() + limit;
+    while !cond() {
+        if std::time::Instant::now() > end {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    true
+}
+
+fn tool(program: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A file read back from an ISO image (xorriso's osirrox extraction).
+fn iso_file(iso: &Path, inside: &str, scratch: &Path) -> String {
+    let dst = scratch.join(inside.replace('/', "_"));
+    tool(
+        "xorriso",
+        &[
+            "-osirrox",
+            "on",
+            "-indev",
+            iso.to_str().unwrap(),
+            "-extract",
+            inside,
+            dst.to_str().unwrap(),
+        ],
+    );
+    std::fs::read_to_string(&dst).unwrap()
+}
+
+/// `qemu-img check` counts of a qcow2 image (allocated, compressed clusters).
+fn qcow2_clusters(p: &Path) -> (u64, u64) {
+    let v: Value = serde_json::from_str(&tool(
+        "qemu-img",
+        &["check", "--output=json", p.to_str().unwrap()],
+    ))
+    .unwrap();
+    (
+        v["allocated-clusters"].as_u64().unwrap_or(0),
+        v["compressed-clusters"].as_u64().unwrap_or(0),
+    )
+}
+
 fn qemu_img_info(p: &Path) -> Value {
     let out = std::process::Command::new("qemu-img")
         .args(["info", "--output=json"])
@@ -79,14 +139,20 @@ fn volume_id(iso: &Path) -> String {
 async fn full_lifecycle_on_real_qemu() {
     let dir = tempfile::tempdir().unwrap();
     let seed = dir.path().join("seed");
-    std::fs::create_dir_all(&seed).unwrap();
+    std::fs::create_dir_all(seed.join("drivers/net")).unwrap();
     std::fs::write(seed.join("user-data"), "#cloud-config\n").unwrap();
     std::fs::write(seed.join("meta-data"), "instance-id: x\n").unwrap();
+    std::fs::write(seed.join("ks.cfg"), "text\nreboot\n").unwrap();
+    std::fs::write(seed.join("drivers/net/e1000.inf"), "[Version]\n").unwrap();
     let out_dir = dir.path().join("output");
     let b = builder(json!({
-        "cd_files": [seed.join("user-data"), seed.join("meta-data")],
+        // A wildcard, as Packer allows (filepath.Glob).
+        "cd_files": [seed.join("*-data")],
         "cd_label": "cidata",
         "cd_content": {"extra/readme.txt": "hello"},
+        "floppy_files": [seed.join("ks.cfg")],
+        "floppy_dirs": [seed.join("drivers")],
+        "floppy_label": "OEMDRV",
         "disk_compression": true,
         "disk_additional_size": ["4M"],
         "output_directory": out_dir,
@@ -99,6 +165,23 @@ async fn full_lifecycle_on_real_qemu() {
     assert_eq!(info["virtual-size"], 16 * 1024 * 1024);
     let cd = dir.path().join("work/echo-cd.iso");
     assert_eq!(volume_id(&cd), "cidata");
+    // What the guest would read from the CD: cd_files by base name, cd_content at its path.
+    assert_eq!(iso_file(&cd, "/user-data", dir.path()), "#cloud-config\n");
+    assert_eq!(iso_file(&cd, "/meta-data", dir.path()), "instance-id: x\n");
+    assert_eq!(iso_file(&cd, "/extra/readme.txt", dir.path()), "hello");
+    // The floppy: 1.44 MB FAT12, the label, floppy_files at the root, floppy_dirs with their
+    // structure (read back with mtools).
+    let fd = dir.path().join("work/echo-floppy.img");
+    let fds = fd.to_str().unwrap();
+    assert_eq!(std::fs::metadata(&fd).unwrap().len(), 1440 * 1024);
+    let minfo = tool("minfo", &["-i", fds, "::"]);
+    assert!(minfo.contains("FAT12"), "{minfo}");
+    assert!(tool("mlabel", &["-i", fds, "-s", "::"]).contains("OEMDRV"));
+    assert_eq!(tool("mtype", &["-i", fds, "::/ks.cfg"]), "text\nreboot\n");
+    assert_eq!(
+        tool("mtype", &["-i", fds, "::/drivers/net/e1000.inf"]),
+        "[Version]\n"
+    );
 
     d.start().await.unwrap();
     assert_eq!(d.accelerator_used(), Some("tcg"));
@@ -119,6 +202,15 @@ async fn full_lifecycle_on_real_qemu() {
         argv.contains("restrict=on") && argv.contains("echo-cd.iso"),
         "{argv}"
     );
+    // QEMU has the floppy image in its first floppy drive.
+    let blocks = d.qmp().unwrap().execute("query-block", None).await.unwrap();
+    let floppy = blocks
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|b| b["inserted"]["file"] == fds)
+        .unwrap_or_else(|| panic!("no drive holds the floppy image: {blocks:#}"));
+    assert_eq!(floppy["device"], "floppy0", "{floppy:#}");
     // QEMU holds the forwarded port.
     assert!(std::net::TcpListener::bind(("127.0.0.1", port)).is_err());
 
@@ -143,7 +235,10 @@ async fn full_lifecycle_on_real_qemu() {
     );
     let text = std::fs::read_to_string(&serial).unwrap();
     assert_eq!(text, format!("R\n{typed}\r\n"));
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        eventually(Duration::from_secs(10), || d.shutdown_event().is_some()).await,
+        "no SHUTDOWN event"
+    );
     let ev = d.shutdown_event().expect("SHUTDOWN event");
     assert_eq!(ev["reason"], "guest-shutdown");
 
@@ -152,6 +247,12 @@ async fn full_lifecycle_on_real_qemu() {
     let info = qemu_img_info(&files[0]);
     assert_eq!(info["format"], "qcow2");
     assert_eq!(info["virtual-size"], 16 * 1024 * 1024);
+    // disk_compression: every allocated cluster of the export is compressed.
+    let (allocated, compressed) = qcow2_clusters(&files[0]);
+    assert!(
+        allocated > 0 && compressed == allocated,
+        "disk_compression: {compressed} of {allocated} clusters compressed"
+    );
     // The exported disk still boots the guest's boot sector (same first 512 bytes).
     let raw = dir.path().join("check.raw");
     let st = std::process::Command::new("qemu-img")
@@ -175,14 +276,16 @@ async fn full_lifecycle_on_real_qemu() {
 #[tokio::test]
 async fn powerdown_force_stop_and_destroy_while_running() {
     let dir = tempfile::tempdir().unwrap();
+    // A VNC port range that is free right now (QEMU picks one in it).
+    let (lo, hi) = ports::free_port_range(10);
     let b = builder(
-        json!({"vnc_port_min": 5990, "vnc_port_max": 5999, "skip_compaction": true, "format": "raw"}),
+        json!({"vnc_port_min": lo, "vnc_port_max": hi, "skip_compaction": true, "format": "raw"}),
     );
     let mut d = QemuDriver::new(QemuConfig::from_builder(&b, env(dir.path())).unwrap());
     d.create(&echo_media()).await.unwrap();
     d.start().await.unwrap();
     let vnc = d.vnc_port().expect("VNC port");
-    assert!((5990..=5999).contains(&vnc));
+    assert!((lo..=hi).contains(&vnc));
     let qmp = d.qmp().unwrap();
     let mut events = qmp.subscribe();
     d.request_shutdown().await.unwrap();

@@ -4,7 +4,7 @@
 //! * `typing_echo_exact_bios_boot_sector` — the 512-byte echo guest (BIOS int 16h, the same
 //!   path ISOLINUX and GRUB read keys through); fast, always runs.
 //! * `typing_echo_exact_isolinux_prompt` — the hermetic test OS ISO at its ISOLINUX `boot:`
-//!   prompt (`serial 0`); skipped with a message when the ISO has not been built
+//!   prompt (`serial 0`); fails when the ISO has not been built
 //!   (tests/testos/build-media.sh). Slow-ish: #[ignore].
 //! * `typing_interval_sweep` — the measurement behind `DEFAULT_KEY_INTERVAL`: several runs per
 //!   interval, printing dropped/garbled counts and keys/s. #[ignore]; run with
@@ -115,14 +115,16 @@ async fn trial(
     let start = Instant::now();
     d.send_keys(&events_for(text), &|_, _| {}).await.unwrap();
     let took = start.elapsed();
-    // Let the guest drain its keyboard buffer.
+    // Let the guest drain its keyboard buffer: until everything is echoed and the log stopped
+    // growing, bounded (a starved TCG vCPU on a loaded host can take many seconds).
     let after = |s: &str| {
         s.split_once(ready)
             .map(|x| x.1.to_string())
             .unwrap_or_default()
     };
     let mut last = String::new();
-    for _ in 0..40 {
+    let drain_until = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < drain_until {
         tokio::time::sleep(Duration::from_millis(100)).await;
         let now = after(&std::fs::read_to_string(&log).unwrap_or_default());
         if now == last && now.len() >= text.len() {
@@ -164,12 +166,9 @@ async fn typing_echo_exact_bios_boot_sector() {
 #[tokio::test]
 #[ignore = "slow: boots the test OS ISO (build it with tests/testos/build-media.sh)"]
 async fn typing_echo_exact_isolinux_prompt() {
-    let Some(iso) = testos_iso() else {
-        eprintln!(
-            "SKIPPED: no testos.iso (set OSIMAGER_TESTOS_ISO or run tests/testos/build-media.sh)"
-        );
-        return;
-    };
+    // Run only on request (#[ignore]); then a missing ISO is a failure, not a silent pass.
+    let iso = testos_iso()
+        .expect("no testos.iso: set OSIMAGER_TESTOS_ISO or run tests/testos/build-media.sh");
     let text = mixed_text(240);
     let (echo, took) = trial(true, &iso, "boot: ", &text, DEFAULT_KEY_INTERVAL).await;
     assert_eq!(echo, text);

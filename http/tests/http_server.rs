@@ -1,5 +1,9 @@
 //! The embedded HTTP server against a real client (reqwest) over real loopback sockets.
 
+/// Loopback ports found at run time (the repository's shared test harness, tests/support).
+#[path = "../../tests/support/ports.rs"]
+mod ports;
+
 use osimager_http::{HttpConfig, HttpServer};
 use reqwest::StatusCode;
 
@@ -32,6 +36,8 @@ fn tree() -> tempfile::TempDir {
     let root = t.path().join("www");
     std::fs::create_dir_all(root.join("sub")).unwrap();
     std::fs::write(root.join("hello.txt"), "0123456789abcdef").unwrap();
+    // The same path as an entry of the content map (see `server`), with other content.
+    std::fs::write(root.join("ks.cfg"), "from the directory\n").unwrap();
     std::fs::write(root.join("sub/a.cfg"), "a").unwrap();
     std::fs::write(t.path().join("outside.txt"), "top secret").unwrap();
     std::os::unix::fs::symlink(t.path().join("outside.txt"), root.join("escape.txt")).unwrap();
@@ -192,9 +198,11 @@ async fn serves_directory_with_range_etag_and_if_range() {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    // Content map wins over the directory; directory still serves the rest.
+    // Content map wins over the directory (both have /ks.cfg); the directory still serves
+    // the rest.
     let r = c.get(format!("http://{addr}/ks.cfg")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.unwrap(), "rootpw secret\n");
     srv.shutdown().await;
 }
 
@@ -234,10 +242,12 @@ async fn generated_files_and_port_range() {
     std::fs::write(&f, "generated").unwrap();
     let mut files = BTreeMap::new();
     files.insert("answers/gen.cfg".to_string(), f.clone());
+    // Two ports that are free right now; the servers take both, a third finds none.
+    let (lo, hi) = ports::free_port_range(2);
     let cfg = HttpConfig {
         files,
-        port_min: 8700,
-        port_max: 8701,
+        port_min: lo,
+        port_max: hi,
         ..HttpConfig::default()
     };
     let a = HttpServer::start(cfg.clone()).await.unwrap();
@@ -246,7 +256,7 @@ async fn generated_files_and_port_range() {
     // Range exhausted: a clear error, not a silent reuse.
     let err = HttpServer::start(cfg).await.unwrap_err().to_string();
     assert!(
-        err.contains("no free port") && err.contains("8700-8701"),
+        err.contains("no free port") && err.contains(&format!("{lo}-{hi}")),
         "{err}"
     );
     let body = client()

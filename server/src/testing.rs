@@ -1,8 +1,9 @@
 //! Test support (feature `testing`): Debian's chromium driven through chromedriver
 //! (WebDriver, fantoccini), headless, with the flags this machine needs (no sandbox as root, no
 //! background networking: the network is closed). Used by this crate's browser tests and by
-//! the osimager crate's (real builds). `OSIMAGER_BROWSER=0` skips browser tests; otherwise a
-//! missing browser or an unbuilt UI fails them with what to do.
+//! the osimager crate's (real builds). `OSIMAGER_BROWSER=0` skips browser tests (a skip counted
+//! like the shared harness's, `tests/support`: in `<reports>/skips.log`, and a failure in CI);
+//! otherwise a missing browser or an unbuilt UI fails them with what to do.
 
 pub use fantoccini;
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -23,7 +24,7 @@ pub struct Browser {
 /// Whether browser tests run here (and why not).
 pub fn wanted() -> bool {
     if std::env::var("OSIMAGER_BROWSER").as_deref() == Ok("0") {
-        eprintln!("OSIMAGER_BROWSER=0: browser test skipped");
+        skip("OSIMAGER_BROWSER=0");
         return false;
     }
     for tool in ["/usr/bin/chromium", "/usr/bin/chromedriver"] {
@@ -38,6 +39,59 @@ pub fn wanted() -> bool {
         "the web UI is not built into this binary: run `npm ci && npm run build` in web/ and test again"
     );
     true
+}
+
+/// True in CI (`CI` is `true`/`1`, or `OSIMAGER_E2E=1`), where nothing may be skipped: the same
+/// rule as the shared harness of the osimager package (`tests/support`).
+fn ci() -> bool {
+    matches!(std::env::var("CI").as_deref(), Ok("true") | Ok("1"))
+        || std::env::var("OSIMAGER_E2E").as_deref() == Ok("1")
+}
+
+/// A visible, counted skip: one `<binary>::<test>\t<why>` line in `<reports>/skips.log`
+/// (`$OSIMAGER_TEST_REPORTS`, else `<target>/test-reports`), which scripts/test-summary.sh
+/// reports; in CI a panic instead.
+fn skip(reason: &str) {
+    let bin = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .map(|s| match s.rsplit_once('-') {
+            Some((name, hash)) if hash.chars().all(|c| c.is_ascii_hexdigit()) => name.to_string(),
+            _ => s,
+        })
+        .unwrap_or_default();
+    let name = format!("{bin}::{}", std::thread::current().name().unwrap_or("?"));
+    assert!(
+        !ci(),
+        "{name} would be skipped ({reason}), but CI (CI=true or OSIMAGER_E2E=1) runs every test: \
+         install chromium and chromium-driver (scripts/setup-deps.sh) and unset OSIMAGER_BROWSER"
+    );
+    eprintln!("SKIPPED {name}: {reason}");
+    let dir = std::env::var_os("OSIMAGER_TEST_REPORTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("test-reports"));
+    let _ = std::fs::create_dir_all(&dir);
+    let line = format!("{name}\t{}\n", reason.replace(['\n', '\t'], " "));
+    use std::io::Write;
+    let log = dir.join("skips.log");
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log)
+        .unwrap_or_else(|e| panic!("opening {}: {e}", log.display()));
+    f.write_all(line.as_bytes())
+        .unwrap_or_else(|e| panic!("writing {}: {e}", log.display()));
+}
+
+/// The cargo target dir of this test binary (`<target>/<profile>/deps/<bin>`).
+fn target_dir() -> PathBuf {
+    if let Some(d) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(d);
+    }
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.ancestors().nth(3).map(std::path::Path::to_path_buf))
+        .unwrap_or_else(|| PathBuf::from("target"))
 }
 
 fn free_port() -> u16 {

@@ -6,6 +6,8 @@ use std::path::PathBuf;
 
 const EXAMPLES: &str = "\
 Examples:
+  osimager init                               first run: a location for this host + secrets
+  osimager doctor                             what this host can build
   osimager list                               every <dist>-<version>-<arch> target
   osimager list --arch x86_64 --latest rhel   newest RHEL per arch
   osimager defs qemu/lab/rhel-9.4-x86_64 web1 10.0.0.5
@@ -23,7 +25,9 @@ OSImager's meaning (the XDG data directory where venvs live).";
 pub struct Cli {
     /// Bundled data tree (platforms/, specs/, files/, tasks/ …); default: $OSIMAGER_DATA_DIR,
     /// <exe>/../share/osimager, or the source tree
-    #[arg(long, global = true, value_name = "DIR", env = "OSIMAGER_DATA_DIR")]
+    // Not `env = "OSIMAGER_DATA_DIR"`: clap treats a set-but-empty variable as an empty value and
+    // refuses it; `config::default_data_tree` reads the variable and ignores it when empty.
+    #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// Verbose output
     #[arg(short, long, global = true)]
@@ -105,6 +109,12 @@ osimager venv --all        # create every missing one"
         #[arg(long, default_value_t = 10)]
         timeout: u64,
     },
+    /// First run: write a location for this host's hypervisors and the image account's secrets
+    #[command(after_help = super::init::AFTER_HELP)]
+    Init(super::init::InitArgs),
+    /// Report what this host can build, and what to do about what is missing
+    #[command(after_help = super::doctor::AFTER_HELP)]
+    Doctor(super::doctor::DoctorArgs),
     /// Run the build service: REST API, live build streams and the web UI
     #[cfg(feature = "serve")]
     #[command(
@@ -190,7 +200,7 @@ pub struct TargetArgs {
 pub struct BuildArgs {
     #[command(flatten)]
     pub target: TargetArgs,
-    /// Engine: native where a native driver exists (qemu), else packer
+    /// Engine: native where a native driver exists (qemu, virtualbox-iso), else packer
     #[arg(long, value_enum, default_value_t = EngineKind::Auto)]
     pub engine: EngineKind,
     /// Replace an existing output directory

@@ -1,16 +1,16 @@
 //! `osimager` subcommands.
 
 use super::args::{BuildArgs, Cli, Command, ConfigAction, RetrofitArgs, TargetArgs};
+use super::common::{load, print, report, TempDir};
 use super::output;
 use super::run::Frontends;
 use crate::config::pyjson::dumps_indent4;
 use crate::config::resolve::{self, Resolved};
-use crate::config::{Config, ConfigOptions, ResolveRequest};
+use crate::config::{Config, ResolveRequest};
 use crate::engine::{BuildOptions, OnError};
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{CommandFactory, Parser};
 use std::ffi::OsString;
-use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -19,26 +19,9 @@ pub fn main_osimager(argv: Vec<OsString>) -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            super::report(&e);
+            report(&e);
             ExitCode::FAILURE
         }
-    }
-}
-
-fn load(cli_data_dir: &Option<PathBuf>, set: Vec<String>, local: bool) -> Result<Config> {
-    Ok(Config::load(&ConfigOptions {
-        data_dir: cli_data_dir.clone(),
-        set,
-        local_only: local,
-    })?)
-}
-
-fn print(text: &str) -> Result<()> {
-    let mut out = std::io::stdout().lock();
-    // A closed pipe (`osimager list | head`) is not an error.
-    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => Ok(r?),
     }
 }
 
@@ -99,7 +82,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Venv { version, all } => {
             let cfg = load(dd, Vec::new(), false)?;
             let ctx = crate::venv::VenvContext::from_config(&cfg);
-            let code = crate::venv::main(&ctx, &crate::venv::VenvRequest { version, all });
+            let code = super::venv::main(&ctx, &crate::venv::VenvRequest { version, all });
             return Ok(ExitCode::from(code.clamp(0, 255) as u8));
         }
         Command::CheckUrls { timeout } => {
@@ -115,6 +98,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 ExitCode::FAILURE
             });
         }
+        Command::Init(a) => return super::init::run(dd, &a),
+        Command::Doctor(a) => return super::doctor::run(&load(dd, Vec::new(), false)?, &a),
         #[cfg(feature = "serve")]
         Command::Serve(a) => return Ok(crate::serve::main(a, cli.data_dir.clone())),
         #[cfg(feature = "serve")]
@@ -146,39 +131,6 @@ pub(crate) fn emit_warnings(r: &Resolved) {
     }
 }
 
-/// A temp dir for one resolution: the user's (kept) or a fresh one (removed on drop).
-pub(crate) enum TempDir {
-    User(PathBuf),
-    Fresh(tempfile::TempDir),
-}
-
-impl TempDir {
-    pub(crate) fn new(user: Option<PathBuf>) -> Result<TempDir> {
-        Ok(match user {
-            Some(p) => TempDir::User(p),
-            None => TempDir::Fresh(
-                tempfile::Builder::new()
-                    .prefix("tmp")
-                    .tempdir()
-                    .context("creating a temp directory")?,
-            ),
-        })
-    }
-    pub(crate) fn path(&self) -> PathBuf {
-        match self {
-            TempDir::User(p) => p.clone(),
-            TempDir::Fresh(t) => t.path().to_path_buf(),
-        }
-    }
-    /// Keep a fresh dir on disk (returns its path).
-    pub(crate) fn keep(self) -> PathBuf {
-        match self {
-            TempDir::User(p) => p,
-            TempDir::Fresh(t) => t.keep(),
-        }
-    }
-}
-
 pub(crate) fn request(t: &TargetArgs, temp: PathBuf) -> ResolveRequest {
     ResolveRequest {
         target: t.target.clone(),
@@ -189,6 +141,7 @@ pub(crate) fn request(t: &TargetArgs, temp: PathBuf) -> ResolveRequest {
         temp_dir: temp,
         skip: t.skip,
         build_id: None,
+        require_secrets: false,
     }
 }
 

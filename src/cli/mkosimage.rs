@@ -2,7 +2,8 @@
 //! `osimager`. Output matches the original's (defs/dump JSON, list formats, `X -> Y` notices and
 //! "warning: removing empty value" lines on stdout); other diagnostics go to stderr.
 
-use super::commands::{request, TempDir};
+use super::commands::request;
+use super::common::{report, TempDir};
 use super::output;
 use crate::config::pyjson::dumps_indent4;
 use crate::config::resolve::{self, Resolved};
@@ -63,7 +64,8 @@ pub struct MkArgs {
     #[arg(long = "set", action = ArgAction::Append)]
     set: Vec<String>,
     /// Bundled data tree (default: $OSIMAGER_DATA_DIR, <exe>/../share/osimager, source tree)
-    #[arg(long, value_name = "DIR", env = "OSIMAGER_DATA_DIR")]
+    // $OSIMAGER_DATA_DIR is read by config::default_data_tree (an empty value counts as unset).
+    #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
     /// Specify on-error behaviour (cleanup, abort, ask)
     #[arg(short = 'e', long = "on_error", alias = "on-error")]
@@ -126,7 +128,7 @@ fn exit(r: Result<ExitCode>) -> ExitCode {
     match r {
         Ok(c) => c,
         Err(e) => {
-            super::report(&e);
+            report(&e);
             ExitCode::FAILURE
         }
     }
@@ -153,7 +155,8 @@ struct VenvArgs {
     #[arg(long)]
     all: bool,
     /// Bundled data tree (osimager extension)
-    #[arg(long, value_name = "DIR", env = "OSIMAGER_DATA_DIR")]
+    // $OSIMAGER_DATA_DIR is read by config::default_data_tree (an empty value counts as unset).
+    #[arg(long, value_name = "DIR")]
     data_dir: Option<std::path::PathBuf>,
     /// Ansible version to create venv for (e.g. 2.16)
     ansible_version: Option<String>,
@@ -173,7 +176,7 @@ pub fn main_mkvenv(argv: Vec<OsString>) -> ExitCode {
             all: a.all,
         };
         Ok(ExitCode::from(
-            crate::venv::main(&ctx, &req).clamp(0, 255) as u8
+            super::venv::main(&ctx, &req).clamp(0, 255) as u8
         ))
     })())
 }
@@ -257,7 +260,7 @@ fn run(a: MkArgs, retrofit: bool) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if a.init_plugins {
-        return init_plugins(&cfg);
+        return super::plugins::init_plugins(&cfg);
     }
     if a.list_defs {
         out(&output::defs_list(&cfg)?);
@@ -282,7 +285,12 @@ fn run(a: MkArgs, retrofit: bool) -> Result<ExitCode> {
         local: a.local_only,
     };
     let tmp = TempDir::new(t.temp_dir.clone())?;
-    let r = resolve::resolve(&cfg, &request(&t, tmp.path()))?;
+    // A build refuses secrets that do not exist; -x/-u print the result with "" as 1.11.1.
+    let req = crate::config::ResolveRequest {
+        require_secrets: !(a.dump_defs || a.dump_build),
+        ..request(&t, tmp.path())
+    };
+    let r = resolve::resolve(&cfg, &req)?;
     emit(&r);
     if a.dump_defs || a.dump_build {
         let v = if a.dump_defs {
@@ -321,51 +329,6 @@ fn run(a: MkArgs, retrofit: bool) -> Result<ExitCode> {
         ..Default::default()
     };
     super::run::build(plan, opts, &fe, retrofit)?;
-    Ok(ExitCode::SUCCESS)
-}
-
-fn init_plugins(cfg: &Config) -> Result<ExitCode> {
-    let packer = cfg.settings.get_str("packer_cmd");
-    let mut plugins = vec!["github.com/hashicorp/ansible".to_string()];
-    for (_, p) in cfg.platforms()? {
-        if let Some(serde_json::Value::String(pl)) = p.get("plugin") {
-            if !plugins.contains(pl) {
-                plugins.push(pl.clone());
-            }
-        }
-    }
-    out(&format!("Installing {} Packer plugins...\n", plugins.len()));
-    let mut failed = Vec::new();
-    for p in &plugins {
-        out(&format!("  {p}\n"));
-        let r = std::process::Command::new(&packer)
-            .args(["plugins", "install", p])
-            .output();
-        match r {
-            Ok(o) if o.status.success() => {}
-            Ok(o) => {
-                out(&format!(
-                    "    FAILED: {}\n",
-                    String::from_utf8_lossy(&o.stderr).trim()
-                ));
-                failed.push(p.clone());
-            }
-            Err(e) => bail!(
-                "cannot run '{packer}' (setting packer_cmd): {e}; install Packer or set packer_cmd"
-            ),
-        }
-    }
-    if !failed.is_empty() {
-        out(&format!(
-            "\n{} plugin(s) failed to install:\n",
-            failed.len()
-        ));
-        for p in failed {
-            out(&format!("  {p}\n"));
-        }
-        return Ok(ExitCode::FAILURE);
-    }
-    out("Done.\n");
     Ok(ExitCode::SUCCESS)
 }
 

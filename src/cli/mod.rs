@@ -5,10 +5,16 @@
 mod args;
 pub mod check_urls;
 mod commands;
+mod common;
+mod doctor;
+mod init;
 pub mod mkosimage;
 mod output;
+mod plugins;
+mod prompt;
 pub mod run;
 pub mod sinks;
+mod venv;
 
 pub use args::Cli;
 
@@ -29,19 +35,4 @@ pub fn main_from_args(argv: Vec<OsString>) -> ExitCode {
         "mkvenv" => mkosimage::main_mkvenv(argv),
         _ => commands::main_osimager(argv),
     }
-}
-
-/// Print an error the way users read it: once, each cause only when it adds something.
-pub(crate) fn report(e: &anyhow::Error) {
-    let mut msg = format!("error: {e}");
-    let mut shown = e.to_string();
-    for c in e.chain().skip(1) {
-        let t = c.to_string();
-        if t.is_empty() || shown.contains(&t) {
-            continue;
-        }
-        msg.push_str(&format!("\n  caused by: {t}"));
-        shown.push_str(&t);
-    }
-    eprintln!("{}", crate::secret::redact(&msg));
 }

@@ -1,8 +1,8 @@
 //! Text output shared by `osimager` and `mkosimage` (same wording and order as OSImager).
 
 use crate::config::pyjson::py_str;
-use crate::config::urlname::filename_from_url;
 use crate::config::{Config, ConfigError, Index};
+use crate::urlname::filename_from_url;
 use serde_json::Value;
 use std::fmt::Write;
 
@@ -19,12 +19,24 @@ pub fn list(cfg: &Config, index: &Index, arch: Option<&str>) -> String {
         let _ = writeln!(out, "  {k}{flag}");
     }
     if !any {
-        no_specs(cfg, &mut out);
+        no_specs(cfg, index, arch, &mut out);
     }
     out
 }
 
-fn no_specs(cfg: &Config, out: &mut String) {
+fn no_specs(cfg: &Config, index: &Index, arch: Option<&str>, out: &mut String) {
+    // 1.11.1 says "incomplete install?" here even when only the --arch filter matched nothing.
+    if let (Some(a), Some(_)) = (arch, index.keys().next()) {
+        let mut arches: Vec<&str> = index.entries.iter().map(|(_, e)| e.arch.as_str()).collect();
+        arches.sort();
+        arches.dedup();
+        let _ = writeln!(
+            out,
+            "No specs for arch {a}; the specs provide: {}",
+            arches.join(", ")
+        );
+        return;
+    }
     let _ = writeln!(
         out,
         "No specs found in {}/specs/ (incomplete install?)",
@@ -69,7 +81,7 @@ pub fn avail(
         entries: index.filter_arch(arch).cloned().collect(),
     };
     if filtered.entries.is_empty() {
-        no_specs(cfg, &mut out);
+        no_specs(cfg, index, arch, &mut out);
         return out;
     }
     let local_only = cfg.settings.local_only();

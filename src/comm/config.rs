@@ -184,53 +184,10 @@ fn type_name(v: &Value) -> &'static str {
     }
 }
 
-/// Parse a Go duration (`"30m"`, `"1h5m2s"`, `"1.5s"`, `"250ms"`, `"0"`). A bare number is
-/// taken as seconds (Packer configs sometimes say `"ssh_timeout": "600"`, which Go rejects; we
-/// accept it rather than fail an existing config).
+/// A duration of a builder key (`ssh_timeout`, `pause_before`, …): the one rule of
+/// [`osimager_drivers::bootcmd::parse_duration`] (Go syntax, or a bare number of seconds).
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let s = text.trim();
-    if s.is_empty() {
-        return Err("empty duration".into());
-    }
-    if s.starts_with('-') {
-        return Err(format!("negative duration {s:?}"));
-    }
-    let s = s.strip_prefix('+').unwrap_or(s);
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    if let Ok(secs) = s.parse::<f64>() {
-        return Ok(Duration::from_secs_f64(secs));
-    }
-    let mut total = 0f64;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(|| format!("missing unit in duration {text:?} (use h, m, s, ms)"))?;
-        if num_len == 0 {
-            return Err(format!("invalid duration {text:?}"));
-        }
-        let value: f64 = rest[..num_len]
-            .parse()
-            .map_err(|_| format!("invalid number in duration {text:?}"))?;
-        rest = &rest[num_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let factor = match &rest[..unit_len] {
-            "h" => 3600.0,
-            "m" => 60.0,
-            "s" => 1.0,
-            "ms" => 1e-3,
-            "us" | "µs" | "μs" => 1e-6,
-            "ns" => 1e-9,
-            u => return Err(format!("unknown unit {u:?} in duration {text:?}")),
-        };
-        total += value * factor;
-        rest = &rest[unit_len..];
-    }
-    Ok(Duration::from_secs_f64(total))
+    osimager_drivers::bootcmd::parse_duration(text)
 }
 
 #[cfg(test)]

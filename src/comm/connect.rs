@@ -1,31 +1,15 @@
 //! Readiness polling and one connect + authenticate attempt.
 
+use super::handler::Client;
 use super::probe::{connect_banner, ProbeError};
 use super::session::Session;
 use super::{fmt_duration, CommError, SshConfig, WaitStage};
 use crate::secret::redact;
 use russh::client::{self, KeyboardInteractiveAuthResponse};
-use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg};
 use russh::MethodKind;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// russh handler: accept-and-record host key policy (see the module documentation).
-pub(crate) struct Client {
-    host_key: Arc<Mutex<Option<PublicKey>>>,
-}
-
-impl client::Handler for Client {
-    type Error = russh::Error;
-
-    async fn check_server_key(
-        &mut self,
-        key: &PublicKeyOrCertificate,
-    ) -> Result<bool, Self::Error> {
-        *self.host_key.lock().unwrap_or_else(|e| e.into_inner()) = Some(key.public_key());
-        Ok(true)
-    }
-}
 
 /// Why one attempt failed.
 enum AttemptError {

@@ -24,6 +24,7 @@
 
 mod config;
 mod connect;
+mod handler;
 mod probe;
 mod session;
 

@@ -1,6 +1,6 @@
 //! An authenticated SSH connection: run commands, upload files, send the shutdown command.
 
-use super::connect::Client;
+use super::handler::Client;
 use super::{shell_quote, CommError};
 use crate::secret::redact;
 use russh::client;

@@ -20,9 +20,18 @@ pub fn render(
     cfg: &Config,
     plan: &BuildPlan,
 ) -> Result<(Vec<RenderedFile>, Vec<String>), ConfigError> {
-    // The store's own warnings were already given when the target was resolved.
-    let mut store_warnings = Vec::new();
-    let store = open_store(cfg, &mut store_warnings);
+    // A store that cannot be opened matters only if the files read secrets: the markers then
+    // fail with "no credential source", and the reason the store could not be opened is said.
+    let (store, store_err) = match open_store(cfg) {
+        Ok(s) => (s, None),
+        Err(e) => (None, Some(e)),
+    };
+    let marker_err = |what: &str, e: markers::MarkerError| match &store_err {
+        Some(se) if matches!(&e, markers::MarkerError::Secret { .. }) => ConfigError::Other(
+            format!("files: {what}: {e}; the secret store cannot be used: {se}"),
+        ),
+        _ => marker_err(what, e),
+    };
     let mut warnings = Vec::new();
     let mut env = DefsEnv::new(&plan.defs);
     if let Some(s) = store.as_ref() {
@@ -81,11 +90,28 @@ pub fn render(
             });
         }
     }
-    warnings.extend(
-        env.take_warnings()
-            .into_iter()
-            .map(|w| format!("files: {w}")),
-    );
+    // Files are rendered only for builds, and a build does not go on with "" for a secret that
+    // does not exist (an answer file with an empty password): see `ResolveRequest::require_secrets`.
+    let mut missing = Vec::new();
+    for w in env.take_warnings() {
+        match &w.missing_secret {
+            Some(m) => {
+                let line = format!("{} ({})", m.error, m.marker);
+                if !missing.contains(&line) {
+                    missing.push(line);
+                }
+            }
+            None => warnings.push(format!("files: {w}")),
+        }
+    }
+    if !missing.is_empty() {
+        return Err(ConfigError::Other(format!(
+            "files: the answer files read secrets that do not exist; the build stops rather \
+             than write them with empty values:\n  - {}\nStore them (docs/DATA.md, Secrets, \
+             lists the paths and keys), then build again",
+            missing.join("\n  - ")
+        )));
+    }
     Ok((rendered, warnings))
 }
 

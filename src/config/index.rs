@@ -4,8 +4,8 @@
 use super::layers::read_data_json;
 use super::natural::{explode_versions, natural_cmp};
 use super::pyjson::{py_str, truthy};
-use super::urlname::filename_from_url;
 use super::{Config, ConfigError};
+use crate::urlname::filename_from_url;
 use serde_json::{Map, Value};
 use std::cmp::Ordering;
 use std::path::{Path, PathBuf};

@@ -28,7 +28,8 @@ pub use vault_refs::{resolve_packer_vault_refs, uses_secret_refs};
 
 use crate::config::crypt::{self, CryptMethod};
 use crate::config::expr::{self, ExprError, PyVal};
-use crate::config::secrets::SecretError;
+use crate::config::pytext::{is_line_break, is_py_space, py_strip};
+use crate::config::secret_error::SecretError;
 use crate::secret::{redact, Secret};
 use serde_json::{Map, Value};
 
@@ -60,6 +61,18 @@ pub struct MarkerWarning {
     pub key: String,
     /// What happened (secrets already redacted).
     pub message: String,
+    /// Set when a secret that does not exist was replaced by "" (a build refuses to go on
+    /// with that: `ResolveRequest::require_secrets`).
+    pub missing_secret: Option<MissingSecret>,
+}
+
+/// A secret reference that named no secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingSecret {
+    /// The marker as written (`|>images/linux:password<|`, `{{vault `p` `k`}}`).
+    pub marker: String,
+    /// Why it was not found: which store, mount and path were read, and what to do.
+    pub error: String,
 }
 
 impl std::fmt::Display for MarkerWarning {
@@ -211,31 +224,6 @@ fn key_to_string(v: Value, path: &str, orig: &str) -> Result<String, MarkerError
     }
 }
 
-/// Python `str.strip()` whitespace.
-pub(crate) fn is_py_space(c: char) -> bool {
-    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
-}
-
-pub(crate) fn py_strip(s: &str) -> &str {
-    s.trim_matches(is_py_space)
-}
-
-/// Python `str.splitlines()` line boundaries.
-fn is_line_break(c: char) -> bool {
-    matches!(
-        c,
-        '\n' | '\r'
-            | '\u{0b}'
-            | '\u{0c}'
-            | '\u{1c}'
-            | '\u{1d}'
-            | '\u{1e}'
-            | '\u{85}'
-            | '\u{2028}'
-            | '\u{2029}'
-    )
-}
-
 /// `extract_all`: the text between `start` and the nearest following `end`, for every
 /// non-overlapping occurrence, line by line.
 pub fn extract_all(text: &str, start: &str, end: &str) -> Vec<String> {
@@ -316,6 +304,7 @@ fn handle(
         env.warn(MarkerWarning {
             key: path.to_string(),
             message: redact(&message),
+            missing_secret: None,
         })
     };
     let repl = match action {
@@ -340,13 +329,29 @@ fn handle(
         5 => match env.secret(key) {
             Ok(s) => PyVal::Str(s.expose().to_string()),
             Err(e) if e.is_not_found() => {
-                warn(format!("{full}: {e}; using \"\""));
+                env.warn(MarkerWarning {
+                    key: path.to_string(),
+                    message: redact(&format!("{full}: {e}; using \"\"")),
+                    missing_secret: Some(MissingSecret {
+                        marker: redact(full),
+                        error: redact(&e.to_string()),
+                    }),
+                });
                 PyVal::Str(String::new())
             }
             Err(e) => return Err(secret_err(path, full, e)),
         },
         6 => arith(key, env, &warn),
-        7 => PyVal::Str(env.env_var(key).unwrap_or_default()),
+        7 => match env.env_var(key) {
+            Some(v) => PyVal::Str(v),
+            None => {
+                warn(format!(
+                    "{full}: environment variable {key} is not set; using \"\" (export it, or \
+                     set the def that uses it with -D)"
+                ));
+                PyVal::Str(String::new())
+            }
+        },
         8..=10 => {
             let method = match action {
                 8 => CryptMethod::Md5,

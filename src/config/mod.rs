@@ -12,22 +12,23 @@ pub mod dns;
 pub mod env;
 pub mod expr;
 pub mod markers;
+mod secret_error;
 pub mod secrets;
 pub mod vault;
 
-pub mod build_parts;
+mod diags;
 pub mod files;
 pub mod index;
 pub mod layers;
 pub mod loader;
 pub mod minire;
 pub mod natural;
-pub mod network;
 pub mod pyjson;
+mod pytext;
 pub mod resolve;
+pub mod setting_types;
 pub mod settings;
 pub mod suggest;
-pub mod urlname;
 
 #[cfg(test)]
 mod tests;
@@ -310,24 +311,31 @@ impl Config {
         Ok(resolve::resolve(self, req)?.plan)
     }
 
+    /// The ISO cache: `<packer_cache_dir>/iso`, default `~/.cache/osimager/iso`.
+    pub fn iso_cache_dir(&self) -> PathBuf {
+        let s = self.settings.get_str("packer_cache_dir");
+        let base = if s.is_empty() {
+            settings::home_dir().join(".cache/osimager")
+        } else {
+            PathBuf::from(s)
+        };
+        base.join("iso")
+    }
+
     /// Make a resolved plan ready to build: render the spec's files and record what the engines
     /// need from the settings and data layers ([`crate::plan::BuildInputs`]), so that the plan
     /// alone can be handed to an engine (on another thread, in a server, …).
     pub fn prepare(&self, plan: &mut crate::plan::BuildPlan) -> Result<(), ConfigError> {
         let (files, warnings) = files::render(self, plan)?;
-        let cache = self.settings.get_str("packer_cache_dir");
-        let cache = if cache.is_empty() {
-            settings::home_dir().join(".cache/osimager")
-        } else {
-            PathBuf::from(cache)
-        };
         plan.inputs = crate::plan::BuildInputs {
             files,
             warnings,
-            iso_cache_dir: cache.join("iso"),
+            notices: Vec::new(),
+            iso_cache_dir: self.iso_cache_dir(),
             user_dir: self.layers.user.clone(),
             data_dirs: vec![self.layers.system.clone()],
             settings: self.settings.values.clone(),
+            venv_dir: self.settings.venv_dir(),
         };
         Ok(())
     }

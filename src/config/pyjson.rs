@@ -1,6 +1,7 @@
 //! Python-compatible text forms of JSON values: `json.dumps(v, indent=4)` (the exact bytes
 //! OSImager prints for `-x`/`-u`) and `str(v)` (how Python renders a value inside text).
 
+use super::pytext::{float_repr, str_repr};
 use serde_json::Value;
 use std::fmt::Write;
 
@@ -92,36 +93,8 @@ pub fn py_number(n: &serde_json::Number) -> String {
     if let Some(u) = n.as_u64() {
         return u.to_string();
     }
-    let f = n.as_f64().unwrap_or(0.0);
-    py_float(f)
-}
-
-fn py_float(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".into();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        };
-    }
-    // Python uses the shortest repr; scientific notation when exp < -4 or >= 16.
-    let s = format!("{f:e}");
-    let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
-    let exp: i32 = exp.parse().unwrap_or(0);
-    if (-4..16).contains(&exp) {
-        let plain = format!("{f}");
-        if plain.contains('.') {
-            plain
-        } else {
-            format!("{plain}.0")
-        }
-    } else {
-        let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mant}e{sign}{:02}", exp.abs())
-    }
+    // A JSON number is finite, so Python's `NaN`/`Infinity` spellings never arise.
+    float_repr(n.as_f64().unwrap_or(0.0))
 }
 
 /// Python `str(v)` of a value parsed from JSON (`True`, `None`, `{'a': 1}`, …).
@@ -144,7 +117,7 @@ fn repr_into(out: &mut String, v: &Value) {
         Value::Null => out.push_str("None"),
         Value::Bool(b) => out.push_str(if *b { "True" } else { "False" }),
         Value::Number(n) => out.push_str(&py_number(n)),
-        Value::String(s) => repr_str(out, s),
+        Value::String(s) => out.push_str(&str_repr(s)),
         Value::Array(a) => {
             out.push('[');
             for (i, e) in a.iter().enumerate() {
@@ -161,39 +134,13 @@ fn repr_into(out: &mut String, v: &Value) {
                 if i > 0 {
                     out.push_str(", ");
                 }
-                repr_str(out, k);
+                out.push_str(&str_repr(k));
                 out.push_str(": ");
                 repr_into(out, e);
             }
             out.push('}');
         }
     }
-}
-
-fn repr_str(out: &mut String, s: &str) {
-    let quote = if s.contains('\'') && !s.contains('"') {
-        '"'
-    } else {
-        '\''
-    };
-    out.push(quote);
-    for c in s.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
 }
 
 /// Python truthiness of a JSON value.
@@ -230,5 +177,11 @@ mod tests {
         );
         assert_eq!(py_str(&json!(2.0)), "2.0");
         assert_eq!(py_str(&json!(1e20)), "1e+20");
+        // Python escapes every character `str.isprintable()` rejects, not only ASCII controls.
+        assert_eq!(
+            py_str(&json!(["\u{a0}", "\u{2028}", "é", "\u{7f}", "\u{200b}"])),
+            "['\\xa0', '\\u2028', 'é', '\\x7f', '\\u200b']"
+        );
+        assert_eq!(py_str(&json!({"k\u{85}": 1e16})), "{'k\\x85': 1e+16}");
     }
 }

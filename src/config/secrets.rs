@@ -2,63 +2,12 @@
 //! (`credential_source = vault`). References are `path[:key]`, as in `|>images/linux:password<|`.
 
 use crate::config::expr::PyVal;
+use crate::config::pytext::{is_py_space, py_strip};
+pub use crate::config::secret_error::SecretError;
 use crate::config::vault::{VaultConfig, VaultSecrets};
 use crate::secret::{register, Secret};
 use serde_json::{Map, Value};
 use std::path::{Path, PathBuf};
-
-/// Why a secret could not be read. Messages name the path and key, never a value.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum SecretError {
-    #[error(
-        "no credential source is configured for secret '{reference}': set credential_source=config \
-         and create ~/.config/osimager/secrets, or set credential_source=vault with vault_addr and \
-         vault_token (or VAULT_ADDR/VAULT_TOKEN, or an AppRole: VAULT_ROLE_ID/VAULT_SECRET_ID)"
-    )]
-    NotConfigured { reference: String },
-    #[error(
-        "secrets file {} not found: create it with lines `path key=value …`, e.g. \
-         `images/linux username=root password=…`", path.display()
-    )]
-    FileMissing { path: PathBuf },
-    #[error("cannot read secrets file {}: {reason}", path.display())]
-    FileRead { path: PathBuf, reason: String },
-    #[error("secret path '{path}' not found in {store}")]
-    PathNotFound { path: String, store: String },
-    #[error("secret path '{path}' has no key '{key}' in {store}")]
-    KeyNotFound {
-        path: String,
-        key: String,
-        store: String,
-    },
-    #[error("invalid secret path '{path}': expected <mount>/<path> (the first component is the KV v2 mount)")]
-    InvalidPath { path: String },
-    #[error("Vault at {addr} denied access to '{path}' (403 permission denied): grant the token or AppRole a policy with read on it")]
-    Forbidden { addr: String, path: String },
-    #[error("Vault at {addr} is unreachable ({reason}): check vault_addr/VAULT_ADDR and that the server is running")]
-    Unreachable { addr: String, reason: String },
-    #[error("Vault login at {addr} failed: {reason}")]
-    Auth { addr: String, reason: String },
-    #[error("Vault at {addr} failed reading '{path}': {reason}")]
-    Vault {
-        addr: String,
-        path: String,
-        reason: String,
-    },
-}
-
-impl SecretError {
-    /// The secret does not exist (missing path or key, or a path without mount): the original
-    /// went on with "".
-    pub fn is_not_found(&self) -> bool {
-        matches!(
-            self,
-            SecretError::PathNotFound { .. }
-                | SecretError::KeyNotFound { .. }
-                | SecretError::InvalidPath { .. }
-        )
-    }
-}
 
 /// Where secrets come from.
 #[allow(clippy::large_enum_variant)] // created once per run
@@ -92,13 +41,14 @@ impl SecretStore {
             SecretStore::File(f) => f.entry(path)?,
             SecretStore::Vault(v) => v.read(path)?,
         };
-        entry_value(&entry, path, key, self.describe())
+        entry_value(&entry, path, key, self.describe(path))
     }
 
-    fn describe(&self) -> String {
+    /// Where `path` is read from, for messages.
+    pub fn describe(&self, path: &str) -> String {
         match self {
             SecretStore::File(f) => format!("secrets file {}", f.path.display()),
-            SecretStore::Vault(v) => format!("Vault at {}", v.addr()),
+            SecretStore::Vault(v) => v.describe(path),
         }
     }
 }
@@ -196,14 +146,11 @@ impl FileSecrets {
 fn parse_secrets(text: &str) -> Map<String, Value> {
     let mut entries = Map::new();
     for line in text.lines() {
-        let line = crate::config::markers::py_strip(line);
+        let line = py_strip(line);
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let parts: Vec<&str> = line
-            .split(crate::config::markers::is_py_space)
-            .filter(|p| !p.is_empty())
-            .collect();
+        let parts: Vec<&str> = line.split(is_py_space).filter(|p| !p.is_empty()).collect();
         if parts.len() < 2 {
             continue;
         }

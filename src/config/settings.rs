@@ -36,11 +36,15 @@ pub struct Settings {
     pub warnings: Vec<String>,
 }
 
+/// An XDG base directory variable, or `default`. The XDG Base Directory specification says an
+/// empty value is treated as unset; 1.11.1 (`os.environ.get(name, default)`) let an empty value
+/// win, so `XDG_CONFIG_HOME=` made it read `osimager/…` relative to the working directory (a
+/// deliberate deviation, docs/COMPAT.md).
 fn env_or(name: &str, default: impl FnOnce() -> PathBuf) -> PathBuf {
-    // Python: os.environ.get(name, default): a variable that is set but empty still wins.
+    // XDG: a variable that is set but empty counts as unset (docs/COMPAT.md; 1.11.1 used it).
     match super::env::var_os(name) {
-        Some(v) => PathBuf::from(v),
-        None => default(),
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => default(),
     }
 }
 
@@ -102,15 +106,23 @@ impl Settings {
             {
                 Ok(Value::Object(data)) => {
                     for (k, v) in data {
+                        if let Err(e) = super::setting_types::check_loaded(&k, &v) {
+                            st.warnings.push(format!(
+                                "{}: {e}; fix it with `osimager config set {k}=…`",
+                                file.display()
+                            ));
+                        }
                         st.apply_loaded(&k, v);
                     }
                 }
                 Ok(_) => st.warnings.push(format!(
-                    "Error reading config file: {}: top level is not an object",
+                    "ignoring config file {}: its top level is not a JSON object; using the \
+                     defaults (fix or delete it; `osimager config set KEY=VALUE` rewrites it)",
                     file.display()
                 )),
                 Err(e) => st.warnings.push(format!(
-                    "Error reading config file: {}: {e}",
+                    "ignoring config file {}: {e}; using the defaults (fix or delete it; \
+                     `osimager config set KEY=VALUE` rewrites it)",
                     file.display()
                 )),
             }
@@ -153,14 +165,16 @@ impl Settings {
         self.values.get("local_only").map(to_bool).unwrap_or(false)
     }
 
-    /// `--set KEY=VALUE`: only known keys; returns whether the value changed (then the caller
-    /// saves). The value is stored as a string, as OSImager does.
+    /// `--set KEY=VALUE`: only known keys, and values of the form the key expects
+    /// ([`super::setting_types`]); returns whether the value changed (then the caller saves).
+    /// The value is stored as a string, as OSImager does.
     pub fn set(&mut self, item: &str) -> Result<bool, ConfigError> {
         let Some((key, value)) = item.split_once('=') else {
             return Err(ConfigError::Setting(format!(
-                "Invalid --set format (missing '='): {item}"
+                "invalid setting {item:?}: expected KEY=VALUE, e.g. memory=4096"
             )));
         };
+        let (key, value) = (key.trim(), value.trim());
         if !self.values.contains_key(key) {
             let known: Vec<&str> = self.values.keys().map(String::as_str).collect();
             return Err(ConfigError::Setting(format!(
@@ -168,7 +182,8 @@ impl Settings {
                 known.join(", ")
             )));
         }
-        let (key, value) = (key.trim(), value.trim());
+        super::setting_types::check(key, value)
+            .map_err(|e| ConfigError::Setting(format!("invalid value: {e}; nothing was saved")))?;
         let new = Value::String(value.to_string());
         if self.values.get(key) != Some(&new) {
             self.values.insert(key.to_string(), new);
@@ -205,6 +220,19 @@ impl Settings {
             out.push_str(&format!("  {k:<20} = {}\n", py_str(&self.values[k])));
         }
         out
+    }
+}
+
+impl Settings {
+    /// The directory of Ansible venvs: setting `venv_dir`, relative to `base_dir` when relative
+    /// (OSImager's `get_path`).
+    pub fn venv_dir(&self) -> PathBuf {
+        let dir = PathBuf::from(self.get_str("venv_dir"));
+        if dir.is_absolute() {
+            dir
+        } else {
+            PathBuf::from(self.get_str("base_dir")).join(dir)
+        }
     }
 }
 
@@ -290,5 +318,12 @@ mod tests {
         assert!(!st.set("memory= 4096 ").unwrap());
         assert!(st.set("nope=1").is_err());
         assert!(st.set("memory").is_err());
+        let e = st.set("memory=lots").unwrap_err().to_string();
+        assert!(
+            e.contains("whole number") && e.contains("nothing was saved"),
+            "{e}"
+        );
+        assert_eq!(st.values["memory"], Value::String("4096".into()));
+        assert!(st.set(" cpu_cores =4").unwrap());
     }
 }

@@ -3,10 +3,13 @@
 //! A reference `mount/rest/of/path[:key]` reads KV v2 secret `rest/of/path` from mount `mount`
 //! (the first path component), like the original's `_get_vault`. Authentication: a token
 //! (setting `vault_token`, else `VAULT_TOKEN`) or, when no token is given, an AppRole login
-//! (settings `vault_role_id`/`vault_secret_id`, else `VAULT_ROLE_ID`/`VAULT_SECRET_ID`; auth
-//! mount `approle` or `VAULT_APPROLE_MOUNT`). Server: setting `vault_addr`, else `VAULT_ADDR`.
+//! (`VAULT_ROLE_ID`/`VAULT_SECRET_ID`; auth mount `approle` or `VAULT_APPROLE_MOUNT`). Server:
+//! setting `vault_addr`, else `VAULT_ADDR`.
+//!
+//! Errors say which of these was used (a refused token names where it came from) and, for a
+//! missing secret, which mount and path were read and whether the mount exists.
 
-use crate::config::secrets::SecretError;
+use crate::config::secret_error::SecretError;
 use crate::secret::{redact, Secret};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
@@ -20,6 +23,9 @@ use vaultrs::error::ClientError;
 pub struct VaultConfig {
     pub addr: String,
     pub token: Option<Secret>,
+    /// Where `token` came from, for messages (`setting vault_token`, `VAULT_TOKEN`); empty when
+    /// given directly.
+    pub token_origin: String,
     pub role_id: Option<String>,
     pub secret_id: Option<Secret>,
     /// Auth mount of the AppRole method (default `approle`).
@@ -38,7 +44,15 @@ impl VaultConfig {
     /// From settings values ("" = unset), each falling back to its environment variable
     /// (`VAULT_ADDR`, `VAULT_TOKEN`, `VAULT_ROLE_ID`, `VAULT_SECRET_ID`, `VAULT_APPROLE_MOUNT`).
     pub fn from_settings(addr: &str, token: &str, role_id: &str, secret_id: &str) -> VaultConfig {
+        let token_origin = if non_empty(token).is_some() {
+            "the setting vault_token (config.json)"
+        } else if env_non_empty("VAULT_TOKEN").is_some() {
+            "VAULT_TOKEN"
+        } else {
+            ""
+        };
         VaultConfig {
+            token_origin: token_origin.to_string(),
             addr: non_empty(addr)
                 .or_else(|| env_non_empty("VAULT_ADDR"))
                 .unwrap_or_default(),
@@ -92,6 +106,31 @@ fn reason(e: &ClientError) -> String {
     redact(&text)
 }
 
+/// The server's answer in a few words: `status 403: permission denied`.
+fn api_reason(e: &ClientError) -> String {
+    match e {
+        ClientError::APIError { code, errors } if !errors.is_empty() => {
+            redact(&format!("status {code}: {}", errors.join("; ")))
+        }
+        _ => match status(e) {
+            Some(code) => format!("status {code}: {}", reason(e)),
+            None => reason(e),
+        },
+    }
+}
+
+/// Vault answers a read under a path no secrets engine is mounted at with 404 and
+/// `no handler for route "…"`, and a missing secret in an existing KV v2 mount with 404 and no
+/// error text.
+fn no_such_mount(e: &ClientError) -> bool {
+    match e {
+        ClientError::APIError { errors, .. } => {
+            errors.iter().any(|m| m.contains("no handler for route"))
+        }
+        _ => false,
+    }
+}
+
 fn status(e: &ClientError) -> Option<u16> {
     match e {
         ClientError::APIError { code, .. } => Some(*code),
@@ -139,15 +178,23 @@ impl VaultSecrets {
             .enable_all()
             .build()
             .map_err(|e| auth_err(format!("cannot start a runtime: {e}")))?;
-        let map_login = |e: ClientError, what: &str| match status(&e) {
-            None => SecretError::Unreachable {
-                addr: addr.clone(),
-                reason: reason(&e),
-            },
-            Some(code) => auth_err(format!("{what} rejected (status {code}): {}", reason(&e))),
+        let unreachable = |e: &ClientError| SecretError::Unreachable {
+            addr: addr.clone(),
+            reason: reason(e),
         };
         let token = if let Some(t) = &cfg.token {
-            run(&rt, vaultrs::token::lookup_self(&client)).map_err(|e| map_login(e, "token"))?;
+            run(&rt, vaultrs::token::lookup_self(&client)).map_err(|e| match status(&e) {
+                None => unreachable(&e),
+                Some(_) => SecretError::TokenRejected {
+                    addr: addr.clone(),
+                    origin: if cfg.token_origin.is_empty() {
+                        "the configuration".to_string()
+                    } else {
+                        cfg.token_origin.clone()
+                    },
+                    reason: api_reason(&e),
+                },
+            })?;
             t.clone()
         } else if let (Some(role), Some(sid)) = (&cfg.role_id, &cfg.secret_id) {
             let mount = if cfg.approle_mount.is_empty() {
@@ -159,7 +206,15 @@ impl VaultSecrets {
                 &rt,
                 vaultrs::auth::approle::login(&client, mount, role, sid.expose()),
             )
-            .map_err(|e| map_login(e, "AppRole login"))?;
+            .map_err(|e| match status(&e) {
+                None => unreachable(&e),
+                Some(_) => auth_err(format!(
+                    "the AppRole login (role_id from VAULT_ROLE_ID, auth mount '{mount}') was \
+                     refused ({}): check VAULT_ROLE_ID, VAULT_SECRET_ID (secret IDs expire) and \
+                     VAULT_APPROLE_MOUNT",
+                    api_reason(&e)
+                )),
+            })?;
             let t = Secret::new(info.client_token);
             client.set_token(t.expose());
             t
@@ -180,6 +235,17 @@ impl VaultSecrets {
     /// The server address.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// How a secret path is read, for messages: `Vault at ADDR (KV v2 mount 'm', path 'p')`.
+    pub fn describe(&self, full_path: &str) -> String {
+        match full_path.split_once('/') {
+            Some((mount, path)) => format!(
+                "Vault at {} (KV v2 mount '{mount}', path '{path}')",
+                self.addr
+            ),
+            None => format!("Vault at {}", self.addr),
+        }
     }
 
     /// The token in use (the AppRole login's token when AppRole was used): what Packer and the
@@ -212,9 +278,12 @@ impl VaultSecrets {
         let res: Result<Map<String, Value>, ClientError> =
             run(rt, vaultrs::kv2::read(&self.client, mount, path));
         res.map_err(|e| match status(&e) {
-            Some(404) => SecretError::PathNotFound {
-                path: full_path.to_string(),
-                store: format!("Vault at {}", self.addr),
+            Some(404) => SecretError::VaultNotFound {
+                addr: self.addr.clone(),
+                reference: full_path.to_string(),
+                mount: mount.to_string(),
+                path: path.to_string(),
+                no_mount: no_such_mount(&e),
             },
             Some(403) => SecretError::Forbidden {
                 addr: self.addr.clone(),

@@ -1,6 +1,6 @@
 //! The error at the engine boundary: which engine failed, in which step, of what kind.
 
-use super::native::NativeError;
+use super::native::NativeFailure;
 use super::packer::PackerError;
 use crate::config::ConfigError;
 use osimager_events::ErrorKind;
@@ -11,15 +11,9 @@ pub enum BuildError {
     /// The target could not be resolved or prepared.
     #[error("resolving the target")]
     Config(#[source] ConfigError),
-    /// A native build failed in `step`.
-    #[error("build failed in step \"{}\"", .step.replace('_', " "))]
-    Native {
-        step: String,
-        #[source]
-        source: Box<NativeError>,
-        /// What `--on-error abort` left, and how to remove it.
-        left_in_place: Vec<String>,
-    },
+    /// A native build failed (in a step, with what `--on-error abort` left).
+    #[error(transparent)]
+    Native(Box<NativeFailure>),
     /// The Packer engine failed (its messages say so themselves).
     #[error(transparent)]
     Packer(PackerError),
@@ -64,7 +58,7 @@ impl BuildError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             BuildError::Config(_) => ErrorKind::Configuration,
-            BuildError::Native { source, .. } => source.kind(),
+            BuildError::Native(f) => f.source.kind(),
             BuildError::Packer(e) => e.kind(),
             BuildError::Retrofit(_) => ErrorKind::Provisioner,
         }
@@ -73,7 +67,7 @@ impl BuildError {
     /// The step that failed (native engine).
     pub fn step(&self) -> Option<&str> {
         match self {
-            BuildError::Native { step, .. } => Some(step),
+            BuildError::Native(f) => Some(&f.step),
             _ => None,
         }
     }
@@ -81,7 +75,7 @@ impl BuildError {
     /// What `--on-error abort` left in place.
     pub fn left_in_place(&self) -> &[String] {
         match self {
-            BuildError::Native { left_in_place, .. } => left_in_place,
+            BuildError::Native(f) => &f.left_in_place,
             _ => &[],
         }
     }
@@ -89,7 +83,7 @@ impl BuildError {
     /// The whole account for people, once: this error and its causes, each cause shown only
     /// when it adds something its parent's text does not already say.
     pub fn message(&self) -> String {
-        error_chain(self)
+        crate::errors::error_chain(self)
     }
 
     /// The exit status a CLI reports (Packer's own, or 1).
@@ -101,41 +95,19 @@ impl BuildError {
     }
 }
 
-/// An error and its causes as one text: `outer: cause: cause`, skipping a cause whose text is
-/// already part of the text before it (many errors repeat their source in their own message).
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let t = c.to_string();
-        if !t.is_empty() && !out.contains(&t) {
-            out.push_str(": ");
-            out.push_str(&t);
-        }
-        cur = c.source();
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[derive(Debug, thiserror::Error)]
-    #[error("outer: {0}")]
-    struct Repeats(#[source] std::io::Error);
-
     #[test]
     fn chain_does_not_repeat_what_the_parent_already_says() {
-        let e = Repeats(std::io::Error::other("disk full"));
-        assert_eq!(error_chain(&e), "outer: disk full");
-        let n = BuildError::Native {
+        let n = BuildError::Native(Box::new(NativeFailure {
             step: "wait_for_ssh".into(),
-            source: Box::new(NativeError::Cancelled {
+            source: crate::engine::native::NativeError::Cancelled {
                 reason: "SIGINT".into(),
-            }),
+            },
             left_in_place: vec![],
-        };
+        }));
         assert_eq!(
             n.message(),
             "build failed in step \"wait for ssh\": interrupted by SIGINT"

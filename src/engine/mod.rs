@@ -138,6 +138,8 @@ pub fn new_build_id() -> String {
 pub enum BuildOutcome {
     Native(native::BuildReport),
     Packer(packer::PackerReport),
+    /// Provisioners re-ran against an existing machine.
+    Retrofit,
 }
 
 /// The engine `--engine auto` picks for a builder type: native where the registry has a driver.
@@ -168,6 +170,9 @@ pub async fn run(build: Build) -> Result<BuildOutcome, BuildError> {
         name: build.plan.name.clone(),
         dry_run: build.options.dry_run,
     });
+    for n in &build.plan.inputs.notices {
+        build.events.log(n.clone());
+    }
     for w in &build.plan.inputs.warnings {
         build.events.warn(w.clone());
     }
@@ -176,7 +181,10 @@ pub async fn run(build: Build) -> Result<BuildOutcome, BuildError> {
             .await
             .map(BuildOutcome::Packer)
             .map_err(BuildError::from),
-        _ => native::run(&build).await.map(BuildOutcome::Native),
+        _ => native::run(&build)
+            .await
+            .map(BuildOutcome::Native)
+            .map_err(BuildError::Native),
     };
     finish(&build, &result, started);
     result
@@ -218,13 +226,29 @@ pub fn finish(build: &Build, result: &Result<BuildOutcome, BuildError>, started:
 /// Re-run the provisioners of `plan` (resolved as for a build) against an existing machine:
 /// natively over SSH unless `--engine packer` (Packer's null builder, as OSImager does).
 pub async fn retrofit(build: Build) -> Result<(), BuildError> {
-    match build.options.engine {
-        EngineKind::Packer => packer::run_retrofit(&build)
+    let started = Instant::now();
+    let packer = build.options.engine == EngineKind::Packer;
+    build.events.emit(BuildEvent::BuildStarted {
+        target: build.plan.target.clone(),
+        engine: if packer {
+            EngineName::Packer
+        } else {
+            EngineName::Native
+        },
+        builder_type: "null".into(),
+        name: build.plan.name.clone(),
+        dry_run: build.options.dry_run,
+    });
+    let result = if packer {
+        packer::run_retrofit(&build)
             .await
-            .map(|_| ())
-            .map_err(BuildError::from),
-        _ => retrofit::run(&build).await,
-    }
+            .map(BuildOutcome::Packer)
+            .map_err(BuildError::from)
+    } else {
+        retrofit::run(&build).await.map(|_| BuildOutcome::Retrofit)
+    };
+    finish(&build, &result, started);
+    result.map(|_| ())
 }
 
 #[cfg(test)]
@@ -235,9 +259,14 @@ mod tests {
     fn auto_picks_native_where_the_registry_has_a_driver() {
         let d = DriverRegistry::builtin();
         assert_eq!(pick(EngineKind::Auto, "qemu", &d), EngineKind::Native);
+        assert_eq!(pick(EngineKind::Auto, "vmware-iso", &d), EngineKind::Native);
         assert_eq!(
             pick(EngineKind::Auto, "vsphere-iso", &d),
             EngineKind::Packer
+        );
+        assert_eq!(
+            pick(EngineKind::Auto, "virtualbox-iso", &d),
+            EngineKind::Native
         );
         assert_eq!(pick(EngineKind::Packer, "qemu", &d), EngineKind::Packer);
         assert_eq!(
@@ -246,5 +275,41 @@ mod tests {
         );
         let none = DriverRegistry::default();
         assert_eq!(pick(EngineKind::Auto, "qemu", &none), EngineKind::Packer);
+    }
+}
+
+#[cfg(test)]
+mod terminal_rule {
+    /// The engines talk through events and the caller's prompter only: no terminal reads.
+    /// (Printing is refused by `#![deny(clippy::print_stdout, clippy::print_stderr)]` above.)
+    #[test]
+    fn the_engine_never_reads_the_terminal() {
+        fn walk(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+            for e in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_some_and(|x| x == "rs") {
+                    out.push(p);
+                }
+            }
+        }
+        let mut files = Vec::new();
+        walk(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/engine"),
+            &mut files,
+        );
+        assert!(files.len() > 20, "{files:?}");
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            for needle in ["io::stdin", "stdin()", "read_line", "IsTerminal"] {
+                let hits: Vec<&str> = text
+                    .lines()
+                    .filter(|l| l.contains(needle) && !l.trim_start().starts_with("//"))
+                    .filter(|l| !l.contains("needle") && !l.contains("for needle"))
+                    .collect();
+                assert!(hits.is_empty(), "{}: {needle}: {hits:?}", f.display());
+            }
+        }
     }
 }

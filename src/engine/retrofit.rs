@@ -102,7 +102,7 @@ async fn provision(b: &Build) -> Result<()> {
             plan.provisioners.len()
         ));
         let mut ctx = crate::provision::ProvisionContext::from_plan(plan, &host, port, &ptemp)?
-            .with_build_context(&b.context)
+            .with_environment(b.context.vars.clone(), b.context.secrets.clone())
             .with_session(session);
         let events = ev.clone();
         ctx.on_output = Some(Arc::new(move |line: &str| {

@@ -31,7 +31,10 @@ use std::path::{Path, PathBuf};
 pub enum IsoError {
     #[error("iso_checksum {spec:?} is not valid: use HEX, md5:/sha1:/sha256:/sha512:HEX, file:SUMS or none")]
     BadChecksum { spec: String },
-    #[error("{url}: HTTP {status} (the server refused the download; check iso_url)")]
+    #[error(
+        "{url}: HTTP {status}: check iso_url (a file that moved after a point release can be \
+         given for one build with -D iso_url=URL)"
+    )]
     Http { url: String, status: String },
     #[error("{url}: {message} (check the address and network)")]
     Network { url: String, message: String },
@@ -41,7 +44,11 @@ pub enum IsoError {
         expected: String,
         actual: String,
     },
-    #[error("checksum file {sums} has no entry for {name}")]
+    #[error(
+        "checksum file {sums} has no entry for {name}: check that iso_checksum (file:…) is the \
+         checksum list published next to this ISO, or give the hash itself (-D \
+         iso_checksum=sha256:HEX)"
+    )]
     NoSumsEntry { sums: String, name: String },
     #[error("{url}: unsupported URL scheme (use http://, https://, file:// or a local path)")]
     Scheme { url: String },

@@ -112,7 +112,7 @@ pub(crate) async fn run(e: &Entry, ctx: &ProvisionContext) -> Result<(), Provisi
         .unwrap_or_else(|| PathBuf::from("ansible-playbook"));
     let program = which(&wanted.to_string_lossy(), &path, &ctx.work_dir).ok_or_else(|| {
         e.failed(format!(
-            "{} not found (searched {}). Install Ansible (e.g. `pip install ansible-core` in a venv, or `mkvenv VERSION` for the spec's ansible_version) or set the ansible_playbook_cmd setting",
+            "{} not found (searched {}). Install Ansible (e.g. `pip install ansible-core` in a venv) and put its bin/ on PATH, or create the venv the spec asks for with `osimager venv VERSION`, or set the provisioner entry's `command`; `osimager doctor` checks this",
             wanted.display(),
             std::env::join_paths(std::env::split_paths(&path)).map(|p| p.to_string_lossy().into_owned()).unwrap_or_default()
         ))

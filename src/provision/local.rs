@@ -28,23 +28,9 @@ pub(crate) fn search_path(ctx: &ProvisionContext) -> OsString {
     }
 }
 
-/// Find `program` the way a shell would with `path`. Names containing `/` are taken as paths
-/// (relative to `cwd`).
+/// Find `program` in `path` (names with `/` relative to `cwd`).
 pub(crate) fn which(program: &str, path: &OsString, cwd: &Path) -> Option<PathBuf> {
-    if program.contains('/') {
-        let p = cwd.join(program);
-        return p.is_file().then_some(p);
-    }
-    std::env::split_paths(path)
-        .map(|d| d.join(program))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
+    crate::tools::which(program, Some(path.as_os_str()), cwd)
 }
 
 /// A command with the build environment applied: `ctx.env`, PATH (venv first), cwd `work_dir`.

@@ -101,11 +101,15 @@ impl ProvisionContext {
         }
     }
 
-    /// Run local commands in the build's environment, redact with its secrets, and use the
-    /// spec's Ansible venv (`ansible_version`) when the plan asks for one and it exists.
-    pub fn with_build_context(mut self, ctx: &crate::engine::BuildContext) -> Self {
-        self.process_env = Some(ctx.vars.clone());
-        self.secrets = ctx.secrets.clone();
+    /// Run local commands in the build's environment `vars` (not this process's) and redact
+    /// their output with the build's `secrets`.
+    pub fn with_environment(
+        mut self,
+        vars: BTreeMap<String, String>,
+        secrets: crate::secret::Registry,
+    ) -> Self {
+        self.process_env = Some(vars);
+        self.secrets = secrets;
         self
     }
 
@@ -145,7 +149,7 @@ impl ProvisionContext {
         ctx.venv_bin = plan
             .venv
             .as_ref()
-            .map(|v| plan.inputs.venv_dir().join(v).join("bin"))
+            .map(|v| plan.inputs.venv_dir.join(v).join("bin"))
             .filter(|b| b.is_dir());
         Ok(ctx)
     }

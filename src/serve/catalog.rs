@@ -230,6 +230,8 @@ pub fn resolve(cfg: &Config, t: &TargetRef) -> Result<ResolvedTarget, BackendErr
                     temp_dir: tmp.path().to_path_buf(),
                     skip: false,
                     build_id: None,
+                    // As `osimager defs`: a missing secret is a warning here, an error in a build.
+                    require_secrets: false,
                 },
             )
         })

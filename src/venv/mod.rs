@@ -316,31 +316,10 @@ impl VenvContext {
     /// From a loaded configuration: setting `venv_dir` (relative to `base_dir` when relative, as
     /// OSImager's `get_path`), layers user dir then bundled tree.
     pub fn from_config(config: &crate::config::Config) -> VenvContext {
-        let st = &config.settings;
-        let dir = PathBuf::from(st.get_str("venv_dir"));
-        let venv_dir = if dir.is_absolute() {
-            dir
-        } else {
-            PathBuf::from(st.get_str("base_dir")).join(dir)
-        };
         VenvContext {
-            venv_dir,
+            venv_dir: config.settings.venv_dir(),
             layers: vec![config.layers.user.clone(), config.layers.system.clone()],
             path_var: None,
-        }
-    }
-}
-
-/// `mkvenv` / `osimager venv` as a command: output on stdout, `error: …` on failure, exit code
-/// 0 or 1 (OSImager prints its errors on stdout too).
-pub fn main(ctx: &VenvContext, req: &VenvRequest) -> i32 {
-    let stdout = std::io::stdout();
-    let mut out = stdout.lock();
-    match run(ctx, req, &mut out) {
-        Ok(()) => 0,
-        Err(e) => {
-            let _ = writeln!(out, "error: {e}");
-            1
         }
     }
 }

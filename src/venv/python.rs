@@ -41,7 +41,7 @@ pub fn find_python(min: &str, max: Option<&str>, path_var: Option<&OsStr>) -> Op
     let min_v = parse_version(min)?;
     let max_v = max.and_then(parse_version);
     for name in candidates(min_v) {
-        let Some(path) = crate::engine::packer::detect::which(&name, path_var) else {
+        let Some(path) = crate::tools::which(&name, path_var, std::path::Path::new(".")) else {
             continue;
         };
         let Some(v) = interpreter_version(&path) else {

@@ -4,7 +4,7 @@
 #
 #   tests/data/validate-bundled.sh [--only REGEX] [--no-packer]
 #
-# Environment: OSIMAGER_VENV (default /opt/osimager-venv: a venv with osimager==1.11.1),
+# Environment: OSIMAGER_VENV (default $OSIMAGER_TOOLS_VENV, else /opt/osimager-venv: a venv with osimager==1.11.1),
 # PACKER (default packer; Packer 1.6.6 is what the CI machines have), KEEP=1 keeps the scratch dir.
 #
 # The oracle only reads its bundled data from <package>/data, so this script copies the oracle's
@@ -22,7 +22,7 @@ set -eu
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-venv=${OSIMAGER_VENV:-/opt/osimager-venv}
+venv=${OSIMAGER_VENV:-${OSIMAGER_TOOLS_VENV:-/opt/osimager-venv}}
 packer=${PACKER:-packer}
 only='.*'
 use_packer=1
@@ -52,38 +52,13 @@ cat > "$scratch/cfg/osimager/config.json" <<EOF
 {"credential_source": "config", "iso_path": "$scratch/iso", "packer_cache_dir": "$scratch/cache"}
 EOF
 # A location with every def the bundled platforms and specs read (see docs/DATA.md).
-cat > "$scratch/cfg/osimager/locations/lab.json" <<EOF
-{
-  "defs": {
-    "domain": "lab.example",
-    "cidr": "10.9.8.0/24",
-    "dns": {"servers": ["127.0.0.1"], "search": ["lab.example", "example"]},
-    "ntp": {"servers": ["127.0.0.1"]},
-    "vms_path": "$scratch/vms",
-    "qemu_accelerator": "tcg",
-    "vsphere_datacenter": "dc1", "vsphere_cluster": "cluster1", "vsphere_datastore": "ds1",
-    "vsphere_network": "VM Network",
-    "proxmox_node": "pve1",
-    "xen_sr": "Local storage",
-    "aws_region": "eu-west-1",
-    "azure_location": "westeurope", "azure_resource_group": "rg-images",
-    "gcp_zone": "europe-west1-b"
-  }
-}
-EOF
+# A location with every def the bundled platforms and specs read, and a dummy value for every
+# secret (tests/data/bundled/, shared with tests/bundled_data.rs).
+sed "s|@SCRATCH@|$scratch|" "$here/bundled/lab.json" > "$scratch/cfg/osimager/locations/lab.json"
 # The same location with UEFI firmware, to exercise every firmware_specific path.
 sed 's/"defs": {/"defs": {\n    "firmware": "efi",/' "$scratch/cfg/osimager/locations/lab.json" \
     > "$scratch/cfg/osimager/locations/lab-efi.json"
-cat > "$scratch/cfg/osimager/secrets" <<'EOF'
-images/linux username=builder password=Dummy-linux-1
-images/windows username=Administrator password=Dummy-Win-1
-vsphere/lab server=vcenter.lab.example username=svc-packer password=Dummy-vs-1
-proxmox/lab url=https://pve1.lab.example:8006/api2/json username=packer@pve!osimager token=Dummy-pve-1
-xenserver/lab server=xen1.lab.example username=root password=Dummy-xen-1
-aws/lab access_key=AKIADUMMY secret_key=Dummy-aws-1
-azure/lab client_id=00000000-0000-0000-0000-000000000001 client_secret=Dummy-az-1 tenant_id=00000000-0000-0000-0000-000000000002 subscription_id=00000000-0000-0000-0000-000000000003
-gcp/lab project_id=dummy-project credentials_json={"type":"service_account"}
-EOF
+cp "$here/bundled/secrets" "$scratch/cfg/osimager/secrets"
 
 export HOME="$scratch/home" XDG_CONFIG_HOME="$scratch/cfg" XDG_DATA_HOME="$scratch/data"
 export XDG_CACHE_HOME="$scratch/cache" PYTHONPATH="$scratch/pkg" PATH="$venv/bin:$PATH"

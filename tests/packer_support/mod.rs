@@ -142,21 +142,13 @@ pub fn qemu_plan(s: &Scratch) -> BuildPlan {
     plan
 }
 
-/// PATH with the oracle venv's bin (ansible-playbook for Packer's ansible provisioner).
-pub fn path_with_ansible() -> String {
-    format!(
-        "/opt/osimager-venv/bin:{}",
-        std::env::var("PATH").unwrap_or_default()
-    )
-}
-
 /// `packer validate TEMPLATE` in `dir`; (success, combined output).
 pub fn packer_validate(template: &Path, dir: &Path) -> (bool, String) {
     let out = std::process::Command::new("packer")
         .arg("validate")
         .arg(template)
         .current_dir(dir)
-        .env("PATH", path_with_ansible())
+        .env("PATH", super::support::path_with_tools())
         .env("CHECKPOINT_DISABLE", "1")
         .output()
         .expect("packer runs");
@@ -221,12 +213,14 @@ pub fn build_with_config(
     config.prepare(&mut plan).expect("plan prepares");
     let context = osimager::engine::BuildContext::from_process();
     let ctx = PackerContext::from_plan(&plan, opts, &context);
-    let job = osimager::engine::packer::PackerJob::standalone(
-        ctx,
-        plan,
-        opts.clone(),
-        osimager::engine::Events::discard(),
+    // The CLI's terminal renderer: Packer's transcript and the steps land in the test's
+    // output (shown when it fails).
+    let events = osimager::engine::Events::discard();
+    events.attach(
+        std::sync::Arc::new(osimager::cli::sinks::Terminal::new(false, false, false)),
+        false,
     );
+    let job = osimager::engine::packer::PackerJob::standalone(ctx, plan, opts.clone(), events);
     let job = if retrofit_only {
         job.into_retrofit()?
     } else {
@@ -244,8 +238,5 @@ pub fn set_inputs(plan: &mut BuildPlan, ctx: &PackerContext) {
     plan.inputs
         .settings
         .insert("packer_cmd".into(), Value::String(ctx.packer_cmd.clone()));
-    plan.inputs.settings.insert(
-        "venv_dir".into(),
-        Value::String(ctx.venv_dir.display().to_string()),
-    );
+    plan.inputs.venv_dir = ctx.venv_dir.clone();
 }

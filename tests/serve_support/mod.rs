@@ -1,6 +1,7 @@
 //! A real `osimager serve` for tests: its own state dir, a user config dir made from the test
 //! OS's (tests/testos/config) plus a `canary` location whose password is a secret read from
-//! the secrets file (the canary that must never show), the tools venv on PATH.
+//! the secrets file (the canary that must never show), the tools venv on PATH. Built on the
+//! shared harness (`tests/support`): the including test declares `mod support;` first.
 #![allow(dead_code)]
 
 use serde_json::Value;
@@ -12,30 +13,12 @@ use std::time::{Duration, Instant};
 pub const CANARY: &str = "osi-canary-5f1e9b7d";
 pub const TARGET: &str = "qemu/canary/testos-1-x86_64";
 
-pub fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+pub use crate::support::{media_cache, repo};
 
-pub fn media_cache() -> PathBuf {
-    std::env::var_os("OSIMAGER_TESTOS_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/osimager-testos")
-        })
-}
-
-/// Guest builds run only with OSIMAGER_E2E=1 and the media built.
+/// Guest builds run only with OSIMAGER_E2E=1 and the media built (a counted skip otherwise,
+/// a failure in CI: `support::e2e_enabled`).
 pub fn e2e() -> bool {
-    if std::env::var("OSIMAGER_E2E").as_deref() != Ok("1") {
-        eprintln!("skipped: set OSIMAGER_E2E=1 (and build tests/testos media) to run");
-        return false;
-    }
-    assert!(
-        media_cache().join("current/testos.iso").is_file(),
-        "no test OS media in {}: run tests/testos/build-media.sh first",
-        media_cache().display()
-    );
-    true
+    crate::support::e2e_enabled()
 }
 
 fn link_tree(from: &Path, to: &Path) {
@@ -106,11 +89,8 @@ impl Serve {
             user_config(scratch);
         }
         let state = scratch.join("state");
-        let path = format!(
-            "/opt/osimager-venv/bin:{}",
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let mut child = Command::new(env!("CARGO_BIN_EXE_osimager"))
+        let path = crate::support::path_with_tools();
+        let mut child = Command::new(crate::support::osimager_bin())
             .args([
                 "serve",
                 "--listen",

@@ -9,7 +9,6 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -23,24 +22,6 @@ pub fn require_sshd() {
         "{SSHD} not found: these tests need a real OpenSSH server. Install it with \
          `apt-get install -y --no-install-recommends openssh-server`"
     );
-}
-
-/// A port nobody listens on right now.
-pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A port that refuses connections for as long as the returned socket lives: bound, never
-/// listening, so no concurrently running test can take it.
-pub fn closed_port() -> (tokio::net::TcpSocket, u16) {
-    let s = tokio::net::TcpSocket::new_v4().unwrap();
-    s.bind("127.0.0.1:0".parse().unwrap()).unwrap();
-    let port = s.local_addr().unwrap().port();
-    (s, port)
 }
 
 /// Key material and config for one sshd.
@@ -189,7 +170,8 @@ impl Drop for Sshd {
     }
 }
 
-/// ansible-playbook: $OSIMAGER_ANSIBLE_PLAYBOOK, else PATH. Panics with an install hint.
+/// ansible-playbook: $OSIMAGER_ANSIBLE_PLAYBOOK, else the one on PATH, else the tools venv's
+/// (`$OSIMAGER_TOOLS_VENV/bin`). Panics with an install hint.
 pub fn ansible_playbook() -> PathBuf {
     if let Some(p) = std::env::var_os("OSIMAGER_ANSIBLE_PLAYBOOK") {
         let p = PathBuf::from(p);
@@ -204,11 +186,5 @@ pub fn ansible_playbook() -> PathBuf {
     std::env::split_paths(&path)
         .map(|d| d.join("ansible-playbook"))
         .find(|p| p.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "ansible-playbook not found: set OSIMAGER_ANSIBLE_PLAYBOOK=/path/to/ansible-playbook \
-                 or put it on PATH (e.g. `python3 -m venv v && v/bin/pip install ansible-core`; \
-                 on the dev machine: /opt/osimager-venv/bin/ansible-playbook)"
-            )
-        })
+        .unwrap_or_else(|| super::support::tool("ansible-playbook"))
 }

@@ -17,7 +17,8 @@
 #   SHA256SUMS       sha256 of the files above (iso_checksum "file:" form)
 #   build-info.txt   kernel version, package versions, sizes
 #
-# Runs as root on Debian 12 (bookworm). Debian packages it needs (CI installs them):
+# Runs on Debian 12 (bookworm); a cache miss needs root (as root, or through sudo: the cache is
+# handed back to the calling user). Debian packages it needs (CI installs them):
 #   debootstrap xorriso isolinux syslinux-common extlinux busybox-static
 #   e2fsprogs fdisk cpio gzip apt dpkg coreutils util-linux
 # Network: only the Debian mirror of /etc/apt/sources.list (override: TESTOS_MIRROR).
@@ -68,8 +69,6 @@ need_file /usr/lib/syslinux/mbr/mbr.bin syslinux-common
 need_file /bin/busybox busybox-static
 /bin/busybox --list | grep -qx udhcpc ||
 	fail "/bin/busybox lacks udhcpc: install the Debian package 'busybox-static'"
-[ "$(id -u)" = 0 ] || fail "must run as root (debootstrap, chroot, device nodes)"
-
 # ------------------------------------------------------------------ cache key
 INPUTS=(
 	"$HERE/build-media.sh" "$HERE/packages.list" "$HERE/modules.list" "$HERE/isolinux.cfg"
@@ -85,6 +84,18 @@ if [ -f "$OUT/SHA256SUMS" ] && [ "$FORCE" = 0 ]; then
 	ln -sfn "$KEY" "$CACHE/.current.$$" && mv -Tf "$CACHE/.current.$$" "$CACHE/current"
 	say "cache hit: $OUT (key $KEY)"
 	say "media: $CACHE/current/testos.iso"
+	exit 0
+fi
+# Building needs root (debootstrap, chroot, device nodes): without it, run the build through
+# sudo and give the cache back to the caller afterwards.
+if [ "$(id -u)" != 0 ]; then
+	command -v sudo >/dev/null 2>&1 || fail "building the media needs root (debootstrap, chroot): run as root or install sudo"
+	flock -u 9
+	say "cache miss: building as root through sudo"
+	args=(--cache "$CACHE")
+	[ "$FORCE" = 1 ] && args+=(--force)
+	sudo env ${TESTOS_MIRROR:+TESTOS_MIRROR="$TESTOS_MIRROR"} "$0" "${args[@]}"
+	sudo chown -R "$(id -u):$(id -g)" "$CACHE"
 	exit 0
 fi
 say "cache miss: building $OUT (key $KEY)"

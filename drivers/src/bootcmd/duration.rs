@@ -2,6 +2,28 @@
 
 use std::time::Duration;
 
+/// A duration as builder keys and `<waitX>` tokens write it — the one rule for every duration
+/// osimager reads: Go syntax (`1m30s`, `1.5s`, `250ms`), or a bare whole number of seconds
+/// (`600`), which Packer's `<wait10>` uses and configs such as `"ssh_timeout": "600"` rely on.
+/// A bare fraction (`1.5`) is refused as Go and Packer refuse it: say `1.5s`. Surrounding spaces
+/// and a `+` are allowed; negative durations are refused.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    if s.starts_with('-') {
+        return Err(format!("negative duration {s:?}"));
+    }
+    let s = s.strip_prefix('+').unwrap_or(s);
+    if s.bytes().all(|b| b.is_ascii_digit()) {
+        parse_go_duration(&format!("{s}s"))
+    } else {
+        parse_go_duration(s)
+    }
+    .map_err(|e| format!("{e} in duration {text:?} (use e.g. 30s, 5m, 1h30m, 250ms, or seconds)"))
+}
+
 /// Parse a non-negative Go duration (`1m30s`, `1.5s`, `250ms`, `2h`, `10us`, `0`).
 /// Units: `h m s ms us µs μs ns`. A sign is rejected here; the caller reports negatives.
 pub fn parse_go_duration(s: &str) -> Result<Duration, String> {
@@ -102,4 +124,31 @@ fn frac(v: u128, unit: u128, name: &str) -> String {
     let width = (unit.ilog10()) as usize;
     let digits = format!("{f:0width$}");
     format!("{int}.{}{name}", digits.trim_end_matches('0'))
+}
+
+#[cfg(test)]
+mod rule_tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn one_rule_for_every_duration() {
+        assert_eq!(parse_duration("600"), Ok(Duration::from_secs(600)));
+        assert_eq!(parse_duration(" +5m "), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in [
+            "",
+            "-1s",
+            "1.5",
+            "inf",
+            "nan",
+            "1e3",
+            "5x",
+            "m",
+            "99999999999999999999h",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} accepted");
+        }
+    }
 }

@@ -1,6 +1,6 @@
 //! The boot-command parser (see the module documentation of `bootcmd` for the grammar).
 
-use super::duration::parse_go_duration;
+use super::duration::parse_duration;
 use super::error::{BootCommandError, ErrorKind};
 use super::template::{eval_at, Fields};
 use super::{is_typable, Key, KeyEvent, Special};
@@ -180,17 +180,7 @@ fn wait(token: &str, spec: &str) -> Result<KeyEvent, ErrorKind> {
     if spec.starts_with('-') {
         return Err(ErrorKind::NegativeWait(token.to_string()));
     }
-    let spec = spec.strip_prefix('+').unwrap_or(spec);
-    if !spec.is_empty() && spec.bytes().all(|b| b.is_ascii_digit()) {
-        return spec
-            .parse::<u64>()
-            .map(|n| KeyEvent::Wait(Duration::from_secs(n)))
-            .map_err(|_| ErrorKind::BadDuration {
-                token: token.to_string(),
-                reason: "number too large".into(),
-            });
-    }
-    parse_go_duration(spec)
+    parse_duration(spec)
         .map(KeyEvent::Wait)
         .map_err(|reason| ErrorKind::BadDuration {
             token: token.to_string(),

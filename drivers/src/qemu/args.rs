@@ -17,6 +17,8 @@ pub(crate) struct LaunchPlan {
     pub ssh_host_port: Option<u16>,
     pub disks: Vec<PathBuf>,
     pub cd_image: Option<PathBuf>,
+    /// The `floppy_files`/`floppy_dirs` image (Packer attaches it as the first floppy drive).
+    pub floppy_image: Option<PathBuf>,
     pub efi_vars: Option<PathBuf>,
     /// Whether a local display is available (`DISPLAY`/`WAYLAND_DISPLAY` set).
     pub have_display: bool,
@@ -123,6 +125,9 @@ fn defaults(cfg: &QemuConfig, plan: &LaunchPlan) -> Vec<(String, Vec<String>)> {
     }
     if let Some(cd) = &plan.cd_image {
         drives.push(format!("file={},media=cdrom", esc(cd)));
+    }
+    if let Some(fd) = &plan.floppy_image {
+        drives.push(format!("file={},if=floppy,index=0,format=raw", esc(fd)));
     }
     if let (Firmware::Efi { code, .. }, Some(vars)) = (&cfg.firmware, &plan.efi_vars) {
         drives.push(format!(

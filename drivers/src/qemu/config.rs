@@ -1,20 +1,12 @@
 //! `QemuConfig`: the QEMU builder block (Packer vocabulary) read into typed settings.
 
-use super::value::{parse_size_mib, Builder};
-use crate::bootcmd::parse_go_duration;
+use super::value::{err, parse_size_mib, Builder, ConfigError};
+use crate::bootcmd::parse_duration;
 use crate::driver::{DriverEnv, Media};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// A builder key with a value the QEMU driver cannot use.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("QEMU builder key {key:?}: {message}")]
-pub struct ConfigError {
-    pub key: String,
-    pub message: String,
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiskFormat {
@@ -113,6 +105,12 @@ pub struct QemuConfig {
     pub cd_files: Vec<PathBuf>,
     pub cd_content: BTreeMap<String, String>,
     pub cd_label: Option<String>,
+    /// Packer's floppy: `floppy_files` go flat to the root of a 1.44 MB FAT12 image (a directory
+    /// adds every file below it), `floppy_dirs` keep their structure; wildcards allowed.
+    pub floppy_files: Vec<PathBuf>,
+    pub floppy_dirs: Vec<PathBuf>,
+    /// `floppy_label` (default `packer`, as Packer).
+    pub floppy_label: String,
     pub ssh: Option<SshForward>,
     /// What the engine knows that the builder block does not say.
     pub env: DriverEnv,
@@ -133,28 +131,13 @@ const OVMF_VARS: &[&str] = &[
     "/usr/share/OVMF/OVMF_VARS.fd",
 ];
 
-fn cerr(key: &str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        key: key.into(),
-        message: message.into(),
-    }
-}
-
-fn port(b: &Builder, key: &str, default: u16) -> Result<u16, ConfigError> {
-    match b.u64(key)? {
-        None => Ok(default),
-        Some(p) if (1..=65535).contains(&p) => Ok(p as u16),
-        Some(p) => Err(cerr(key, format!("{p} is not a TCP port (1–65535)"))),
-    }
-}
-
 fn first_existing(key: &str, candidates: &[&str]) -> Result<PathBuf, ConfigError> {
     candidates
         .iter()
         .map(PathBuf::from)
         .find(|p| p.is_file())
         .ok_or_else(|| {
-            cerr(
+            err(
                 key,
                 format!(
                     "no OVMF firmware found (looked for {}); install the Debian package `ovmf` \
@@ -174,7 +157,7 @@ impl QemuConfig {
         let b = Builder(builder);
         if let Some(t) = b.string("type")? {
             if t != "qemu" {
-                return Err(cerr(
+                return Err(err(
                     "type",
                     format!("{t:?} is not a QEMU builder (expected \"qemu\")"),
                 ));
@@ -184,7 +167,7 @@ impl QemuConfig {
             .string("vm_name")?
             .unwrap_or_else(|| format!("packer-{}", env.build_name));
         if vm_name.contains('/') || vm_name.starts_with('.') {
-            return Err(cerr(
+            return Err(err(
                 "vm_name",
                 format!("{vm_name:?} must be a plain file name"),
             ));
@@ -212,7 +195,7 @@ impl QemuConfig {
         let disk_image = b.bool("disk_image")?.unwrap_or(false);
         let use_backing_file = b.bool("use_backing_file")?.unwrap_or(false);
         if use_backing_file && (!disk_image || format != DiskFormat::Qcow2) {
-            return Err(cerr(
+            return Err(err(
                 "use_backing_file",
                 "needs disk_image: true and format: qcow2",
             ));
@@ -229,7 +212,7 @@ impl QemuConfig {
         let mut qemuargs = Vec::new();
         if let Some(v) = b.value("qemuargs") {
             let bad = || {
-                cerr(
+                err(
                     "qemuargs",
                     "expected a list of lists of strings, e.g. [[\"-m\", \"1024M\"]]",
                 )
@@ -246,7 +229,7 @@ impl QemuConfig {
                     })
                     .collect::<Result<_, _>>()?;
                 if args.is_empty() || !args[0].starts_with('-') {
-                    return Err(cerr(
+                    return Err(err(
                         "qemuargs",
                         format!("entry {args:?} must start with a flag such as \"-netdev\""),
                     ));
@@ -262,11 +245,11 @@ impl QemuConfig {
                 bind_address: b
                     .string("vnc_bind_address")?
                     .unwrap_or_else(|| "127.0.0.1".into()),
-                port_min: port(&b, "vnc_port_min", 5900)?,
-                port_max: port(&b, "vnc_port_max", 6000)?,
+                port_min: b.port("vnc_port_min", 5900)?,
+                port_max: b.port("vnc_port_max", 6000)?,
             };
             if v.port_min < 5900 || v.port_max < v.port_min {
-                return Err(cerr(
+                return Err(err(
                     "vnc_port_min",
                     format!(
                         "need 5900 ≤ vnc_port_min ≤ vnc_port_max, got {}–{}",
@@ -280,27 +263,27 @@ impl QemuConfig {
         };
         let boot_key_interval = match b.string("boot_key_interval")? {
             None => DEFAULT_KEY_INTERVAL,
-            Some(s) => parse_go_duration(&s).map_err(|e| {
-                cerr(
+            Some(s) => parse_duration(&s).map_err(|e| {
+                err(
                     "boot_key_interval",
                     format!("{s:?} is not a duration ({e}); write e.g. \"10ms\" or \"100ms\""),
                 )
             })?,
         };
-        let mut cd_content = BTreeMap::new();
-        if let Some(v) = b.value("cd_content") {
-            let m = v
-                .as_object()
-                .ok_or_else(|| cerr("cd_content", "expected a map of path → file content"))?;
-            for (k, v) in m {
-                let text = v.as_str().ok_or_else(|| {
-                    cerr(
-                        "cd_content",
-                        format!("the content of {k:?} must be a string"),
-                    )
-                })?;
-                cd_content.insert(k.clone(), text.to_string());
-            }
+        let cd_content = b.text_files("cd_content")?;
+        let floppy_label = b
+            .string("floppy_label")?
+            .filter(|l| !l.is_empty())
+            .unwrap_or_else(|| "packer".into());
+        if floppy_label.len() > 11
+            || !floppy_label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || " _-!#$%&'()@^`{}~".contains(c))
+        {
+            return Err(err(
+                "floppy_label",
+                format!("{floppy_label:?} is not a FAT volume label (at most 11 ASCII letters, digits, spaces or _-!#$%&'()@^`{{}}~)"),
+            ));
         }
         let communicator = b.choice("communicator", &["ssh", "none", "winrm"])?;
         let ssh = if communicator.as_deref() == Some("none") {
@@ -312,8 +295,7 @@ impl QemuConfig {
                 22
             };
             let s = SshForward {
-                guest_port: port(
-                    &b,
+                guest_port: b.port(
                     if communicator.as_deref() == Some("winrm") {
                         "winrm_port"
                     } else {
@@ -321,11 +303,11 @@ impl QemuConfig {
                     },
                     guest_default,
                 )?,
-                host_port_min: port(&b, "host_port_min", 2222)?,
-                host_port_max: port(&b, "host_port_max", 4444)?,
+                host_port_min: b.port("host_port_min", 2222)?,
+                host_port_max: b.port("host_port_max", 4444)?,
             };
             if s.host_port_max < s.host_port_min {
-                return Err(cerr(
+                return Err(err(
                     "host_port_min",
                     format!(
                         "host_port_min {} is above host_port_max {}",
@@ -386,6 +368,17 @@ impl QemuConfig {
                 .collect(),
             cd_content,
             cd_label: b.string("cd_label")?,
+            floppy_files: b
+                .string_list("floppy_files")?
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            floppy_dirs: b
+                .string_list("floppy_dirs")?
+                .into_iter()
+                .map(PathBuf::from)
+                .collect(),
+            floppy_label,
             ssh,
             env,
             media: Media::default(),
@@ -417,7 +410,7 @@ impl QemuConfig {
             };
             for (key, p) in [("efi_firmware_code", &code), ("efi_firmware_vars", &vars)] {
                 if !p.is_file() {
-                    return Err(cerr(key, format!("{} does not exist", p.display())));
+                    return Err(err(key, format!("{} does not exist", p.display())));
                 }
             }
             return Ok(Firmware::Efi { code, vars });
@@ -430,7 +423,7 @@ impl QemuConfig {
                 if p.is_file() {
                     Ok(Firmware::BiosFile(p))
                 } else {
-                    Err(cerr(
+                    Err(err(
                         "firmware",
                         format!("{f:?} is neither a firmware file nor one of \"bios\", \"efi\""),
                     ))

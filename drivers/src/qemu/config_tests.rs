@@ -2,6 +2,7 @@ use super::args::{build_argv, LaunchPlan};
 use super::*;
 use crate::driver::{DriverEnv, HttpEndpoint, Media};
 use serde_json::json;
+use std::time::Duration;
 
 fn env() -> DriverEnv {
     DriverEnv {
@@ -33,6 +34,7 @@ fn plan() -> LaunchPlan {
         ssh_host_port: Some(3333),
         disks: vec!["/w/vm.qcow2".into()],
         cd_image: None,
+        floppy_image: None,
         efi_vars: None,
         have_display: false,
     }
@@ -266,4 +268,36 @@ fn vnc_only_when_asked() {
     assert_eq!(pairs(&argv, "-vnc"), vec!["127.0.0.1:5,to=10"]);
     let c = cfg(json!({"communicator": "none"})).unwrap();
     assert!(c.ssh.is_none());
+}
+
+#[test]
+fn floppy_keys_and_drive() {
+    let c = cfg(
+        json!({"type": "qemu", "floppy_files": ["/t/ks.cfg", "/t/drivers"],
+        "floppy_dirs": "/t/tree"}),
+    )
+    .unwrap();
+    assert_eq!(
+        c.floppy_files,
+        vec![PathBuf::from("/t/ks.cfg"), PathBuf::from("/t/drivers")]
+    );
+    assert_eq!(c.floppy_dirs, vec![PathBuf::from("/t/tree")]);
+    assert_eq!(c.floppy_label, "packer", "Packer's default label");
+    let c = cfg(json!({"type": "qemu", "floppy_label": "OEMDRV"})).unwrap();
+    assert_eq!(c.floppy_label, "OEMDRV");
+    let e = cfg(json!({"type": "qemu", "floppy_label": "much-too-long-label"})).unwrap_err();
+    assert_eq!(e.key, "floppy_label");
+    let e = cfg(json!({"type": "qemu", "floppy_files": [1]})).unwrap_err();
+    assert_eq!(e.key, "floppy_files");
+
+    let mut p = plan();
+    p.floppy_image = Some("/w/vm-floppy.img".into());
+    let argv = build_argv(&c, &p).unwrap();
+    assert!(
+        pairs(&argv, "-drive")
+            .contains(&"file=/w/vm-floppy.img,if=floppy,index=0,format=raw".into()),
+        "{argv:?}"
+    );
+    let argv = build_argv(&c, &plan()).unwrap();
+    assert!(!argv.iter().any(|a| a.contains("if=floppy")), "{argv:?}");
 }

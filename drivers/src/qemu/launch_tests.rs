@@ -1,9 +1,13 @@
 //! Launch details that need the driver's internals (real QEMU, tiny guest, TCG).
 
 use super::args::LaunchPlan;
+use super::launch::pick_port;
 use super::*;
 use crate::driver::{DriverEnv, Media};
+use crate::Driver;
 use serde_json::json;
+use std::path::Path;
+use std::time::Duration;
 
 const ECHO_BOOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/echo_boot.bin");
 
@@ -41,6 +45,7 @@ async fn taken_ssh_port_means_retry() {
         ssh_host_port: Some(port),
         disks: d.disks.clone(),
         cd_image: None,
+        floppy_image: None,
         efi_vars: None,
         have_display: false,
     };

@@ -1,12 +1,22 @@
-//! Reading builder values the way OSImager produces them: numbers and booleans may arrive as
-//! strings, and a key whose value is "" counts as unset.
+//! Reading builder values the way OSImager produces them (numbers and booleans may arrive as
+//! strings, and a key whose value is "" counts as unset), and the error of a value that cannot be
+//! used.
 
-use super::config::ConfigError;
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// A builder key with a value the QEMU driver cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("QEMU builder key {key:?}: {message}")]
+pub struct ConfigError {
+    pub key: String,
+    pub message: String,
+}
 
 pub(crate) struct Builder<'a>(pub &'a Map<String, Value>);
 
-fn err(key: &str, msg: impl Into<String>) -> ConfigError {
+/// The error for `key`.
+pub(super) fn err(key: &str, msg: impl Into<String>) -> ConfigError {
     ConfigError {
         key: key.to_string(),
         message: msg.into(),
@@ -110,6 +120,32 @@ impl Builder<'_> {
 
     pub fn value(&self, key: &str) -> Option<&Value> {
         self.raw(key)
+    }
+
+    /// A TCP port (1–65535).
+    pub fn port(&self, key: &str, default: u16) -> Result<u16, ConfigError> {
+        match self.u64(key)? {
+            None => Ok(default),
+            Some(p) if (1..=65535).contains(&p) => Ok(p as u16),
+            Some(p) => Err(err(key, format!("{p} is not a TCP port (1–65535)"))),
+        }
+    }
+
+    /// A map of file path → text (`cd_content`, `http_content`).
+    pub fn text_files(&self, key: &str) -> Result<BTreeMap<String, String>, ConfigError> {
+        let mut out = BTreeMap::new();
+        if let Some(v) = self.raw(key) {
+            let m = v
+                .as_object()
+                .ok_or_else(|| err(key, "expected a map of path → file content"))?;
+            for (k, v) in m {
+                let text = v
+                    .as_str()
+                    .ok_or_else(|| err(key, format!("the content of {k:?} must be a string")))?;
+                out.insert(k.clone(), text.to_string());
+            }
+        }
+        Ok(out)
     }
 }
 

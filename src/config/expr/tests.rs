@@ -224,7 +224,7 @@ fn json_conversion() {
 
 #[test]
 fn float_repr_matches_python() {
-    use super::value::float_repr;
+    use crate::config::pytext::float_repr;
     let cases = [
         (0.1, "0.1"),
         (1.0, "1.0"),

@@ -2,7 +2,8 @@
 
 use super::{MarkerEnv, MarkerWarning};
 use crate::config::dns::{self, DnsConfig};
-use crate::config::secrets::{SecretError, SecretStore};
+use crate::config::secret_error::SecretError;
+use crate::config::secrets::SecretStore;
 use crate::secret::Secret;
 use serde_json::{Map, Value};
 use std::cell::RefCell;

@@ -266,7 +266,15 @@ fn packer_vault_references() {
     );
     let w = env.take_warnings();
     assert_eq!(w.len(), 1);
-    assert_eq!(w[0].message, "secret not found: images/x/y");
+    assert!(
+        w[0].message
+            .starts_with("secret not found: images/x/y (secret path 'images/x' not"),
+        "{}",
+        w[0].message
+    );
+    let m = w[0].missing_secret.as_ref().unwrap();
+    assert_eq!(m.marker, "{{vault `images/x` `y`}}");
+    assert!(m.error.contains("images/x"), "{}", m.error);
     assert_eq!(w[0].key, "gone");
     // Without a store the references stay for Packer.
     let bare = DefsEnv::new(&d);
@@ -285,4 +293,22 @@ fn extract_all_is_line_based_and_non_greedy() {
     assert!(!is_var_name("a b"));
     assert!(!is_var_name(""));
     assert!(!is_var_name("a-b"));
+}
+
+#[test]
+fn unset_environment_variable_is_reported() {
+    let d = defs();
+    let env = DefsEnv::new(&d).with_env_vars(HashMap::new());
+    assert_eq!(
+        substitute_str("$>OSIMAGER_NOT_SET<$/current", &env).unwrap(),
+        json!("/current")
+    );
+    let w = env.take_warnings();
+    assert_eq!(w.len(), 1);
+    assert!(
+        w[0].message
+            .starts_with("$>OSIMAGER_NOT_SET<$: environment variable OSIMAGER_NOT_SET is not set"),
+        "{}",
+        w[0].message
+    );
 }

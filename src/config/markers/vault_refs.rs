@@ -1,7 +1,7 @@
 //! Packer `{{vault `path` `key`}}` references, resolved from the secret store.
 
-use super::{child, secret_err, MarkerEnv, MarkerError, MarkerWarning};
-use crate::config::secrets::SecretError;
+use super::{child, secret_err, MarkerEnv, MarkerError, MarkerWarning, MissingSecret};
+use crate::config::secret_error::SecretError;
 use serde_json::{Map, Value};
 
 /// Replace Packer `{{vault `path` `key`}}` references in every string value (not keys) with
@@ -41,12 +41,12 @@ fn vault_refs_at(value: &Value, env: &dyn MarkerEnv, path: &str) -> Result<Value
                 match env.secret(&format!("{p}:{k}")) {
                     Ok(v) => {
                         if v.expose().is_empty() {
-                            warn_missing(env, path, p, k);
+                            warn_missing(env, path, p, k, "the secret is empty");
                         }
                         out.push_str(v.expose())
                     }
                     Err(SecretError::NotConfigured { .. }) => out.push_str(m.as_str()),
-                    Err(e) if e.is_not_found() => warn_missing(env, path, p, k),
+                    Err(e) if e.is_not_found() => warn_missing(env, path, p, k, &e.to_string()),
                     Err(e) => return Err(secret_err(path, m.as_str(), e)),
                 }
             }
@@ -57,10 +57,15 @@ fn vault_refs_at(value: &Value, env: &dyn MarkerEnv, path: &str) -> Result<Value
     }
 }
 
-fn warn_missing(env: &dyn MarkerEnv, path: &str, p: &str, k: &str) {
+fn warn_missing(env: &dyn MarkerEnv, path: &str, p: &str, k: &str, why: &str) {
+    let redact = crate::secret::redact;
     env.warn(MarkerWarning {
         key: path.to_string(),
-        message: format!("secret not found: {p}/{k}"),
+        message: redact(&format!("secret not found: {p}/{k} ({why}); using \"\"")),
+        missing_secret: Some(MissingSecret {
+            marker: redact(&format!("{{{{vault `{p}` `{k}`}}}}")),
+            error: redact(why),
+        }),
     });
 }
 

@@ -140,3 +140,14 @@ impl NativeError {
         }
     }
 }
+
+/// A native build that failed: in which step, why, and what `--on-error abort` left in place
+/// (with the commands that remove it).
+#[derive(Debug, thiserror::Error)]
+#[error("build failed in step \"{}\"", .step.replace('_', " "))]
+pub struct NativeFailure {
+    pub step: String,
+    #[source]
+    pub source: NativeError,
+    pub left_in_place: Vec<String>,
+}

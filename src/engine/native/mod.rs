@@ -25,10 +25,10 @@ mod steps;
 mod tests;
 
 pub use artifacts::{CHECKSUM_FILE, MANIFEST_FILE};
-pub use error::{NativeError, SettingsError};
+pub use error::{NativeError, NativeFailure, SettingsError};
 pub use settings::Settings;
 
-use crate::engine::{Build, BuildError};
+use crate::engine::Build;
 use osimager_events::Outcome;
 use runner::Runner;
 use std::path::PathBuf;
@@ -52,7 +52,7 @@ pub struct BuildReport {
 
 /// Run a native build. On failure, cancellation or timeout everything the build created is
 /// removed (unless `--on-error abort`); the error names the step.
-pub async fn run(b: &Build) -> Result<BuildReport, BuildError> {
+pub async fn run(b: &Build) -> Result<BuildReport, Box<NativeFailure>> {
     let r = Runner::new(b);
     let given_temp = temp_dir::adopt_given(&r, b);
     let mut diag: Option<PathBuf> = None;
@@ -126,7 +126,7 @@ async fn steps(
 }
 
 /// A step failed (or the build was cancelled): diagnostics, then cleanup or abort.
-async fn fail(r: &Runner, e: NativeError, diag: Option<PathBuf>) -> BuildError {
+async fn fail(r: &Runner, e: NativeError, diag: Option<PathBuf>) -> Box<NativeFailure> {
     // A cancellation drops the running step mid-way: report its end here.
     let step = match r.finish_step(match e {
         NativeError::Cancelled { .. } => Outcome::Cancelled,
@@ -141,13 +141,13 @@ async fn fail(r: &Runner, e: NativeError, diag: Option<PathBuf>) -> BuildError {
     if let Some(dir) = &diag {
         report_console(r, dir);
     }
-    let message = crate::engine::error::error_chain(&e);
+    let message = crate::errors::error_chain(&e);
     let left = r.unwind_after_failure(&message).await;
-    BuildError::Native {
+    Box::new(NativeFailure {
         step,
-        source: Box::new(e),
+        source: e,
         left_in_place: left,
-    }
+    })
 }
 
 /// The tail of the serial console and the failure screenshot, for the reader of the log.

@@ -1,13 +1,31 @@
 //! What native steps create, each with how to undo it and how to leave it in place
 //! (`--on-error abort`).
 
-use super::runner::Resource;
 use crate::comm::Session;
 use async_trait::async_trait;
 use osimager_drivers::Driver;
 use osimager_http::HttpServer;
 use std::path::PathBuf;
 use std::sync::Arc;
+
+/// Something a step created that must not outlive a build that did not complete.
+#[async_trait]
+pub(crate) trait Resource: Send + Sync {
+    /// For the log and the `--on-error abort` report ("HTTP server on …", "directory …").
+    fn describe(&self) -> String;
+    /// Remove it. Problems are reported, never raised.
+    async fn undo(&self) -> Result<(), String>;
+    /// `--on-error abort`: keep it and say where it is and how to remove it. Resources that
+    /// cannot outlive this process (a server inside it, a connection) return `None` and are
+    /// undone instead.
+    fn leave(&self) -> Option<Vec<String>> {
+        Some(vec![self.describe()])
+    }
+}
+
+/// Handle of a registered resource (to forget it once it is no longer ours to undo).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ResourceId(pub(crate) u64);
 
 /// The VM, shared by the steps that drive it and the cleanup that destroys it.
 pub(crate) type Vm = Arc<tokio::sync::Mutex<Box<dyn Driver>>>;
@@ -61,7 +79,7 @@ impl Resource for VmResource {
             .await
             .destroy()
             .await
-            .map_err(|e| crate::engine::error::error_chain(&e))
+            .map_err(|e| crate::errors::error_chain(&e))
     }
 
     fn leave(&self) -> Option<Vec<String>> {

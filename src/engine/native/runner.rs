@@ -5,9 +5,9 @@
 //! resources are undone in reverse order, or, with `--on-error abort`, left in place and
 //! described.
 
+use super::resources::{Resource, ResourceId, Vm};
 use super::NativeError;
 use crate::engine::{Build, Events, OnError, Prompter};
-use async_trait::async_trait;
 use osimager_events::{BuildEvent, Outcome};
 use std::future::Future;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,25 +16,6 @@ use std::time::{Duration, Instant};
 
 /// Upper bound for one cleanup action, so a wedged hypervisor cannot hang the unwinding.
 const UNDO_TIMEOUT: Duration = Duration::from_secs(60);
-
-/// Something a step created that must not outlive a build that did not complete.
-#[async_trait]
-pub(crate) trait Resource: Send + Sync {
-    /// For the log and the `--on-error abort` report ("HTTP server on …", "directory …").
-    fn describe(&self) -> String;
-    /// Remove it. Problems are reported, never raised.
-    async fn undo(&self) -> Result<(), String>;
-    /// `--on-error abort`: keep it and say where it is and how to remove it. Resources that
-    /// cannot outlive this process (a server inside it, a connection) return `None` and are
-    /// undone instead.
-    fn leave(&self) -> Option<Vec<String>> {
-        Some(vec![self.describe()])
-    }
-}
-
-/// Handle of a registered resource (to forget it once it is no longer ours to undo).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ResourceId(u64);
 
 /// Runs the steps of one build. Shared by reference between the steps; interior mutability
 /// keeps the table of contents in `mod.rs` free of borrows.
@@ -51,7 +32,7 @@ pub(crate) struct Runner {
     /// The step that failed.
     failed: Mutex<Option<&'static str>>,
     /// The VM once created, for the failure screenshot.
-    vm: Mutex<Option<super::resources::Vm>>,
+    vm: Mutex<Option<Vm>>,
 }
 
 impl Runner {
@@ -71,12 +52,12 @@ impl Runner {
     }
 
     /// Remember the VM for diagnostics after a failure.
-    pub fn set_vm(&self, vm: super::resources::Vm) {
+    pub fn set_vm(&self, vm: Vm) {
         *lock(&self.vm) = Some(vm);
     }
 
     /// The VM, if one was created.
-    pub fn vm(&self) -> Option<super::resources::Vm> {
+    pub fn vm(&self) -> Option<Vm> {
         lock(&self.vm).clone()
     }
 

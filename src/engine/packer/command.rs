@@ -17,6 +17,21 @@ pub const ANSIBLE_DEFAULTS: &[(&str, &str)] = &[
     ("ANSIBLE_STDOUT_CALLBACK", "minimal"),
 ];
 
+/// OpenSSH options that let OpenSSH 8.8+ (which refuses RSA with SHA-1) log in to an SSH server
+/// whose only host key algorithm and user-key signature are `ssh-rsa`: the SSH proxy of Packer's
+/// `ansible` provisioner before 1.10 (see [`super::detect::proxy_offers_only_ssh_rsa`]).
+/// `PubkeyAcceptedKeyTypes` is the spelling every OpenSSH since 7.0 reads (8.5 renamed it
+/// `PubkeyAcceptedAlgorithms` and keeps the old name as an alias).
+pub const SSH_RSA_OPTIONS: &str =
+    "-o HostKeyAlgorithms=+ssh-rsa -o PubkeyAcceptedKeyTypes=+ssh-rsa";
+
+/// Where the OpenSSH options for Packer's ansible proxy go: Ansible's `ssh_common_args`, which is
+/// passed to ssh, scp and sftp alike. Packer 1.6.6 itself passes `--ssh-extra-args` (which
+/// overrides `ANSIBLE_SSH_EXTRA_ARGS`), and `ANSIBLE_SSH_ARGS` would replace the `ssh_args` of
+/// the data tree's ansible.cfg (ControlMaster/ControlPersist); nothing sets
+/// `--ssh-common-args` unless the spec does, so this survives in the ansible-playbook child.
+pub const SSH_COMMON_ARGS_VAR: &str = "ANSIBLE_SSH_COMMON_ARGS";
+
 /// One environment variable set for Packer.
 #[derive(Debug, Clone)]
 pub enum EnvValue {
@@ -114,6 +129,13 @@ pub struct EnvInputs {
     pub vault_token: Option<Secret>,
     /// The PATH we inherit (OSImager prefixes the venv's bin to the PATH it started with).
     pub inherited_path: Option<OsString>,
+    /// An ansible provisioner goes through a Packer SSH proxy that offers only `ssh-rsa`: add
+    /// [`SSH_RSA_OPTIONS`] to `ANSIBLE_SSH_COMMON_ARGS`.
+    pub proxy_ssh_rsa: bool,
+    /// `ANSIBLE_SSH_COMMON_ARGS` of our own environment (kept, ours appended).
+    pub inherited_ssh_common_args: Option<String>,
+    /// Our environment already sets `CHECKPOINT_DISABLE` (then it decides, not us).
+    pub inherited_checkpoint_setting: bool,
 }
 
 fn env_string(v: &Value) -> String {
@@ -130,7 +152,8 @@ fn env_string(v: &Value) -> String {
 /// spec's own variables), the venv (what `bin/activate` does: VIRTUAL_ENV, PATH, no PYTHONHOME),
 /// VAULT_TOKEN/VAULT_ADDR when a token is configured, PACKER_LOG (-L), PACKER_LOG_PATH (-N).
 /// CHECKPOINT_DISABLE=1 keeps Packer from calling HashiCorp's update check (unless the caller's
-/// environment already decides it).
+/// environment already decides it). With `proxy_ssh_rsa`, the OpenSSH options an ssh-rsa-only
+/// proxy needs go into ANSIBLE_SSH_COMMON_ARGS (not in OSImager 1.11.1: docs/COMPAT.md).
 pub fn packer_env(plan: &BuildPlan, opts: &BuildOptions, inputs: &EnvInputs) -> PackerEnv {
     let mut env = PackerEnv::default();
     for (k, v) in ANSIBLE_DEFAULTS {
@@ -138,6 +161,16 @@ pub fn packer_env(plan: &BuildPlan, opts: &BuildOptions, inputs: &EnvInputs) -> 
     }
     for (k, v) in &plan.evars {
         env.put(k, EnvValue::Plain(env_string(v)));
+    }
+    if inputs.proxy_ssh_rsa {
+        let given = env
+            .get(SSH_COMMON_ARGS_VAR)
+            .map(str::to_string)
+            .or_else(|| inputs.inherited_ssh_common_args.clone())
+            .unwrap_or_default();
+        if let Some(value) = with_ssh_rsa(&given) {
+            env.put(SSH_COMMON_ARGS_VAR, EnvValue::Plain(value));
+        }
     }
     if let Some(venv) = &inputs.venv {
         let bin = venv.join("bin");
@@ -178,10 +211,22 @@ pub fn packer_env(plan: &BuildPlan, opts: &BuildOptions, inputs: &EnvInputs) -> 
     if let Some(f) = &opts.logfile {
         env.put("PACKER_LOG_PATH", EnvValue::Plain(f.display().to_string()));
     }
-    if std::env::var_os("CHECKPOINT_DISABLE").is_none() {
+    if !inputs.inherited_checkpoint_setting {
         env.put("CHECKPOINT_DISABLE", EnvValue::Plain("1".into()));
     }
     env
+}
+
+/// `args` with [`SSH_RSA_OPTIONS`] appended, or `None` when `args` already chooses the host key
+/// algorithms itself (the caller's choice stands).
+fn with_ssh_rsa(args: &str) -> Option<String> {
+    if args.to_ascii_lowercase().contains("hostkeyalgorithms") {
+        None
+    } else if args.trim().is_empty() {
+        Some(SSH_RSA_OPTIONS.to_string())
+    } else {
+        Some(format!("{} {SSH_RSA_OPTIONS}", args.trim_end()))
+    }
 }
 
 /// Quote for display the way a shell would need it (plain words stay plain, so the line reads
@@ -251,6 +296,7 @@ mod tests {
             vault_addr: "http://127.0.0.1:8200".into(),
             vault_token: Some(Secret::new("s.tok-very-secret")),
             inherited_path: Some("/usr/bin:/bin".into()),
+            ..Default::default()
         };
         let env = packer_env(&plan, &opts, &inputs);
         assert_eq!(env.get("ANSIBLE_NOCOWS"), Some("0"));
@@ -261,6 +307,43 @@ mod tests {
         assert!(shown.contains("VAULT_TOKEN=***"));
         assert!(!shown.contains("very-secret"));
         assert!(shown.contains("unset PYTHONHOME"));
+    }
+
+    #[test]
+    fn ssh_rsa_options_for_the_proxy() {
+        let mut plan = BuildPlan::default();
+        let opts = BuildOptions::default();
+        let mut inputs = EnvInputs::default();
+        assert_eq!(
+            packer_env(&plan, &opts, &inputs).get(SSH_COMMON_ARGS_VAR),
+            None
+        );
+        inputs.proxy_ssh_rsa = true;
+        assert_eq!(
+            packer_env(&plan, &opts, &inputs).get(SSH_COMMON_ARGS_VAR),
+            Some(SSH_RSA_OPTIONS)
+        );
+        // Ours are appended to what the caller's environment or the spec's evars give.
+        inputs.inherited_ssh_common_args = Some("-o ProxyJump=bastion".into());
+        assert_eq!(
+            packer_env(&plan, &opts, &inputs).get(SSH_COMMON_ARGS_VAR),
+            Some(format!("-o ProxyJump=bastion {SSH_RSA_OPTIONS}").as_str())
+        );
+        plan.evars
+            .insert(SSH_COMMON_ARGS_VAR.into(), json!("-o ConnectTimeout=30"));
+        assert_eq!(
+            packer_env(&plan, &opts, &inputs).get(SSH_COMMON_ARGS_VAR),
+            Some(format!("-o ConnectTimeout=30 {SSH_RSA_OPTIONS}").as_str())
+        );
+        // A spec that chooses the host key algorithms itself is left alone.
+        plan.evars.insert(
+            SSH_COMMON_ARGS_VAR.into(),
+            json!("-o HostKeyAlgorithms=ssh-ed25519"),
+        );
+        assert_eq!(
+            packer_env(&plan, &opts, &inputs).get(SSH_COMMON_ARGS_VAR),
+            Some("-o HostKeyAlgorithms=ssh-ed25519")
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! key". We say it up front and point at the native engine, which reads those keys itself.
 
 use super::PackerError;
+use crate::tools::which;
 use serde_json::{Map, Value};
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -56,34 +57,12 @@ pub struct PackerInfo {
     pub version: Option<PackerVersion>,
 }
 
-/// Look `cmd` up like `shutil.which`: a name containing `/` is taken as a path, anything else is
-/// searched in `path_var` (the PATH the build will run with).
-pub fn which(cmd: &str, path_var: Option<&OsStr>) -> Option<PathBuf> {
-    if cmd.is_empty() {
-        return None;
-    }
-    if cmd.contains('/') {
-        let p = PathBuf::from(cmd);
-        return is_executable(&p).then_some(p);
-    }
-    let path_var = path_var?;
-    std::env::split_paths(path_var)
-        .map(|dir| dir.join(cmd))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(p)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
-
 /// Find Packer (setting `packer_cmd`, default `packer`) and ask its version.
 pub fn detect(packer_cmd: &str, path_var: Option<&OsStr>) -> Result<PackerInfo, PackerError> {
-    let path = which(packer_cmd, path_var).ok_or_else(|| PackerError::PackerMissing {
-        cmd: packer_cmd.to_string(),
-    })?;
+    let path =
+        which(packer_cmd, path_var, Path::new(".")).ok_or_else(|| PackerError::PackerMissing {
+            cmd: packer_cmd.to_string(),
+        })?;
     let version = Command::new(&path)
         .arg("version")
         .env("CHECKPOINT_DISABLE", "1")
@@ -130,6 +109,23 @@ pub fn unsupported_keys(builder: &Map<String, Value>, version: PackerVersion) ->
         .filter(|k| QEMU_KEYS_NEWER_THAN_1_6.contains(&k.as_str()))
         .cloned()
         .collect()
+}
+
+/// The first Packer that no longer bundles its own `ansible` provisioner (it loads the installed
+/// ansible plugin, whose releases since 1.1.0 give the SSH proxy an ECDSA key).
+pub const PROXY_WITHOUT_SSH_RSA_ONLY: PackerVersion = PackerVersion {
+    major: 1,
+    minor: 10,
+    patch: 0,
+};
+
+/// Does the SSH proxy of this Packer's `ansible` provisioner offer only an `ssh-rsa` host key
+/// (and accept only an `ssh-rsa` signed user key)? True for the bundled provisioner of every
+/// Packer before 1.10 (1.6.6 included; packer-plugin-ansible moved to ECDSA keys in 1.1.0, June
+/// 2023, after the last bundling releases were cut) and, to be safe, when the version is unknown.
+/// OpenSSH 8.8 and later refuse `ssh-rsa` (RSA with SHA-1) unless asked to accept it.
+pub fn proxy_offers_only_ssh_rsa(version: Option<PackerVersion>) -> bool {
+    version.is_none_or(|v| v < PROXY_WITHOUT_SSH_RSA_ONLY)
 }
 
 /// Keys Packer itself reported as unknown in its output (`unknown configuration key: '"x"'`).
@@ -185,7 +181,7 @@ mod tests {
     #[test]
     fn packer_not_in_path() {
         let path = std::ffi::OsString::from("/nonexistent-dir:/proc/self");
-        assert!(which("packer", Some(&path)).is_none());
+        assert!(which("packer", Some(&path), Path::new(".")).is_none());
         let err = detect("packer", Some(&path)).unwrap_err();
         assert!(err.to_string().starts_with("'packer' not found in PATH"));
         // The installed one is found and asked its version.
@@ -194,6 +190,16 @@ mod tests {
             real.version.map(|v| v.to_string()).as_deref(),
             Some("1.6.6")
         );
+    }
+
+    #[test]
+    fn ssh_rsa_only_proxies() {
+        let v = |s: &str| PackerVersion::parse(s);
+        assert!(proxy_offers_only_ssh_rsa(v("Packer v1.6.6")));
+        assert!(proxy_offers_only_ssh_rsa(v("1.9.4")));
+        assert!(proxy_offers_only_ssh_rsa(None));
+        assert!(!proxy_offers_only_ssh_rsa(v("1.10.0")));
+        assert!(!proxy_offers_only_ssh_rsa(v("Packer v1.11.2")));
     }
 
     #[test]

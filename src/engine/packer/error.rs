@@ -53,6 +53,14 @@ pub enum PackerError {
     IsoNotFound { url: String, spec: String },
 
     #[error(
+        "Packer would download the ISO to {path} (builder key iso_target_path), but {dir} is \
+         not writable for this user, so the download would fail.\n  \
+         Point the setting iso_path at a writable directory: osimager config set iso_path=DIR \
+         (or -D iso_path=DIR)", path = .path.display(), dir = .dir.display()
+    )]
+    IsoTargetNotWritable { path: PathBuf, dir: PathBuf },
+
+    #[error(
         "post-install requires Ansible {version}, but there is no venv at {path}.\n  \
          Create the venv with: osimager venv {version}   (or: mkvenv {version})\n  \
          Or skip post-install with: --skip", path = .path.display()
@@ -125,7 +133,8 @@ impl PackerError {
             | PackerError::Hook(_) => K::Configuration,
             PackerError::RequiredFilesMissing { .. }
             | PackerError::IsoMissing { .. }
-            | PackerError::IsoNotFound { .. } => K::BadInput,
+            | PackerError::IsoNotFound { .. }
+            | PackerError::IsoTargetNotWritable { .. } => K::BadInput,
             PackerError::Cancelled { .. } => K::Cancelled,
             PackerError::BuildFailed { .. } => K::Hypervisor,
             PackerError::Generate { .. }

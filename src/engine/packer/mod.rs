@@ -2,19 +2,22 @@
 //! does it (same template bytes, command line, environment and hooks).
 //!
 //! Steps, in OSImager's order, each reported as a build event: `preflight` (find Packer and
-//! refuse keys it is too old for; the CD tool for `cd_files`; `required_files`; the ISO URL),
-//! `files` (write the spec's rendered files into the temp dir), `pre_build` hooks, `command`
-//! (write `<temp>/<name>.json`, build the environment — Ansible defaults, evars, the spec's
-//! Ansible venv, Vault — and report the command line), `packer_build` (run it in the data dir;
-//! with `-n`, report the environment instead), `post_build` hooks. The temp dir is removed at
-//! the end unless kept (`-k`, `-m`), also on failure (unlike OSImager, which left it behind when
-//! it exited early). `--dispatcher` lines are a front end of these events (the CLI's).
+//! refuse keys it is too old for; the CD tool for `cd_files`; `required_files`; the ISO URL and
+//! the ISO download directory), `files` (write the spec's rendered files into the temp dir),
+//! `pre_build` hooks, `command` (adapt the plan to the Packer found — [`quirks`],
+//! docs/COMPAT.md "Packer engine" —, write `<temp>/<name>.json`, build the environment — Ansible
+//! defaults, evars, the spec's Ansible venv, Vault — and report the command line),
+//! `packer_build` (run it in the data dir; with `-n`, report the environment instead),
+//! `post_build` hooks. The temp dir is removed at the end unless kept (`-k`, `-m`), also on
+//! failure (unlike OSImager, which left it behind when it exited early). `--dispatcher` lines
+//! are a front end of these events (the CLI's).
 
 pub mod command;
 pub mod detect;
 mod error;
 pub mod preflight;
 mod process;
+pub mod quirks;
 pub mod retrofit;
 pub mod tempdir;
 pub mod template;
@@ -65,7 +68,7 @@ impl PackerContext {
                 c if c.is_empty() => "packer".into(),
                 c => c,
             },
-            venv_dir: inputs.venv_dir(),
+            venv_dir: inputs.venv_dir.clone(),
             user_dir: inputs.user_dir.clone(),
             data_dirs: inputs.data_dirs.clone(),
             vault_addr: inputs.setting("vault_addr"),
@@ -276,6 +279,7 @@ fn run_in(job: &PackerJob, temp: &BuildTempDir) -> Result<PackerReport, PackerEr
         preflight::check_required_files(&required, &ctx.user_dir, &resolve)?;
         if preflight::uses_iso(&builder_json) {
             preflight::check_iso_url(&job.plan)?;
+            preflight::check_iso_target(&job.plan.builder)?;
         }
         Ok(packer)
     })?;
@@ -312,8 +316,15 @@ fn run_in(job: &PackerJob, temp: &BuildTempDir) -> Result<PackerReport, PackerEr
         Ok(r?)
     })?;
 
-    let (template_path, env, args, command) =
-        steps.run("command", || prepare_command(job, &plan, temp, &path_var))?;
+    let (template_path, env, args, command) = steps.run("command", || {
+        // What this Packer needs to run the target out of the box (docs/COMPAT.md).
+        let host = quirks::Host::detect(&plan, !opts.dry_run);
+        let adapted = quirks::adapt(&mut plan, packer.as_ref().and_then(|p| p.version), &host);
+        for note in &adapted.notes {
+            ev.log(note.clone());
+        }
+        prepare_command(job, &plan, temp, &path_var, adapted.proxy_ssh_rsa)
+    })?;
     let mut report = PackerReport {
         template: template_path,
         temp_dir: temp.path().to_path_buf(),
@@ -383,6 +394,7 @@ fn prepare_command(
     plan: &BuildPlan,
     temp: &BuildTempDir,
     path_var: &Option<std::ffi::OsString>,
+    proxy_ssh_rsa: bool,
 ) -> Result<(PathBuf, command::PackerEnv, Vec<String>, String), PackerError> {
     let (ctx, opts, ev) = (&job.ctx, &job.options, &job.events);
     let file_name = if plan.name.is_empty() {
@@ -438,6 +450,12 @@ fn prepare_command(
             vault_addr,
             vault_token,
             inherited_path: path_var.clone(),
+            proxy_ssh_rsa,
+            inherited_ssh_common_args: job
+                .context
+                .var(command::SSH_COMMON_ARGS_VAR)
+                .map(str::to_string),
+            inherited_checkpoint_setting: job.context.var("CHECKPOINT_DISABLE").is_some(),
         },
     );
     let args = build_args(opts, &template_path);

@@ -125,7 +125,7 @@ pub fn check_cd_tool(
     let tools = ["xorriso", "mkisofs", "hdiutil", "oscdimg"];
     if tools
         .iter()
-        .any(|t| super::detect::which(t, path_var).is_some())
+        .any(|t| crate::tools::which(t, path_var, Path::new(".")).is_some())
     {
         Ok(())
     } else {
@@ -140,39 +140,7 @@ pub fn uses_iso(builder_json: &str) -> bool {
         .any(|k| builder_json.contains(&format!("\"{k}\"")))
 }
 
-/// The file name of a URL (OSImager's `get_filename_from_url`: last path segment, percent-decoded,
-/// spaces replaced by `-`).
-pub fn filename_from_url(url: &str) -> String {
-    let no_query = url.split(['?', '#']).next().unwrap_or("");
-    let path = match no_query.find("://") {
-        Some(i) => {
-            let rest = &no_query[i + 3..];
-            rest.find('/').map(|j| &rest[j..]).unwrap_or("")
-        }
-        None => no_query,
-    };
-    let last = path.rsplit('/').next().unwrap_or("");
-    percent_decode(last).replace(' ', "-")
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("");
-            if let Ok(b) = u8::from_str_radix(hex, 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+pub use crate::urlname::filename_from_url;
 
 /// OSImager's `check_iso_local`: a `file://` ISO that exists, or `<iso_path>/<file name>`.
 pub fn iso_is_local(iso_url: &str, iso_path: &str) -> bool {
@@ -216,6 +184,50 @@ pub fn check_iso_url(plan: &BuildPlan) -> Result<(), PackerError> {
     Ok(())
 }
 
+/// Packer downloads the ISO to `iso_target_path` and creates its directory; a directory it
+/// cannot create or write (the default setting `iso_path` is `/iso`, which a non-root user
+/// cannot create) fails only after Packer has started. Checked here instead, unless the ISO is
+/// already there.
+pub fn check_iso_target(builder: &serde_json::Map<String, Value>) -> Result<(), PackerError> {
+    let Some(target) = builder
+        .get("iso_target_path")
+        .and_then(Value::as_str)
+        .filter(|t| !t.trim().is_empty() && !t.contains("{{"))
+    else {
+        return Ok(());
+    };
+    let path = PathBuf::from(target);
+    if path.is_file() {
+        return Ok(());
+    }
+    let Some(dir) = path.parent().map(Path::to_path_buf) else {
+        return Ok(());
+    };
+    // The first directory that exists is where Packer must be able to create entries.
+    let existing = dir
+        .ancestors()
+        .find(|a| a.is_dir())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    if writable(&existing) {
+        Ok(())
+    } else {
+        Err(PackerError::IsoTargetNotWritable {
+            path,
+            dir: existing,
+        })
+    }
+}
+
+fn writable(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: `c` is a valid NUL-terminated path for the duration of the call.
+    unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -227,6 +239,42 @@ mod tests {
             "Rocky-Linux.iso"
         );
         assert_eq!(filename_from_url("http://h"), "");
+    }
+
+    #[test]
+    fn iso_target_dir_must_be_creatable() {
+        let dir = tempfile::tempdir().unwrap();
+        let b = |t: &str| {
+            serde_json::json!({"type": "qemu", "iso_target_path": t})
+                .as_object()
+                .unwrap()
+                .clone()
+        };
+        let nested = dir.path().join("a/b/x.iso");
+        assert!(check_iso_target(&b(&nested.display().to_string())).is_ok());
+        assert!(check_iso_target(&serde_json::Map::new()).is_ok());
+        // A read-only directory (as /iso's parent is for a non-root user). Root may write
+        // anywhere, so only the error text is checked there.
+        let ro = dir.path().join("ro");
+        std::fs::create_dir(&ro).unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+        let target = ro.join("iso/x.iso");
+        match check_iso_target(&b(&target.display().to_string())) {
+            Ok(()) => assert!(writable(&ro), "root bypasses the mode"),
+            Err(e) => {
+                let text = e.to_string();
+                assert!(text.contains(&ro.display().to_string()), "{text}");
+                assert!(text.contains("osimager config set iso_path="), "{text}");
+            }
+        }
+        // An ISO already in place is used as it is.
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::create_dir(ro.join("iso")).unwrap();
+        std::fs::write(&target, "iso").unwrap();
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o555)).unwrap();
+        assert!(check_iso_target(&b(&target.display().to_string())).is_ok());
+        std::fs::set_permissions(&ro, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
 
     #[test]

@@ -179,7 +179,7 @@ pub fn avail_line(
         match url.strip_prefix("file://") {
             Some(p) => p.to_string(),
             None => std::path::Path::new(iso_path)
-                .join(super::preflight::filename_from_url(url))
+                .join(crate::urlname::filename_from_url(url))
                 .display()
                 .to_string(),
         }

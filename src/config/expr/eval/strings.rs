@@ -1,8 +1,8 @@
 //! str methods and the `int()`/`float()` conversions, with Python semantics.
 
-use super::super::value::{str_repr, PyVal};
+use super::super::value::PyVal;
 use super::super::{ExprError, ExprErrorKind};
-use crate::config::markers::is_py_space;
+use crate::config::pytext::{is_py_space, str_repr};
 
 fn overflow() -> ExprError {
     ExprError::new(ExprErrorKind::Overflow, "integer result exceeds 64 bits")

@@ -2,8 +2,8 @@
 //! (`.<name>.partial-<pid>`), so a failed build never leaves a half-written output.
 
 use crate::engine::native::artifacts;
-use crate::engine::native::resources::{Dir, Vm};
-use crate::engine::native::runner::{ResourceId, Runner};
+use crate::engine::native::resources::{Dir, ResourceId, Vm};
+use crate::engine::native::runner::Runner;
 use crate::engine::native::{NativeError, Settings};
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -32,7 +32,7 @@ pub(crate) async fn run(
     })?;
     let ctx = ProvisionContext::from_plan(&b.plan, host, port, ptemp)
         .map_err(|e| NativeError::Provision(ProvisionError::from_comm(e)))?;
-    let mut ctx = ctx.with_build_context(&b.context);
+    let mut ctx = ctx.with_environment(b.context.vars.clone(), b.context.secrets.clone());
     if let Some(sess) = session.lock().await.take() {
         ctx = ctx.with_session(sess);
     }

@@ -1,28 +1,69 @@
-//! Derived network defs of `make_build`: dns_search, dnsN, ntpN, name, fqdn, subnet, prefix,
-//! gateway/gw (default: the second-to-last address of the cidr), netmask.
+//! Stage 4 of `make_build`: the machine on the network. Its name and FQDN, the derived network
+//! defs (dns_search, dnsN, ntpN, name, fqdn, subnet, prefix, gateway/gw — default: the
+//! second-to-last address of the cidr —, netmask) and its IP.
 
-use super::pyjson::{py_str, truthy};
-use super::resolve::ResolveRequest;
-use super::ConfigError;
+use super::target::Target;
+use super::types::ResolveRequest;
+use super::value::{err, s};
+use crate::config::dns::{self, DnsConfig};
+use crate::config::loader::State;
+use crate::config::pyjson::{py_str, truthy};
+use crate::config::ConfigError;
 use serde_json::{Map, Value};
 use std::net::Ipv4Addr;
 
-fn bad(msg: String) -> ConfigError {
-    ConfigError::Target(msg)
+/// The machine being built, as the plan names it.
+pub(super) struct Machine {
+    pub name: String,
+    pub fqdn: String,
+    /// Given, else the FQDN's address from the location's DNS servers, else "" (DHCP).
+    pub ip: String,
+}
+
+/// Name the machine, fill the network defs and the `name`/`fqdn` variables, find its IP.
+pub(super) fn machine(
+    req: &ResolveRequest,
+    t: &Target,
+    location: &Map<String, Value>,
+    st: &mut State,
+) -> Result<Machine, ConfigError> {
+    let name = req
+        .name
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| t.spec.clone());
+    let fqdn = derive(&mut st.defs, req, &name)?;
+    st.variables.insert("name".into(), s(&name));
+    st.variables.insert("fqdn".into(), s(&fqdn));
+    let ip = match req.ip.as_deref().filter(|i| !i.is_empty()) {
+        Some(ip) => ip.to_string(),
+        None => {
+            let servers = location
+                .get("defs")
+                .and_then(|d| d.get("dns"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            dns::lookup_a(&fqdn, &DnsConfig::from_json(&servers))
+                .map(|a| a.to_string())
+                .unwrap_or_default()
+        }
+    };
+    st.defs.insert("ip".into(), s(&ip));
+    Ok(Machine { name, fqdn, ip })
 }
 
 fn list<'a>(obj: &'a Value, key: &str, what: &str) -> Result<Vec<&'a Value>, ConfigError> {
     match obj.get(key) {
         None => Ok(Vec::new()),
         Some(Value::Array(a)) => Ok(a.iter().collect()),
-        Some(other) => Err(bad(format!(
+        Some(other) => Err(err(format!(
             "def {what}.{key} must be a list, found {other}"
         ))),
     }
 }
 
 /// Fill the derived defs; returns the FQDN.
-pub fn derive(
+fn derive(
     defs: &mut Map<String, Value>,
     req: &ResolveRequest,
     instance_name: &str,
@@ -30,7 +71,7 @@ pub fn derive(
     let empty = Value::Object(Map::new());
     let dns = defs.get("dns").cloned().unwrap_or(empty.clone());
     if !dns.is_object() {
-        return Err(bad(format!(
+        return Err(err(format!(
             "def dns must be an object with servers/search, found {dns}"
         )));
     }
@@ -44,7 +85,7 @@ pub fn derive(
     }
     let ntp = defs.get("ntp").cloned().unwrap_or(empty);
     if !ntp.is_object() {
-        return Err(bad(format!(
+        return Err(err(format!(
             "def ntp must be an object with servers, found {ntp}"
         )));
     }
@@ -65,7 +106,7 @@ pub fn derive(
     let (subnet, prefix) = if cidr.contains('/') {
         let parts: Vec<&str> = cidr.split('/').collect();
         if parts.len() != 2 {
-            return Err(bad(format!("def cidr {cidr:?} must be ADDRESS/PREFIX")));
+            return Err(err(format!("def cidr {cidr:?} must be ADDRESS/PREFIX")));
         }
         defs.insert("subnet".into(), Value::String(parts[0].into()));
         defs.insert("prefix".into(), Value::String(parts[1].into()));
@@ -85,7 +126,7 @@ pub fn derive(
     let has_mask = defs.get("netmask").is_some_and(truthy);
     if !has_mask && !prefix.is_empty() {
         let p: u32 = prefix.trim().parse().map_err(|_| {
-            bad(format!(
+            err(format!(
                 "def cidr {cidr:?}: prefix {prefix:?} is not a number"
             ))
         })?;
@@ -95,7 +136,7 @@ pub fn derive(
 }
 
 /// OSImager `prefix_to_netmask` (prefix > 32 yields what the original's shifts yield).
-pub fn prefix_to_netmask(prefix: u32) -> String {
+fn prefix_to_netmask(prefix: u32) -> String {
     let p = prefix.min(32);
     let mask: u32 = if p == 0 { 0 } else { u32::MAX << (32 - p) };
     Ipv4Addr::from(mask).to_string()
@@ -117,14 +158,14 @@ fn prefix_len(prefix: &str, cidr: &str) -> Result<u32, ConfigError> {
             return Ok(m.leading_zeros());
         }
     }
-    Err(bad(format!("def cidr {cidr}: invalid prefix {prefix:?}")))
+    Err(err(format!("def cidr {cidr}: invalid prefix {prefix:?}")))
 }
 
 /// `str(ipaddress.IPv4Network(f"{subnet}/{prefix}")[-2])`.
 fn second_to_last(subnet: &str, prefix: &str) -> Result<Ipv4Addr, ConfigError> {
     let cidr = format!("{subnet}/{prefix}");
     let addr: Ipv4Addr = subnet.parse().map_err(|_| {
-        bad(format!(
+        err(format!(
             "def cidr {cidr}: {subnet:?} is not an IPv4 address"
         ))
     })?;
@@ -132,13 +173,13 @@ fn second_to_last(subnet: &str, prefix: &str) -> Result<Ipv4Addr, ConfigError> {
     let a = u32::from(addr);
     let mask = if p == 0 { 0 } else { u32::MAX << (32 - p) };
     if a & !mask != 0 {
-        return Err(bad(format!(
+        return Err(err(format!(
             "def cidr {cidr} has host bits set; set gateway explicitly or fix the cidr"
         )));
     }
     let size: u64 = 1u64 << (32 - p);
     if size < 2 {
-        return Err(bad(format!(
+        return Err(err(format!(
             "def cidr {cidr} has no second-to-last address; set gateway explicitly"
         )));
     }

@@ -1,0 +1,1 @@
+"""FAKE VBoxManage (test stand-in for VirtualBox's command line). Not VirtualBox."""
