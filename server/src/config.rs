@@ -12,6 +12,8 @@
 //! worker_timeout_secs = 120          # a remote job without heartbeat this long is requeued
 //! worker_max_claims = 3              # … until it was claimed this many times; then failed
 //! worker_forget_secs = 3600          # workers silent this long leave the list
+//! postgres_url = "postgresql://osimager@db.example.org/osimager"  # job store in PostgreSQL
+//!                                    # (several servers may share it); unset: SQLite
 //! [tls]
 //! cert = "/etc/osimager/tls/cert.pem"
 //! key = "/etc/osimager/tls/key.pem"
@@ -63,6 +65,9 @@ pub struct ServerConfig {
     pub worker_max_claims: u64,
     /// Workers not heard from for this long are dropped from the list.
     pub worker_forget_secs: u64,
+    /// Keep the job store in this PostgreSQL database (`OSIMAGER_POSTGRES_URL` overrides;
+    /// prefer it or a `.pgpass` file to a password in the URL). Unset: SQLite in the state dir.
+    pub postgres_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -82,6 +87,7 @@ impl Default for ServerConfig {
             worker_timeout_secs: 120,
             worker_max_claims: 3,
             worker_forget_secs: 3600,
+            postgres_url: None,
         }
     }
 }

@@ -146,8 +146,17 @@ impl Running {
     }
 }
 
-/// Open the SQLite store under the state dir and start serving.
+/// Open the job store (PostgreSQL when `postgres_url` or `OSIMAGER_POSTGRES_URL` is set,
+/// else SQLite under the state dir) and start serving.
 pub async fn start(cfg: ServerConfig, backend: Arc<dyn Backend>) -> Result<Running, ServerError> {
+    let pg = std::env::var("OSIMAGER_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| cfg.postgres_url.clone());
+    if let Some(url) = pg {
+        let store = store::PgStore::connect(&url).await?;
+        return start_with_store(cfg, Arc::new(store), backend).await;
+    }
     let db = cfg.database();
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(&db))
         .await

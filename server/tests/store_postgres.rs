@@ -33,6 +33,8 @@ impl conformance::Harness for Pg {
             .lock()
             .unwrap()
             .iter()
+            // The newest first: a dropped store's address may be reused.
+            .rev()
             .find(|(k, _)| *k == key(&old))
             .map(|(_, u)| u.clone())
             .expect("a store made by fresh()");

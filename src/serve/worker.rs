@@ -30,10 +30,20 @@ pub struct WorkerArgs {
     )]
     pub token: String,
     /// Labels builds can ask for (k=v,…)
-    #[arg(long, value_name = "K=V,…", value_delimiter = ',')]
+    #[arg(
+        long,
+        value_name = "K=V,…",
+        value_delimiter = ',',
+        env = "OSIMAGER_WORKER_LABELS"
+    )]
     pub labels: Vec<String>,
     /// Builds at once
-    #[arg(long, value_name = "N", default_value_t = 1)]
+    #[arg(
+        long,
+        value_name = "N",
+        default_value_t = 1,
+        env = "OSIMAGER_WORKER_CONCURRENCY"
+    )]
     pub concurrency: usize,
     /// Where builds keep their temp files (default: $XDG_STATE_HOME/osimager/worker)
     #[arg(long, value_name = "DIR", env = "OSIMAGER_WORKER_DIR")]
