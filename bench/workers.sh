@@ -7,4 +7,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS="${1:-2000}"
 PROFILE="${2:---release}"
-cargo run $PROFILE -q -p osimager-server --features testing --example claim_bench -- "$JOBS"
+cargo run $PROFILE -p osimager-server --features testing --example claim_bench -- "$JOBS"

@@ -4,6 +4,7 @@
 //! reports it; the server shows where it ran. A labelled build no worker has stays queued.
 
 mod serve_support;
+mod support;
 
 use serde_json::{json, Value};
 use serve_support::*;
@@ -55,10 +56,7 @@ async fn a_remote_worker_runs_a_dry_run_build_with_the_real_engine() {
     let token = String::from_utf8(out.stdout).unwrap().trim().to_string();
     let s = Serve::start(dir.path(), 0, &["--no-local-worker"]);
     let c = http();
-    let path = format!(
-        "/opt/osimager-venv/bin:{}",
-        std::env::var("PATH").unwrap_or_default()
-    );
+    let path = support::path_with_tools();
     let _w = Worker(
         Command::new(env!("CARGO_BIN_EXE_osimager"))
             .args(["worker", "--server", &s.root, "--labels", "site=lab"])
