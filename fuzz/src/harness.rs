@@ -153,7 +153,7 @@ pub fn http(data: &[u8]) {
         String::from_utf8_lossy(data)
     );
     assert!(
-        out.is_empty() || out.starts_with(b"HTTP/1.1 "),
+        out.is_empty() || out.starts_with(b"HTTP/1.1 ") || out.starts_with(b"HTTP/1.0 "),
         "not an HTTP response: {:?}",
         &text[..text.len().min(100)]
     );
