@@ -1,4 +1,4 @@
-//! Ansible through the relay (`use_proxy`, the default) under load: many file transfers of
+//! Ansible through the relay (`use_proxy: true`) under load: many file transfers of
 //! awkward sizes (0 B, 1 B, around the 64 KiB channel window and sftp/dd block sizes, 300 KB),
 //! `copy` (content: and src:) and `template`, with `become`, in several runs, with the SSH
 //! settings the OSImager data tree uses (ControlMaster/ControlPersist multiplexing, pipelining
@@ -128,6 +128,7 @@ async fn transfers(pipelining: bool, rounds: usize) {
     let provisioners = [json!({
         "type": "ansible",
         "playbook_file": "stress.yml",
+        "use_proxy": true,
         "extra_arguments": ["-e", "ansible_python_interpreter=/usr/bin/python3"],
     })];
     run_all(&provisioners, &ctx).await.unwrap_or_else(|e| {
