@@ -9,6 +9,8 @@
 #   PREFIX/share/osimager/                       the bundled data (platforms, specs, files, tasks)
 #   PREFIX/share/doc/osimager/                   README, docs
 #   /etc/systemd/system/osimager.service         hardened unit (writes /var/lib/osimager only)
+#   /etc/systemd/system/osimager-worker@.service template unit of remote build workers (not
+#                                                enabled; see README "Adding a worker host")
 #   /etc/osimager/server.toml                    server settings (kept if present)
 #   /var/lib/osimager/                           state: job store, work dirs, the service's config
 #   system user and group `osimager`, in group `kvm`
@@ -26,6 +28,7 @@ START=1
 UNINSTALL=0
 PURGE=0
 UNIT=/etc/systemd/system/osimager.service
+WORKER_UNIT=/etc/systemd/system/osimager-worker@.service
 ETC=/etc/osimager
 STATE=/var/lib/osimager
 USER_NAME=osimager
@@ -55,7 +58,7 @@ uninstall() {
   if have_systemd; then
     systemctl disable --now osimager.service 2>/dev/null || true
   fi
-  rm -f "$UNIT"
+  rm -f "$UNIT" "$WORKER_UNIT"
   have_systemd && systemctl daemon-reload || true
   for b in osimager mkosimage rfosimage mkvenv; do rm -f "$PREFIX/bin/$b"; done
   rm -rf "$PREFIX/share/osimager" "$PREFIX/share/doc/osimager"
@@ -137,8 +140,17 @@ fi
 sed "s|@PREFIX@|$PREFIX|g" "$HERE/packaging/osimager.service.in" >"$UNIT.tmp"
 chmod 0644 "$UNIT.tmp"
 mv -f "$UNIT.tmp" "$UNIT"
+sed "s|@PREFIX@|$PREFIX|g" "$HERE/packaging/osimager-worker@.service.in" >"$WORKER_UNIT.tmp"
+chmod 0644 "$WORKER_UNIT.tmp"
+mv -f "$WORKER_UNIT.tmp" "$WORKER_UNIT"
 if command -v systemd-analyze >/dev/null 2>&1; then
   systemd-analyze verify "$UNIT" || die "systemd-analyze verify $UNIT failed"
+  # A template is verified as an instance of itself.
+  check="$(mktemp -d)"
+  cp "$WORKER_UNIT" "$check/osimager-worker@check.service"
+  systemd-analyze verify "$check/osimager-worker@check.service" \
+    || { rm -rf "$check"; die "systemd-analyze verify $WORKER_UNIT failed"; }
+  rm -rf "$check"
 fi
 if have_systemd; then
   systemctl daemon-reload

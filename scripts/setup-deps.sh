@@ -23,6 +23,8 @@ APT_PACKAGES=(
   ca-certificates curl
   chromium chromium-driver fonts-dejavu-core
                                            # browser tests of the web UI (WebDriver, headless)
+  postgresql                               # the PostgreSQL job store's tests start a server of
+                                           # their own on loopback (/usr/lib/postgresql/*/bin)
   systemd binutils                         # systemd-analyze verify of the unit; objcopy (the
                                            # systemd guest test strips the binary it installs)
 )

@@ -195,3 +195,69 @@ fn ssh_timeout_prints_serial_tail_and_screenshot_then_cleans_up() {
     assert!(!log.contains("sig-secret-pw"));
     assert_clean(s, "ssh timeout");
 }
+
+/// osimager itself SIGKILLed while its VM runs (no cleanup can run): QEMU and the temp dir
+/// outlive it, and its state file says so. The next native build (same state directory)
+/// finds the dead build's state file, kills its QEMU, removes its directories and says what
+/// it did (issue 15, fault matrix: "osimager SIGKILLed").
+#[test]
+fn sigkill_of_osimager_is_cleaned_up_by_the_next_build() {
+    let scratch = tempfile::Builder::new()
+        .prefix("native-kill-")
+        .tempdir()
+        .unwrap();
+    let s = scratch.path();
+    let state = s.join("state");
+    let state_env = state.display().to_string();
+    let builds = state.join("osimager/builds");
+    let mut first = spawn(
+        s,
+        &[
+            ("NATIVE_SIG_BOOT_WAIT", "60s"),
+            ("XDG_STATE_HOME", &state_env),
+        ],
+    );
+    first.wait_line("==> boot wait", Duration::from_secs(120));
+    assert!(
+        support::process::eventually(Duration::from_secs(30), || {
+            !processes_mentioning(&s.display().to_string(), OURS).is_empty()
+        }),
+        "QEMU should be running"
+    );
+    let files = support::process::entries(&builds);
+    assert_eq!(
+        files.len(),
+        1,
+        "one state file while the build runs: {files:?}"
+    );
+    let record = std::fs::read_to_string(&files[0]).unwrap();
+    assert!(
+        record.contains("\"process\""),
+        "QEMU's pid recorded: {record}"
+    );
+    first.signal(libc::SIGKILL);
+    assert_eq!(first.wait_exit(Duration::from_secs(30)), -1);
+    // Nothing could clean up: QEMU and the temp dir are still there.
+    let orphans = processes_mentioning(&s.display().to_string(), OURS);
+    assert!(!orphans.is_empty(), "QEMU outlives a SIGKILLed osimager");
+    assert!(!support::process::entries(&s.join("tmp")).is_empty());
+
+    let mut second = spawn(
+        s,
+        &[
+            ("NATIVE_SIG_BOOT_WAIT", "60s"),
+            ("XDG_STATE_HOME", &state_env),
+        ],
+    );
+    let said = second.wait_line("ended without cleaning up", Duration::from_secs(120));
+    eprintln!("next run: {said}");
+    assert!(said.contains("killed VM sigvm process"), "{said}");
+    assert!(said.contains("removed temp dir"), "{said}");
+    second.wait_line("==> http server", Duration::from_secs(120));
+    second.signal(libc::SIGINT);
+    let (code, rest) = second.exit_and_output(Duration::from_secs(90));
+    assert_eq!(code, 1, "{rest:?}");
+    assert_clean(s, "after the SIGKILLed build and the next one");
+    let files = support::process::entries(&builds);
+    assert!(files.is_empty(), "state files left: {files:?}");
+}

@@ -157,6 +157,7 @@ async fn ansible_password_auth_keeps_password_out_of_argv_and_output() {
     let provisioners = [json!({
         "type": "ansible",
         "playbook_file": "site.yml",
+        "use_proxy": true,
         "extra_arguments": ["-e", format!("greeting=via-password out={} platform=p {PY}", out.display())],
         "ansible_env_vars": ["ANSIBLE_STDOUT_CALLBACK=default"]
     })];
@@ -167,7 +168,7 @@ async fn ansible_password_auth_keeps_password_out_of_argv_and_output() {
         std::fs::read_to_string(&out).unwrap(),
         "via-password testbuild qemu p\n"
     );
-    // use_proxy (the default): Ansible talks to the relay with a per-run key, so the password
+    // use_proxy: Ansible talks to the relay with a per-run key, so the password
     // is given to ansible-playbook in no form — not in argv, not in a vars file.
     let (argv, vars) = recorded(rec.path());
     assert!(
@@ -292,6 +293,7 @@ async fn ansible_through_the_relay_passes_files_exit_codes_and_stderr() {
     let provisioners = [json!({
         "type": "ansible",
         "playbook_file": "relay.yml",
+        "use_proxy": true,
         "extra_arguments": ["-e", PY],
     })];
     run_all(&provisioners, &ctx)

@@ -137,6 +137,17 @@ pub struct LeftRunning {
     pub stop_commands: Vec<String>,
 }
 
+/// What a driver has created that would outlive a killed osimager (no destroy, no drop): its
+/// processes and files outside the build's temp dir. The engine records it in the build's
+/// state file so that the next run can remove it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Footprint {
+    /// Processes the driver started (each may lead its own process group).
+    pub processes: Vec<u32>,
+    /// Directories the driver made outside its work dir (e.g. a socket directory).
+    pub dirs: Vec<PathBuf>,
+}
+
 /// One virtual machine under construction. Every method that creates something records what it
 /// created so that [`Driver::destroy`] can undo it; `destroy` is idempotent.
 #[async_trait]
@@ -196,5 +207,9 @@ pub trait Driver: Send {
         Err(crate::DriverError::Msg(
             "this driver cannot start a VM from a saved disk state".into(),
         ))
+    }
+    /// What would outlive a killed osimager right now (see [`Footprint`]).
+    fn footprint(&self) -> Footprint {
+        Footprint::default()
     }
 }

@@ -33,6 +33,14 @@ pub struct FakeControl {
     /// the saved state is the work dir's `disk.qcow2`; a VM made from a state records
     /// `use_disk_state:<content of disk0>` and `create` copies it.
     pub disk_state: bool,
+    /// `start` runs a real process standing in for the VM (a shell sleeping, in its own process
+    /// group, its command line naming the work dir as a hypervisor's does); `destroy` kills it.
+    /// For tests of what outlives a killed osimager.
+    pub spawn_process: bool,
+    /// Size of the image `export` writes (default: a few bytes), for disk-full tests.
+    pub image_size: u64,
+    /// `wait_stopped` reports a timeout (a guest that ignores the shutdown request).
+    pub ignore_shutdown: bool,
 }
 
 impl FakeControl {
@@ -53,6 +61,7 @@ pub fn registry_entry(builder_type: &str, control: FakeControl) -> DriverEntry {
             env,
             running: false,
             state: None,
+            process: None,
         }) as Box<dyn Driver>)
     })
 }
@@ -64,6 +73,7 @@ pub struct FakeDriver {
     running: bool,
     /// The saved state to start from (`use_disk_state`).
     state: Option<DiskState>,
+    process: Option<std::process::Child>,
 }
 
 impl FakeDriver {
@@ -126,6 +136,22 @@ impl Driver for FakeDriver {
     }
     async fn start(&mut self) -> DriverResult<()> {
         self.running = true;
+        if self.control.spawn_process {
+            use std::os::unix::process::CommandExt;
+            // Not `exec`: the shell stays, and its argv ($0) names the work dir; `destroy`
+            // kills the whole process group.
+            let child = std::process::Command::new("sh")
+                .arg("-c")
+                .arg("sleep 3600; exit 0")
+                .arg(self.env.work_dir.join("fake-vm"))
+                .process_group(0)
+                .spawn()
+                .map_err(|source| DriverError::Io {
+                    context: "starting the fake VM process".into(),
+                    source,
+                })?;
+            self.process = Some(child);
+        }
         self.call("start").await
     }
     async fn send_keys(
@@ -157,6 +183,9 @@ impl Driver for FakeDriver {
     }
     async fn wait_stopped(&mut self, _timeout: Duration) -> DriverResult<bool> {
         self.call("wait_stopped").await?;
+        if self.control.ignore_shutdown {
+            return Ok(false);
+        }
         self.running = false;
         Ok(true)
     }
@@ -167,13 +196,33 @@ impl Driver for FakeDriver {
     async fn export(&mut self, out_dir: &Path) -> DriverResult<Vec<PathBuf>> {
         self.call("export").await?;
         let f = out_dir.join("fake.qcow2");
-        std::fs::write(&f, "image").map_err(|source| DriverError::Io {
-            context: "writing the fake image".into(),
+        let write = || -> std::io::Result<()> {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&f)?;
+            if self.control.image_size == 0 {
+                return file.write_all(b"image");
+            }
+            let block = vec![0x5au8; 1 << 16];
+            let mut left = self.control.image_size;
+            while left > 0 {
+                let n = left.min(block.len() as u64) as usize;
+                file.write_all(&block[..n])?;
+                left -= n as u64;
+            }
+            file.sync_all()
+        };
+        write().map_err(|source| DriverError::Io {
+            context: format!("writing the fake image {}", f.display()),
             source,
         })?;
         Ok(vec![f])
     }
     async fn destroy(&mut self) -> DriverResult<()> {
+        if let Some(mut p) = self.process.take() {
+            // SAFETY: kill(2) on the process group our own child leads.
+            unsafe { libc::kill(-(p.id() as libc::pid_t), libc::SIGKILL) };
+            let _ = p.wait();
+        }
         let _ = std::fs::remove_dir_all(&self.env.work_dir);
         self.call("destroy").await
     }
@@ -207,14 +256,22 @@ impl Driver for FakeDriver {
         self.state = Some(state.clone());
         Ok(())
     }
+    fn footprint(&self) -> crate::Footprint {
+        crate::Footprint {
+            processes: self.process.as_ref().map(|p| p.id()).into_iter().collect(),
+            dirs: Vec::new(),
+        }
+    }
     fn leave_running(&mut self) -> LeftRunning {
         if let Ok(mut c) = self.control.calls.lock() {
             c.push("leave_running".into());
         }
+        let pid = self.process.take().map(|p| p.id());
         LeftRunning {
             items: vec![format!(
-                "fake VM (work dir {})",
-                self.env.work_dir.display()
+                "fake VM (work dir {}{})",
+                self.env.work_dir.display(),
+                pid.map(|p| format!(", process {p}")).unwrap_or_default()
             )],
             stop_commands: vec![format!("rm -rf {}", self.env.work_dir.display())],
         }

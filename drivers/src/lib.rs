@@ -35,7 +35,7 @@ pub mod vmware;
 pub mod vnc;
 
 pub use driver::{
-    Capabilities, DiskState, Driver, DriverEnv, DriverResult, HostAddress, HttpEndpoint,
+    Capabilities, DiskState, Driver, DriverEnv, DriverResult, Footprint, HostAddress, HttpEndpoint,
     KeyProgress, LeftRunning, Media, SshAddress,
 };
 pub use registry::{DriverEntry, DriverRegistry};

@@ -15,10 +15,17 @@
 //! Packer's habit of listening on `0.0.0.0` exposed them to the network (hashicorp/packer#6539).
 //! The port is chosen by binding for real inside `[port_min, port_max]` and the listener is kept,
 //! so two builds started at once cannot pick the same port (hashicorp/packer#5846).
+//!
+//! Hostile clients are cut off (`serve.rs`): a request head must arrive within
+//! [`HEADER_READ_TIMEOUT`] (slow and idle clients), heads are limited in size, and at most
+//! [`MAX_CONNECTIONS`] connections are served at once.
 
 mod guard;
 mod handler;
 mod respond;
+mod serve;
+
+pub use serve::{HEADER_READ_TIMEOUT, MAX_CONNECTIONS};
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -162,14 +169,7 @@ impl HttpServer {
         })?;
         let app = handler::router(Arc::new(site));
         let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                let _ = rx.await;
-            });
-            if let Err(e) = serve.await {
-                tracing::warn!(target: "osimager_http", "HTTP server on {addr} stopped: {e}");
-            }
-        });
+        let task = tokio::spawn(serve::accept_loop(listener, app, rx, addr));
         tracing::info!(target: "osimager_http", "HTTP server listening on http://{addr}/");
         Ok(HttpServer {
             addr,
@@ -199,7 +199,7 @@ impl HttpServer {
             let _ = tx.send(());
         }
         if let Some(mut task) = self.task.take() {
-            if tokio::time::timeout(Duration::from_secs(5), &mut task)
+            if tokio::time::timeout(Duration::from_secs(6), &mut task)
                 .await
                 .is_err()
             {

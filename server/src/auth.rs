@@ -145,9 +145,37 @@ pub async fn check(app: &AppState, headers: &HeaderMap, method: &Method) -> Resu
             hash_token(&token)
         };
     match app.store.check_token(&hash).await {
-        Ok(Some(_)) => Ok(()),
+        Ok(Some(t)) if t.role == crate::store::TokenRole::Api => Ok(()),
+        Ok(Some(_)) => Err(ApiError::forbidden(
+            "a worker token only opens the worker routes (/api/v1/worker/…); \
+             use an API token (`osimager serve token create NAME`)",
+        )),
         Ok(None) => Err(ApiError::unauthorized(
             "unknown or revoked token: `osimager serve token list` on the server shows the valid ones",
+        )),
+        Err(e) => Err(ApiError::internal(e.to_string())),
+    }
+}
+
+/// The worker a request comes from: a bearer token of role `worker` (always required on the
+/// worker routes, whatever `require_auth` says: the token names the worker).
+pub async fn worker_of(app: &AppState, headers: &HeaderMap) -> Result<String, ApiError> {
+    let token = match presented(headers) {
+        Some((t, false)) => t,
+        _ => {
+            return Err(ApiError::unauthorized(
+                "the worker routes need a worker token as `Authorization: Bearer TOKEN`: \
+                 `osimager serve token create --worker NAME` on the server makes one",
+            ))
+        }
+    };
+    match app.store.check_token(&hash_token(&token)).await {
+        Ok(Some(t)) if t.role == crate::store::TokenRole::Worker => Ok(t.name),
+        Ok(Some(_)) => Err(ApiError::forbidden(
+            "an API token is not a worker token: `osimager serve token create --worker NAME`",
+        )),
+        Ok(None) => Err(ApiError::unauthorized(
+            "unknown or revoked worker token: `osimager serve token list` on the server shows the valid ones",
         )),
         Err(e) => Err(ApiError::internal(e.to_string())),
     }

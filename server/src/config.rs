@@ -8,6 +8,12 @@
 //! body_limit = 1048576               # largest request body, bytes
 //! require_auth = false               # true: tokens even on loopback
 //! cors_origins = []                  # e.g. ["https://ui.example.org"]; empty: no CORS
+//! local_worker = true                # false: only remote workers (`osimager worker`) build
+//! worker_timeout_secs = 120          # a remote job without heartbeat this long is requeued
+//! worker_max_claims = 3              # … until it was claimed this many times; then failed
+//! worker_forget_secs = 3600          # workers silent this long leave the list
+//! postgres_url = "postgresql://osimager@db.example.org/osimager"  # job store in PostgreSQL
+//!                                    # (several servers may share it); unset: SQLite
 //! [tls]
 //! cert = "/etc/osimager/tls/cert.pem"
 //! key = "/etc/osimager/tls/key.pem"
@@ -51,6 +57,17 @@ pub struct ServerConfig {
     pub feed_capacity: usize,
     /// Seconds a stop waits for running builds to clean up.
     pub shutdown_grace_secs: u64,
+    /// The server builds too (its local runner). False: only remote workers do.
+    pub local_worker: bool,
+    /// A remote worker's job whose heartbeat is older than this is requeued (or failed).
+    pub worker_timeout_secs: u64,
+    /// How many times a job may be claimed before a silent worker fails it for good.
+    pub worker_max_claims: u64,
+    /// Workers not heard from for this long are dropped from the list.
+    pub worker_forget_secs: u64,
+    /// Keep the job store in this PostgreSQL database (`OSIMAGER_POSTGRES_URL` overrides;
+    /// prefer it or a `.pgpass` file to a password in the URL). Unset: SQLite in the state dir.
+    pub postgres_url: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +83,11 @@ impl Default for ServerConfig {
             tls: None,
             feed_capacity: 100_000,
             shutdown_grace_secs: 60,
+            local_worker: true,
+            worker_timeout_secs: 120,
+            worker_max_claims: 3,
+            worker_forget_secs: 3600,
+            postgres_url: None,
         }
     }
 }

@@ -25,15 +25,20 @@ pub mod fake;
 pub mod files;
 pub mod host;
 pub mod live;
+pub mod liveness;
 pub mod reaper;
 mod recorder;
 pub mod scheduler;
 pub mod store;
 #[cfg(feature = "testing")]
 pub mod testing;
+#[cfg(feature = "testing")]
+pub mod testing_pg;
 mod tls;
 pub mod ui;
 pub mod view;
+pub mod worker;
+mod worker_upload;
 
 pub use backend::Backend;
 pub use config::ServerConfig;
@@ -141,8 +146,17 @@ impl Running {
     }
 }
 
-/// Open the SQLite store under the state dir and start serving.
+/// Open the job store (PostgreSQL when `postgres_url` or `OSIMAGER_POSTGRES_URL` is set,
+/// else SQLite under the state dir) and start serving.
 pub async fn start(cfg: ServerConfig, backend: Arc<dyn Backend>) -> Result<Running, ServerError> {
+    let pg = std::env::var("OSIMAGER_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .or_else(|| cfg.postgres_url.clone());
+    if let Some(url) = pg {
+        let store = store::PgStore::connect(&url).await?;
+        return start_with_store(cfg, Arc::new(store), backend).await;
+    }
     let db = cfg.database();
     let store = tokio::task::spawn_blocking(move || SqliteStore::open(&db))
         .await
@@ -197,8 +211,18 @@ pub async fn start_with_store(
     .await?;
     let stop = CancellationToken::new();
     let state = api::AppState::new(&cfg, store, backend, hub, sched.clone(), stop.clone());
-    let app = api::router(state, &cfg);
-    tokio::spawn(sched.clone().run());
+    let remote = state.remote.clone();
+    let app = api::router(state.clone(), &cfg);
+    if cfg.local_worker {
+        tokio::spawn(sched.clone().run());
+    }
+    tokio::spawn(liveness::watch(
+        state.store.clone(),
+        state.hub.clone(),
+        remote,
+        liveness::Limits::from(&cfg),
+        stop.clone(),
+    ));
     let grace = Duration::from_secs(cfg.shutdown_grace_secs);
     let stop2 = stop.clone();
     let serving = match acceptor {

@@ -72,6 +72,12 @@ impl Recorder {
         }
     }
 
+    /// Number the next record `seq` (a remote run continues after what is stored).
+    pub fn starting_at(mut self, seq: u64) -> Self {
+        self.next_seq = seq;
+        self
+    }
+
     /// Take one record: renumber it, keep its side effects, publish it, queue it for the store.
     pub async fn take(&mut self, mut rec: EventRecord) {
         if self.ending.is_some() {

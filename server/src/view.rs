@@ -89,6 +89,7 @@ mod tests {
             force: true,
             dry_run: false,
             priority: 3,
+            labels: Default::default(),
         };
         assert_eq!(
             command_line(&r),

@@ -28,6 +28,8 @@ impl conformance::Harness for Sqlite {
             .lock()
             .unwrap()
             .iter()
+            // The newest first: a dropped store's address may be reused.
+            .rev()
             .find(|(k, _)| *k == key)
             .map(|(_, p)| p.clone())
             .expect("a store made by fresh()");

@@ -144,6 +144,14 @@ osimager serve token create alice                 # tokens are needed off loopba
 The API is documented at /api/v1/openapi.json; docs/SERVICE.md has the settings file."
     )]
     Serve(crate::serve::ServeArgs),
+    /// Build for a remote `osimager serve`: claim jobs, run them, stream and upload the results
+    #[cfg(feature = "serve")]
+    #[command(
+        after_help = "Examples:\n  OSIMAGER_WORKER_TOKEN=… osimager worker --server https://build.example.org:8443\n  \
+osimager worker --server http://127.0.0.1:8000 --labels site=lab,gpu=yes --concurrency 2\n\n\
+Make the token on the server: osimager serve token create --worker NAME"
+    )]
+    Worker(crate::serve::worker::WorkerArgs),
     /// Print a shell completion script
     Completions {
         /// bash, zsh, fish, elvish or powershell

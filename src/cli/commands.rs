@@ -110,6 +110,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Doctor(a) => return super::doctor::run(&load(dd, Vec::new(), false)?, &a),
         #[cfg(feature = "serve")]
         Command::Serve(a) => return Ok(crate::serve::main(a, cli.data_dir.clone())),
+        #[cfg(feature = "serve")]
+        Command::Worker(a) => return Ok(crate::serve::worker::main(a, cli.data_dir.clone())),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut buf = Vec::new();

@@ -107,7 +107,12 @@ impl Relay {
                         if let Ok(mut c) = conns.lock() {
                             c.push(running.handle());
                         }
-                        let _ = running.await;
+                        // Kept in the log: a relay connection that ends in an error makes
+                        // the running ssh exit 255, which Ansible retries (ansible.cfg
+                        // `retries`), re-running a module that may already have run.
+                        if let Err(e) = running.await {
+                            tracing::warn!("Ansible relay: client connection ended: {e}");
+                        }
                     }
                 });
             }
@@ -359,6 +364,10 @@ async fn relay_channel(client: Channel<Msg>, guest: Channel<russh::client::Msg>)
             if r.is_err() {
                 break;
             }
+        }
+        if !status {
+            // The client's ssh exits 255 without an exit status; Ansible retries on 255.
+            tracing::debug!("Ansible relay: a guest channel ended without an exit status");
         }
         let _ = c_write.close().await;
     };

@@ -32,6 +32,10 @@ pub enum ExprErrorKind {
     Overflow,
     /// Valid Python outside the supported subset.
     Unsupported,
+    /// The expression or its result is larger than the evaluator allows (nesting, length,
+    /// size of a string or list): data files are small, so this is an input built to exhaust
+    /// time or memory.
+    Limit,
 }
 
 impl ExprErrorKind {
@@ -47,6 +51,7 @@ impl ExprErrorKind {
             ExprErrorKind::Attribute => "AttributeError",
             ExprErrorKind::Overflow => "OverflowError",
             ExprErrorKind::Unsupported => "unsupported construct",
+            ExprErrorKind::Limit => "limit exceeded",
         }
     }
 }
@@ -92,11 +97,32 @@ impl std::fmt::Display for ExprError {
 
 impl std::error::Error for ExprError {}
 
+/// At most this many tokens in one expression (OSImager's own are under 50): keeps parsing,
+/// evaluation and dropping the tree within a small stack whatever the input.
+pub const MAX_TOKENS: usize = 2_000;
+/// At most this many levels in the expression's tree: nested brackets, unary operators, `not`s,
+/// `**`s, `if`/`else`s, and the links of operator and call chains (`a + b + c` is 2 deep).
+/// OSImager's own expressions nest 5 deep at most; a debug build needs about 10 KiB of stack
+/// per level, so 40 fits a 1 MiB stack (tokio's workers have 2 MiB).
+pub const MAX_NESTING: usize = 40;
+/// At most this many bytes (strings) or items (lists, tuples) produced by one evaluation in
+/// total (`'a' * 10**12`, doubling concatenations, `replace`, `join`).
+pub const MAX_PRODUCED: usize = 16 << 20;
+
 /// Evaluate one expression.
 pub fn eval(source: &str) -> Result<PyVal, ExprError> {
     let tokens = lex::tokenize(source)?;
+    if tokens.len() > MAX_TOKENS {
+        return Err(ExprError::new(
+            ExprErrorKind::Limit,
+            format!(
+                "the expression has {} tokens; the limit is {MAX_TOKENS}",
+                tokens.len()
+            ),
+        ));
+    }
     let ast = parse::parse(&tokens)?;
-    eval::eval(&ast)
+    eval::eval_budgeted(&ast)
 }
 
 #[cfg(test)]

@@ -89,10 +89,49 @@ fn walk(dir: &Path, suffix: &str, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The largest data file read (the biggest bundled one is a few KiB): a larger file is refused
+/// before it is read, so a hostile or mistaken file cannot exhaust memory.
+pub const MAX_DATA_FILE: u64 = 16 << 20;
+
+/// Read a data file as UTF-8 text: a regular file (not a FIFO or a device, which could block or
+/// never end) of at most [`MAX_DATA_FILE`] bytes.
+pub fn read_text(path: &Path) -> Result<String, ConfigError> {
+    use std::io::Read;
+    let invalid = |message: String| {
+        ConfigError::io(
+            path,
+            std::io::Error::new(std::io::ErrorKind::InvalidData, message),
+        )
+    };
+    let meta = std::fs::metadata(path).map_err(|e| ConfigError::io(path, e))?;
+    if !meta.is_file() {
+        return Err(invalid(
+            "not a regular file: data files must be plain JSON or TOML files".into(),
+        ));
+    }
+    let file = std::fs::File::open(path).map_err(|e| ConfigError::io(path, e))?;
+    let mut bytes = Vec::new();
+    file.take(MAX_DATA_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| ConfigError::io(path, e))?;
+    if bytes.len() as u64 > MAX_DATA_FILE {
+        return Err(invalid(format!(
+            "larger than {} MiB: not a data file osimager reads (check the path)",
+            MAX_DATA_FILE >> 20
+        )));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        invalid(format!(
+            "not UTF-8 text (invalid byte at offset {}): save it as UTF-8",
+            e.utf8_error().valid_up_to()
+        ))
+    })
+}
+
 /// Read a JSON or TOML (by extension) file whose top level must be a table.
 pub fn read_data(path: &Path) -> Result<Map<String, Value>, ConfigError> {
     super::deps::path(path);
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, e))?;
+    let text = read_text(path)?;
     let v = parse_text(path, &text)?;
     match v {
         Value::Object(m) => Ok(m),
@@ -153,7 +192,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 /// listing and the spec index).
 pub fn read_data_json(path: &Path) -> Result<Map<String, Value>, ConfigError> {
     super::deps::path(path);
-    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, e))?;
+    let text = read_text(path)?;
     let v: Value = serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
         file: path.to_path_buf(),
         line: e.line(),

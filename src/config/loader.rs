@@ -75,6 +75,9 @@ pub struct Loader<'a> {
     pub regexes: &'a Regexes,
     pub state: State,
     current: PathBuf,
+    /// The files being loaded, outermost first (an include cycle is an error, not a stack
+    /// overflow).
+    loading: Vec<PathBuf>,
 }
 
 impl<'a> Loader<'a> {
@@ -84,6 +87,7 @@ impl<'a> Loader<'a> {
             regexes,
             state,
             current: PathBuf::new(),
+            loading: Vec::new(),
         }
     }
 
@@ -309,6 +313,32 @@ impl<'a> Loader<'a> {
         where_: &str,
         path: &Path,
     ) -> Result<Map<String, Value>, ConfigError> {
+        let id = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if let Some(first) = self.loading.iter().position(|p| *p == id) {
+            let chain: Vec<String> = self.loading[first..]
+                .iter()
+                .chain(std::iter::once(&id))
+                .map(|p| p.display().to_string())
+                .collect();
+            return Err(self.type_error(
+                "include",
+                format!(
+                    "include cycle: {}; remove one of these includes",
+                    chain.join(" → ")
+                ),
+            ));
+        }
+        self.loading.push(id);
+        let r = self.load_file_once(where_, path);
+        self.loading.pop();
+        r
+    }
+
+    fn load_file_once(
+        &mut self,
+        where_: &str,
+        path: &Path,
+    ) -> Result<Map<String, Value>, ConfigError> {
         let mut data = read_data(path)?;
         self.state.loaded_files.push(path.to_path_buf());
         let incs = data.shift_remove("include");
@@ -369,6 +399,22 @@ impl<'a> Loader<'a> {
     }
 
     pub fn find_data_file(&self, where_: &str, what: &str) -> Result<PathBuf, ConfigError> {
+        // Names are relative paths inside the data tree: `..`, `/…` would read any file.
+        if what.is_empty()
+            || std::path::Path::new(what)
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            let message = format!(
+                "{what:?} is not a name inside {where_}/ (no '..', no absolute paths): \
+                 name a file of the data tree"
+            );
+            return Err(if self.current.as_os_str().is_empty() {
+                ConfigError::Target(message)
+            } else {
+                self.type_error("include", message)
+            });
+        }
         match where_ {
             "specs" => self
                 .layers

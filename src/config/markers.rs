@@ -280,11 +280,32 @@ fn substr_at(text: &str, env: &dyn MarkerEnv, path: &str) -> Result<Value, Marke
                     message: e.to_string(),
                 });
             }
-            result = result.replace(&full, &repl.py_str());
+            let repl = repl.py_str();
+            let hits = result.matches(full.as_str()).count();
+            let size =
+                (result.len() - hits * full.len()).saturating_add(hits.saturating_mul(repl.len()));
+            if size > MAX_SUBSTITUTED {
+                return Err(MarkerError::Invalid {
+                    key: path.to_string(),
+                    marker: redact(&full),
+                    message: format!(
+                        "substituting it {hits} times would make the value {} MiB; values are \
+                         limited to {} MiB (markers whose values hold more markers multiply)",
+                        size >> 20,
+                        MAX_SUBSTITUTED >> 20
+                    ),
+                });
+            }
+            result = result.replace(&full, &repl);
         }
     }
     Ok(Value::String(result))
 }
+
+/// The largest string one substitution may produce. Real values are a few KiB at most; markers
+/// inserted by an earlier marker are substituted by the later ones, so a small input could
+/// otherwise multiply into gigabytes.
+pub const MAX_SUBSTITUTED: usize = 16 << 20;
 
 fn def_or_empty(env: &dyn MarkerEnv, key: &str) -> PyVal {
     match env.def(key) {

@@ -85,45 +85,69 @@ pub struct IsoRequest {
     pub cache_dir: PathBuf,
 }
 
+fn kind(v: &serde_json::Value) -> &'static str {
+    crate::config::loader::kind(v)
+}
+
 impl IsoRequest {
     /// Read the ISO keys from a builder block (Packer vocabulary). `None` when the builder has
     /// no `iso_url`/`iso_urls` (e.g. a `disk_image` build).
+    /// Read the ISO keys of a builder block. `Err((key, message))` when a key has a type the
+    /// build cannot use (a number for `iso_checksum` must not silently mean "no checksum").
     pub fn from_builder(
         builder: &serde_json::Map<String, serde_json::Value>,
         cache_dir: PathBuf,
-    ) -> Option<IsoRequest> {
-        let s = |k: &str| {
-            builder
-                .get(k)
-                .and_then(|v| v.as_str())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(String::from)
+    ) -> Result<Option<IsoRequest>, (&'static str, String)> {
+        use serde_json::Value;
+        fn s(
+            builder: &serde_json::Map<String, Value>,
+            k: &'static str,
+        ) -> Result<Option<String>, (&'static str, String)> {
+            match builder.get(k) {
+                None | Some(Value::Null) => Ok(None),
+                Some(Value::String(v)) if v.trim().is_empty() => Ok(None),
+                Some(Value::String(v)) => Ok(Some(v.trim().to_string())),
+                Some(other) => Err((k, format!("expected a string, found {}", kind(other)))),
+            }
+        }
+        let mut urls: Vec<String> = match builder.get("iso_urls") {
+            None | Some(Value::Null) => Vec::new(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .map(|v| match v {
+                    Value::String(u) => Ok(u.clone()),
+                    other => Err((
+                        "iso_urls",
+                        format!("expected a list of strings, found {} in it", kind(other)),
+                    )),
+                })
+                .collect::<Result<Vec<_>, _>>()?
+                .into_iter()
+                .filter(|v| !v.trim().is_empty())
+                .collect(),
+            Some(other) => {
+                return Err((
+                    "iso_urls",
+                    format!("expected a list of strings, found {}", kind(other)),
+                ))
+            }
         };
-        let mut urls: Vec<String> = builder
-            .get("iso_urls")
-            .and_then(|v| v.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str())
-                    .filter(|v| !v.trim().is_empty())
-                    .map(String::from)
-                    .collect()
-            })
-            .unwrap_or_default();
         if urls.is_empty() {
-            urls.extend(s("iso_url"));
+            urls.extend(s(builder, "iso_url")?);
         }
+        let checksum = s(builder, "iso_checksum")?;
+        let target_path = s(builder, "iso_target_path")?;
+        let target_extension = s(builder, "iso_target_extension")?;
         if urls.is_empty() {
-            return None;
+            return Ok(None);
         }
-        Some(IsoRequest {
+        Ok(Some(IsoRequest {
             urls,
-            checksum: s("iso_checksum").unwrap_or_else(|| "none".into()),
-            target_path: s("iso_target_path").map(PathBuf::from),
-            target_extension: s("iso_target_extension").unwrap_or_else(|| "iso".into()),
+            checksum: checksum.unwrap_or_else(|| "none".into()),
+            target_path: target_path.map(PathBuf::from),
+            target_extension: target_extension.unwrap_or_else(|| "iso".into()),
             cache_dir,
-        })
+        }))
     }
 
     /// Where a download of this request lands.

@@ -1,10 +1,10 @@
-//! `ansible` provisioner with Packer's semantics for `use_proxy`:
+//! `ansible` provisioner with Packer's `use_proxy` choices (the default differs, see below):
 //!
-//! * `use_proxy` unset or `true` (Packer's default): Ansible connects to a local SSH server on
+//! * `use_proxy: true`: Ansible connects to a local SSH server on
 //!   127.0.0.1 that carries its channels over the engine's own session to the guest
 //!   ([`crate::comm::relay`]): no second login to the guest, no password on this host's disk,
 //!   no `sshpass`; the inventory names the relay and a key made for this run.
-//! * `use_proxy: false`: Ansible connects straight to the guest's (forwarded) SSH port with the
+//! * `use_proxy` unset or `false`: Ansible connects straight to the guest's (forwarded) SSH port with the
 //!   communicator's credentials. A password then never appears in argv: it goes into a 0600
 //!   YAML vars file (`!unsafe`, so it is never templated) passed as `-e @file` and removed
 //!   afterwards (Ansible then needs `sshpass`, as with any password SSH login).
@@ -88,9 +88,12 @@ pub(crate) fn check(e: &Entry) -> Result<(), ProvisionError> {
     Ok(())
 }
 
-/// Packer's `use_proxy`, default true: Ansible through the relay over the engine's session.
+/// `use_proxy: true`: Ansible through the relay over the engine's session. Unset means a
+/// direct connection for now (Packer's default is the proxy): a full test-OS build through the
+/// relay failed intermittently in the playbook's `copy` task (docs/BENCHMARKS.md), cause not
+/// yet found, so the relay is opt-in until it is.
 fn use_relay(e: &Entry) -> Result<bool, ProvisionError> {
-    Ok(!e.has("use_proxy") || e.bool("use_proxy")?)
+    Ok(e.has("use_proxy") && e.bool("use_proxy")?)
 }
 
 /// Files removed when the run ends, however it ends.

@@ -4,7 +4,8 @@
 //!
 //! ```text
 //! osimager serve [--listen ADDR] [--state-dir DIR] [--config FILE] [--jobs N] [--tls-cert F --tls-key F]
-//! osimager serve token create NAME | list | revoke NAME
+//! osimager serve token create [--worker] NAME | list | revoke NAME
+//! osimager worker --server URL [--token T] [--labels k=v,…] [--concurrency N]
 //! ```
 
 mod backend;
@@ -12,6 +13,7 @@ mod catalog;
 mod host;
 mod job;
 mod locations;
+pub mod worker;
 
 pub use backend::OsimagerBackend;
 
@@ -59,6 +61,9 @@ pub struct ServeArgs {
     /// Require tokens even on a loopback address
     #[arg(long)]
     pub require_auth: bool,
+    /// Do not build here: only remote workers (`osimager worker`) run builds
+    #[arg(long)]
+    pub no_local_worker: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -84,6 +89,10 @@ pub enum TokenAction {
     /// Make a token; it is printed once and only its hash is kept
     Create {
         name: String,
+        /// A worker token (`osimager worker`): it only claims jobs, reports its own jobs and
+        /// uploads their artifacts; NAME is the worker's name
+        #[arg(long)]
+        worker: bool,
         #[command(flatten)]
         state: StateArgs,
     },
@@ -121,7 +130,7 @@ fn settings(state: &StateArgs) -> Result<ServerConfig, String> {
     Ok(cfg)
 }
 
-fn init_logging(default: &str) {
+pub(crate) fn init_logging(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("OSIMAGER_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
@@ -158,7 +167,7 @@ pub fn main(args: ServeArgs, data_dir: Option<PathBuf>) -> ExitCode {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+pub(crate) fn runtime() -> Result<tokio::runtime::Runtime, String> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -170,10 +179,15 @@ fn token(action: TokenAction) -> Result<(), String> {
     let store = SqliteStore::open(&cfg.database()).map_err(|e| e.to_string())?;
     runtime()?.block_on(async move {
         match action {
-            TokenAction::Create { name, .. } => {
+            TokenAction::Create { name, worker, .. } => {
                 let t = osimager_server::auth::new_token();
+                let role = if worker {
+                    osimager_server::store::TokenRole::Worker
+                } else {
+                    osimager_server::store::TokenRole::Api
+                };
                 let info = store
-                    .create_token(&name, &osimager_server::auth::hash_token(&t))
+                    .create_token_as(&name, &osimager_server::auth::hash_token(&t), role)
                     .await
                     .map_err(|e| e.to_string())?;
                 eprintln!(
@@ -189,9 +203,10 @@ fn token(action: TokenAction) -> Result<(), String> {
                 }
                 for t in list {
                     println!(
-                        "{:<14} {:<20} created {}  last used {}",
+                        "{:<14} {:<20} {:<6} created {}  last used {}",
                         t.id,
                         t.name,
+                        t.role.as_str(),
                         t.created_at,
                         t.last_used.as_deref().unwrap_or("never")
                     );
@@ -218,6 +233,9 @@ fn serve(args: ServeArgs, data_dir: Option<PathBuf>) -> Result<(), String> {
         cfg.tls = Some(osimager_server::config::TlsConfig { cert, key });
     }
     cfg.require_auth |= args.require_auth;
+    if args.no_local_worker {
+        cfg.local_worker = false;
+    }
     let exe = std::env::current_exe().map_err(|e| format!("finding this program: {e}"))?;
     let backend = Arc::new(OsimagerBackend { data_dir, exe });
     runtime()?.block_on(async move {

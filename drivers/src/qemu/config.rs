@@ -251,10 +251,18 @@ impl QemuConfig {
             .iter()
             .any(|k| b.value(k).is_some())
         {
+            let bind_address = b
+                .string("vnc_bind_address")?
+                .unwrap_or_else(|| "127.0.0.1".into());
+            // QEMU would only say "address resolution failed" once the VM starts.
+            if bind_address.parse::<std::net::IpAddr>().is_err() {
+                return Err(err(
+                    "vnc_bind_address",
+                    format!("{bind_address:?} is not an IP address (e.g. 127.0.0.1)"),
+                ));
+            }
             let v = VncConfig {
-                bind_address: b
-                    .string("vnc_bind_address")?
-                    .unwrap_or_else(|| "127.0.0.1".into()),
+                bind_address,
                 port_min: b.port("vnc_port_min", 5900)?,
                 port_max: b.port("vnc_port_max", 6000)?,
             };

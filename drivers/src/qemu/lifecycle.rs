@@ -342,6 +342,23 @@ impl Driver for QemuDriver {
         }
     }
 
+    fn footprint(&self) -> crate::Footprint {
+        crate::Footprint {
+            processes: self
+                .child
+                .as_ref()
+                .and_then(|c| c.id())
+                .into_iter()
+                .collect(),
+            dirs: self
+                .runtime_dir
+                .as_ref()
+                .map(|d| d.path().to_path_buf())
+                .into_iter()
+                .collect(),
+        }
+    }
+
     fn leave_running(&mut self) -> LeftRunning {
         let mut left = LeftRunning::default();
         let running = !self.is_stopped();

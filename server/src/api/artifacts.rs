@@ -70,8 +70,19 @@ pub async fn download(
             "build {id} has no artifact '{name}'; GET /api/v1/builds/{id}/artifacts lists them"
         )));
     };
-    let within = j.output_dir.as_ref().map(PathBuf::from);
+    // A remote worker's artifacts were uploaded into the state dir; a local build's stay in
+    // its output directory.
+    let uploaded = app
+        .state_dir
+        .join("builds")
+        .join(id.to_string())
+        .join("artifacts");
     let p = PathBuf::from(&a.path);
+    let within = if p.parent() == Some(uploaded.as_path()) {
+        Some(uploaded)
+    } else {
+        j.output_dir.as_ref().map(PathBuf::from)
+    };
     let f = tokio::task::spawn_blocking(move || open_confined(&p, within.as_deref()))
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?

@@ -34,6 +34,9 @@ pub struct CreateBuild {
     force: bool,
     #[serde(default)]
     dry_run: bool,
+    /// Only a worker with these labels may run it.
+    #[serde(default)]
+    labels: std::collections::BTreeMap<String, String>,
 }
 
 pub type IdPath = Result<Path<JobId>, PathRejection>;
@@ -91,6 +94,7 @@ pub async fn create(
         force: b.force,
         dry_run: b.dry_run,
         priority: b.priority,
+        labels: b.labels,
     };
     queue(
         &app,

@@ -7,6 +7,7 @@ mod builds;
 mod catalog;
 mod error;
 mod extract;
+pub mod worker;
 mod ws;
 
 pub use error::ApiError;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub shutdown: CancellationToken,
     /// Web UI sessions.
     pub sessions: Arc<crate::auth::Sessions>,
+    /// Records of remote workers' runs being received.
+    pub remote: Arc<worker::RemoteRuns>,
     host_cache: Arc<Mutex<Option<(Instant, HostFacts)>>>,
 }
 
@@ -84,6 +87,7 @@ impl AppState {
             started: Instant::now(),
             shutdown,
             sessions: Arc::default(),
+            remote: Arc::default(),
             host_cache: Arc::new(Mutex::new(None)),
         }
     }
@@ -134,6 +138,7 @@ pub fn router(app: AppState, cfg: &ServerConfig) -> Router {
         )
         .route("/builds/{id}/stream", get(ws::build_stream))
         .route("/stream", get(ws::global_stream))
+        .route("/workers", get(worker::list))
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             crate::auth::require,
@@ -142,6 +147,21 @@ pub fn router(app: AppState, cfg: &ServerConfig) -> Router {
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
         .route("/session", get(session).post(login).delete(logout))
+        .route("/worker/register", post(worker::register))
+        .route("/worker/claim", post(worker::claim))
+        .route("/worker/jobs/{id}/heartbeat", post(worker::heartbeat))
+        .route("/worker/jobs/{id}/events", post(worker::events))
+        .route("/worker/jobs/{id}/result", post(worker::result))
+        .route(
+            "/worker/jobs/{id}/artifacts/{name}",
+            get(worker::upload_status)
+                .put(worker::upload)
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .route(
+            "/worker/jobs/{id}/artifacts/{name}/complete",
+            post(worker::complete),
+        )
         .merge(protected)
         .fallback(no_route)
         .method_not_allowed_fallback(method_not_allowed);

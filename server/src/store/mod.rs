@@ -5,15 +5,23 @@
 //! [`SqliteStore`] is the built-in one (a file under the state dir, WAL).
 
 pub mod conformance;
+mod postgres;
+mod postgres_queue;
+mod postgres_records;
 mod sqlite;
 mod sqlite_records;
+mod sqlite_workers;
+mod workers;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+pub use workers::*;
 
 use crate::backend::{EngineChoice, OnErrorChoice, TargetRef};
 use async_trait::async_trait;
 use osimager_events::ErrorInfo;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 
 /// A job's number. Also its build id (as a string) in event records.
 pub type JobId = i64;
@@ -91,6 +99,16 @@ pub struct JobRequest {
     /// Higher runs first; equal priorities run in the order they were queued.
     #[serde(default)]
     pub priority: i32,
+    /// Only a worker with every one of these labels (`key=value`) may run it.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+}
+
+impl JobRequest {
+    /// The platform of the target (`qemu` of `qemu/lab/debian-12-x86_64`).
+    pub fn platform(&self) -> &str {
+        self.target.target.split('/').next().unwrap_or_default()
+    }
 }
 
 /// A job as stored.
@@ -120,6 +138,13 @@ pub struct Job {
     pub cancel_requested: bool,
     /// Who runs it (the server's own runner: `local`).
     pub worker: Option<String>,
+    /// How many times it was claimed: the lease of its current (or last) run. A worker's
+    /// reports carry it; one for an older lease is refused (the job went to another worker).
+    #[serde(default)]
+    pub lease: u64,
+    /// The last sign of life of the run (its claim or a heartbeat).
+    #[serde(default)]
+    pub heartbeat_at: Option<String>,
 }
 
 /// A new job.
@@ -218,6 +243,9 @@ pub struct TokenInfo {
     pub created_at: String,
     /// When it was last accepted.
     pub last_used: Option<String>,
+    /// What it may do.
+    #[serde(default)]
+    pub role: TokenRole,
 }
 
 /// Errors of a store.
@@ -248,9 +276,28 @@ pub trait JobStore: Send + Sync + 'static {
     async fn list(&self, filter: &JobFilter) -> StoreResult<JobPage>;
     /// How many jobs are in each state.
     async fn counts(&self) -> StoreResult<Vec<(JobState, u64)>>;
-    /// Take the next queued job (highest priority, then oldest) and mark it running for
-    /// `worker`. Two callers never get the same job.
-    async fn claim(&self, worker: &str) -> StoreResult<Option<Job>>;
+    /// Take the next queued job without labels (highest priority, then oldest) and mark it
+    /// running for `worker`. Two callers never get the same job.
+    async fn claim(&self, worker: &str) -> StoreResult<Option<Job>> {
+        self.claim_for(&ClaimSpec::any(worker)).await
+    }
+    /// Take the next queued job this worker can run ([`ClaimSpec::can_run`]): the lease
+    /// goes up by one, the heartbeat starts now, the claim is added to the job's history.
+    async fn claim_for(&self, spec: &ClaimSpec) -> StoreResult<Option<Job>>;
+    /// Changes whenever a job is queued or requeued (in any server sharing the store):
+    /// a waiting claimer marks it seen, tries to claim, and waits for the next change.
+    fn queue_changes(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// A sign of life of the run holding `lease`. `Conflict` (fenced) when the job is no
+    /// longer running under that lease.
+    async fn heartbeat(&self, id: JobId, lease: u64) -> StoreResult<Job>;
+    /// [`JobStore::finish`] for the run holding `lease` only. `Conflict` (fenced) otherwise.
+    async fn finish_leased(&self, id: JobId, lease: u64, end: JobEnd) -> StoreResult<Job>;
+    /// Running jobs of remote workers (not `local`) whose heartbeat is older than `cutoff`
+    /// (RFC 3339): requeued when claimed fewer than `max_claims` times, else failed with
+    /// the reason. Returns them as they are now.
+    async fn requeue_silent(&self, cutoff: &str, max_claims: u64) -> StoreResult<Vec<Job>>;
+    /// Every claim of a job, oldest first.
+    async fn claims(&self, id: JobId) -> StoreResult<Vec<ClaimRecord>>;
     /// Remember the step a running job is in.
     async fn set_step(&self, id: JobId, step: &str) -> StoreResult<()>;
     /// End a queued or running job. `None` when it had already ended (the end is not changed).
@@ -258,8 +305,14 @@ pub trait JobStore: Send + Sync + 'static {
     /// Cancel: a queued job becomes `cancelled` at once; a running one is flagged
     /// `cancel_requested` (its runner stops it and finishes it). `NotFound` when unknown.
     async fn cancel(&self, id: JobId) -> StoreResult<Job>;
-    /// After a restart: every `running` job becomes `interrupted`. Returns them.
-    async fn interrupt_running(&self) -> StoreResult<Vec<Job>>;
+    /// After a restart: every `running` job of `worker` becomes `interrupted`. Returns them.
+    async fn interrupt_running_of(&self, worker: &str) -> StoreResult<Vec<Job>>;
+    /// After a restart: every `running` job of the local runner becomes `interrupted`
+    /// (remote workers' jobs go on; the silence check requeues them if they are gone).
+    async fn interrupt_running(&self) -> StoreResult<Vec<Job>> {
+        self.interrupt_running_of(crate::scheduler::LOCAL_WORKER)
+            .await
+    }
     /// Forget an ended job with its events, artifacts and screenshots. `Conflict` while it
     /// is queued or running, `NotFound` when unknown.
     async fn delete(&self, id: JobId) -> StoreResult<()>;
@@ -284,12 +337,30 @@ pub trait JobStore: Send + Sync + 'static {
     /// A build's screenshots, oldest first.
     async fn screenshots(&self, id: JobId) -> StoreResult<Vec<Screenshot>>;
 
-    /// Store a token's hash under a unique name. `Conflict` when the name is taken.
-    async fn create_token(&self, name: &str, hash: &str) -> StoreResult<TokenInfo>;
+    /// Store an API token's hash under a unique name. `Conflict` when the name is taken.
+    async fn create_token(&self, name: &str, hash: &str) -> StoreResult<TokenInfo> {
+        self.create_token_as(name, hash, TokenRole::Api).await
+    }
+    /// Store a token's hash under a unique name, with its role.
+    async fn create_token_as(
+        &self,
+        name: &str,
+        hash: &str,
+        role: TokenRole,
+    ) -> StoreResult<TokenInfo>;
     /// Every token.
     async fn tokens(&self) -> StoreResult<Vec<TokenInfo>>;
     /// Remove a token by name or id. `NotFound` when neither matches.
     async fn revoke_token(&self, name_or_id: &str) -> StoreResult<()>;
     /// The token with this hash, noting that it was used now.
     async fn check_token(&self, hash: &str) -> StoreResult<Option<TokenInfo>>;
+
+    /// Register (or re-register) a worker; it is seen now.
+    async fn put_worker(&self, w: &WorkerInfo) -> StoreResult<WorkerInfo>;
+    /// A worker was heard from now.
+    async fn touch_worker(&self, name: &str) -> StoreResult<()>;
+    /// Every registered worker, by name.
+    async fn workers(&self) -> StoreResult<Vec<WorkerInfo>>;
+    /// Forget workers not heard from since `cutoff` (RFC 3339). Returns their names.
+    async fn drop_silent_workers(&self, cutoff: &str) -> StoreResult<Vec<String>>;
 }

@@ -7,7 +7,7 @@ use rusqlite::{params, params_from_iter, Connection, OptionalExtension, Row};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -61,11 +61,34 @@ CREATE TABLE IF NOT EXISTS tokens (
 );
 ";
 
+/// Schema 2: workers (leases, heartbeats, labels, claim history, worker tokens).
+const MIGRATION_2: &str = "
+ALTER TABLE jobs ADD COLUMN platform TEXT NOT NULL DEFAULT '';
+ALTER TABLE jobs ADD COLUMN lease INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE jobs ADD COLUMN heartbeat_at TEXT;
+UPDATE jobs SET platform = substr(target, 1, instr(target || '/', '/') - 1);
+ALTER TABLE tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'api';
+CREATE TABLE claims (
+    job INTEGER NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+    lease INTEGER NOT NULL,
+    worker TEXT NOT NULL,
+    claimed_at TEXT NOT NULL,
+    PRIMARY KEY (job, lease)
+);
+CREATE TABLE workers (
+    name TEXT PRIMARY KEY,
+    capabilities TEXT NOT NULL,
+    registered_at TEXT NOT NULL,
+    last_seen TEXT NOT NULL
+);
+";
+
 /// The SQLite job store.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     path: PathBuf,
+    pub(super) queue: Arc<tokio::sync::watch::Sender<u64>>,
 }
 
 impl SqliteStore {
@@ -82,7 +105,7 @@ impl SqliteStore {
                 ))
             })?;
         }
-        let conn = Connection::open(path).map_err(|e| ctx("opening", e))?;
+        let mut conn = Connection::open(path).map_err(|e| ctx("opening", e))?;
         conn.busy_timeout(std::time::Duration::from_secs(10))
             .map_err(|e| ctx("configuring", e))?;
         let mode: String = conn
@@ -104,27 +127,45 @@ impl SqliteStore {
             })
             .optional()
             .map_err(|e| ctx("reading", e))?;
-        match version.and_then(|v| v.parse::<i64>().ok()) {
+        let version = match version.and_then(|v| v.parse::<i64>().ok()) {
             None => {
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema', ?1)",
-                    [SCHEMA_VERSION.to_string()],
-                )
-                .map_err(|e| ctx("writing", e))?;
+                conn.execute("INSERT INTO meta (key, value) VALUES ('schema', '1')", [])
+                    .map_err(|e| ctx("writing", e))?;
+                1
             }
-            Some(v) if v > SCHEMA_VERSION => {
+            Some(v) => v,
+        };
+        match version {
+            v if v > SCHEMA_VERSION => {
                 return Err(StoreError::Db(format!(
                     "{} has schema {v}, newer than this osimager understands ({SCHEMA_VERSION}); \
                      run the newer osimager or point --state-dir elsewhere",
                     path.display()
                 )))
             }
-            Some(_) => {}
+            1 => {
+                let tx = conn
+                    .transaction()
+                    .map_err(|e| ctx("migrating to schema 2", e))?;
+                tx.execute_batch(MIGRATION_2)
+                    .and_then(|_| {
+                        tx.execute("UPDATE meta SET value = '2' WHERE key = 'schema'", [])
+                    })
+                    .and_then(|_| tx.commit())
+                    .map_err(|e| ctx("migrating to schema 2", e))?;
+            }
+            _ => {}
         }
         Ok(SqliteStore {
             conn: Arc::new(Mutex::new(conn)),
             path: path.to_path_buf(),
+            queue: Arc::new(tokio::sync::watch::channel(0).0),
         })
+    }
+
+    /// Wake the claimers waiting in this process.
+    pub(super) fn queue_changed(&self) {
+        self.queue.send_modify(|n| *n += 1);
     }
 
     /// The database file.
@@ -153,10 +194,11 @@ pub(super) fn db(what: &str) -> impl Fn(rusqlite::Error) -> StoreError + '_ {
     move |e| StoreError::Db(format!("{what}: {e}"))
 }
 
-const JOB_COLS: &str = "id, state, request, created_at, started_at, finished_at, step, error, \
-                        output_dir, retry_of, cancel_requested, worker";
+pub(super) const JOB_COLS: &str = "id, state, request, created_at, started_at, finished_at, \
+                        step, error, output_dir, retry_of, cancel_requested, worker, lease, \
+                        heartbeat_at";
 
-fn job_row(r: &Row) -> rusqlite::Result<Job> {
+pub(super) fn job_row(r: &Row) -> rusqlite::Result<Job> {
     let state: String = r.get(1)?;
     let request: String = r.get(2)?;
     let error: Option<String> = r.get(7)?;
@@ -179,10 +221,12 @@ fn job_row(r: &Row) -> rusqlite::Result<Job> {
         retry_of: r.get(9)?,
         cancel_requested: r.get::<_, i64>(10)? != 0,
         worker: r.get(11)?,
+        lease: r.get::<_, i64>(12)? as u64,
+        heartbeat_at: r.get(13)?,
     })
 }
 
-fn get_job(c: &Connection, id: JobId) -> StoreResult<Option<Job>> {
+pub(super) fn get_job(c: &Connection, id: JobId) -> StoreResult<Option<Job>> {
     c.query_row(
         &format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1"),
         [id],
@@ -198,6 +242,7 @@ pub(super) fn token_row(r: &Row) -> rusqlite::Result<TokenInfo> {
         name: r.get(1)?,
         created_at: r.get(2)?,
         last_used: r.get(3)?,
+        role: TokenRole::parse(&r.get::<_, String>(4)?),
     })
 }
 
@@ -208,14 +253,15 @@ impl JobStore for SqliteStore {
             .map_err(|e| StoreError::Db(format!("encoding a request: {e}")))?;
         self.with("queueing a job", move |c| {
             c.execute(
-                "INSERT INTO jobs (state, priority, target, request, created_at, retry_of) \
-                 VALUES ('queued', ?1, ?2, ?3, ?4, ?5)",
+                "INSERT INTO jobs (state, priority, target, request, created_at, retry_of, platform) \
+                 VALUES ('queued', ?1, ?2, ?3, ?4, ?5, ?6)",
                 params![
                     new.request.priority,
                     new.request.target.target,
                     request,
                     now_rfc3339(),
-                    new.retry_of
+                    new.retry_of,
+                    new.request.platform(),
                 ],
             )
             .map_err(db("queueing a job"))?;
@@ -223,6 +269,7 @@ impl JobStore for SqliteStore {
             get_job(c, id)?.ok_or_else(|| StoreError::Db("a new job vanished".into()))
         })
         .await
+        .inspect(|_| self.queue_changed())
     }
 
     async fn get(&self, id: JobId) -> StoreResult<Option<Job>> {
@@ -317,31 +364,6 @@ impl JobStore for SqliteStore {
         .await
     }
 
-    async fn claim(&self, worker: &str) -> StoreResult<Option<Job>> {
-        let worker = worker.to_string();
-        self.with("claiming a job", move |c| {
-            let tx = c.transaction().map_err(db("claiming a job"))?;
-            let id: Option<JobId> = tx
-                .query_row(
-                    "SELECT id FROM jobs WHERE state = 'queued' ORDER BY priority DESC, id LIMIT 1",
-                    [],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(db("claiming a job"))?;
-            let Some(id) = id else { return Ok(None) };
-            tx.execute(
-                "UPDATE jobs SET state = 'running', started_at = ?2, worker = ?3 WHERE id = ?1",
-                params![id, now_rfc3339(), worker],
-            )
-            .map_err(db("claiming a job"))?;
-            let job = get_job(&tx, id)?;
-            tx.commit().map_err(db("claiming a job"))?;
-            Ok(job)
-        })
-        .await
-    }
-
     async fn set_step(&self, id: JobId, step: &str) -> StoreResult<()> {
         let step = step.to_string();
         self.with("recording a step", move |c| {
@@ -408,15 +430,16 @@ impl JobStore for SqliteStore {
         .await
     }
 
-    async fn interrupt_running(&self) -> StoreResult<Vec<Job>> {
-        self.with("marking interrupted jobs", |c| {
+    async fn interrupt_running_of(&self, worker: &str) -> StoreResult<Vec<Job>> {
+        let worker = worker.to_string();
+        self.with("marking interrupted jobs", move |c| {
             let tx = c.transaction().map_err(db("marking interrupted jobs"))?;
             let ids: Vec<JobId> = {
                 let mut st = tx
-                    .prepare("SELECT id FROM jobs WHERE state = 'running' ORDER BY id")
+                    .prepare("SELECT id FROM jobs WHERE state = 'running' AND worker = ?1 ORDER BY id")
                     .map_err(db("marking interrupted jobs"))?;
                 let ids = st
-                    .query_map([], |r| r.get(0))
+                    .query_map([&worker], |r| r.get(0))
                     .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                     .map_err(db("marking interrupted jobs"))?;
                 ids
@@ -491,8 +514,13 @@ impl JobStore for SqliteStore {
         self.screenshots_db(id).await
     }
 
-    async fn create_token(&self, name: &str, hash: &str) -> StoreResult<TokenInfo> {
-        self.create_token_db(name, hash).await
+    async fn create_token_as(
+        &self,
+        name: &str,
+        hash: &str,
+        role: TokenRole,
+    ) -> StoreResult<TokenInfo> {
+        self.create_token_db(name, hash, role).await
     }
 
     async fn tokens(&self) -> StoreResult<Vec<TokenInfo>> {
@@ -505,5 +533,45 @@ impl JobStore for SqliteStore {
 
     async fn check_token(&self, hash: &str) -> StoreResult<Option<TokenInfo>> {
         self.check_token_db(hash).await
+    }
+
+    async fn claim_for(&self, spec: &ClaimSpec) -> StoreResult<Option<Job>> {
+        self.claim_for_db(spec).await
+    }
+
+    fn queue_changes(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.queue.subscribe()
+    }
+
+    async fn heartbeat(&self, id: JobId, lease: u64) -> StoreResult<Job> {
+        self.heartbeat_db(id, lease).await
+    }
+
+    async fn finish_leased(&self, id: JobId, lease: u64, end: JobEnd) -> StoreResult<Job> {
+        self.finish_leased_db(id, lease, end).await
+    }
+
+    async fn requeue_silent(&self, cutoff: &str, max_claims: u64) -> StoreResult<Vec<Job>> {
+        self.requeue_silent_db(cutoff, max_claims).await
+    }
+
+    async fn claims(&self, id: JobId) -> StoreResult<Vec<ClaimRecord>> {
+        self.claims_db(id).await
+    }
+
+    async fn put_worker(&self, w: &WorkerInfo) -> StoreResult<WorkerInfo> {
+        self.put_worker_db(w).await
+    }
+
+    async fn touch_worker(&self, name: &str) -> StoreResult<()> {
+        self.touch_worker_db(name).await
+    }
+
+    async fn workers(&self) -> StoreResult<Vec<WorkerInfo>> {
+        self.workers_db().await
+    }
+
+    async fn drop_silent_workers(&self, cutoff: &str) -> StoreResult<Vec<String>> {
+        self.drop_silent_workers_db(cutoff).await
     }
 }

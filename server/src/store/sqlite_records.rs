@@ -146,7 +146,12 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn create_token_db(&self, name: &str, hash: &str) -> StoreResult<TokenInfo> {
+    pub(super) async fn create_token_db(
+        &self,
+        name: &str,
+        hash: &str,
+        role: TokenRole,
+    ) -> StoreResult<TokenInfo> {
         let (name, hash) = (name.to_string(), hash.to_string());
         self.with("creating a token", move |c| {
             let taken: Option<String> = c
@@ -162,12 +167,12 @@ impl SqliteStore {
             }
             let id: String = hash.chars().take(12).collect();
             c.execute(
-                "INSERT INTO tokens (id, name, hash, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![id, name, hash, now_rfc3339()],
+                "INSERT INTO tokens (id, name, hash, created_at, role) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![id, name, hash, now_rfc3339(), role.as_str()],
             )
             .map_err(db("creating a token"))?;
             c.query_row(
-                "SELECT id, name, created_at, last_used FROM tokens WHERE id = ?1",
+                "SELECT id, name, created_at, last_used, role FROM tokens WHERE id = ?1",
                 [&id],
                 token_row,
             )
@@ -179,7 +184,7 @@ impl SqliteStore {
     pub(super) async fn tokens_db(&self) -> StoreResult<Vec<TokenInfo>> {
         self.with("listing tokens", |c| {
             let mut st = c
-                .prepare("SELECT id, name, created_at, last_used FROM tokens ORDER BY name")
+                .prepare("SELECT id, name, created_at, last_used, role FROM tokens ORDER BY name")
                 .map_err(db("listing tokens"))?;
             let rows = st
                 .query_map([], token_row)
@@ -211,7 +216,7 @@ impl SqliteStore {
         self.with("checking a token", move |c| {
             let found = c
                 .query_row(
-                    "SELECT id, name, created_at, last_used FROM tokens WHERE hash = ?1",
+                    "SELECT id, name, created_at, last_used, role FROM tokens WHERE hash = ?1",
                     [&hash],
                     token_row,
                 )

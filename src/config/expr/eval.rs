@@ -5,7 +5,7 @@ mod strings;
 
 use super::parse::{Expr, UnOp};
 use super::value::PyVal;
-use super::{ExprError, ExprErrorKind};
+use super::{ExprError, ExprErrorKind, MAX_PRODUCED};
 use ops::{binary, compare, index, py_eq, slice};
 
 const BUILTINS: [&str; 5] = ["len", "int", "str", "float", "bool"];
@@ -21,6 +21,35 @@ const STR_METHODS: [&str; 10] = [
     "rstrip",
     "split",
 ];
+
+thread_local! {
+    /// What the evaluation running on this thread may still produce (see [`MAX_PRODUCED`]).
+    static BUDGET: std::cell::Cell<usize> = const { std::cell::Cell::new(MAX_PRODUCED) };
+}
+
+/// Evaluate `e` with a fresh production budget.
+pub fn eval_budgeted(e: &Expr) -> Result<PyVal, ExprError> {
+    BUDGET.with(|b| b.set(MAX_PRODUCED));
+    eval(e)
+}
+
+/// Account for a string of `n` bytes (or a sequence of `n` items) about to be built; refuse
+/// once the evaluation has produced more than [`MAX_PRODUCED`] in total.
+pub(super) fn charge(n: usize) -> Result<(), ExprError> {
+    BUDGET.with(|b| match b.get().checked_sub(n) {
+        Some(left) => {
+            b.set(left);
+            Ok(())
+        }
+        None => Err(ExprError::new(
+            ExprErrorKind::Limit,
+            format!(
+                "the result would exceed {} MiB (MemoryError in Python terms)",
+                MAX_PRODUCED >> 20
+            ),
+        )),
+    })
+}
 
 pub fn eval(e: &Expr) -> Result<PyVal, ExprError> {
     Ok(match e {

@@ -2,7 +2,7 @@
 
 use super::lex::Tok;
 use super::value::PyVal;
-use super::ExprError;
+use super::{ExprError, ExprErrorKind, MAX_NESTING};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BinOp {
@@ -64,7 +64,11 @@ const KEYWORDS: [&str; 11] = [
 ];
 
 pub fn parse(toks: &[Tok]) -> Result<Expr, ExprError> {
-    let mut p = Parser { toks, pos: 0 };
+    let mut p = Parser {
+        toks,
+        pos: 0,
+        depth: 0,
+    };
     if toks.is_empty() {
         return Err(ExprError::syntax("invalid syntax (empty expression)"));
     }
@@ -75,12 +79,50 @@ pub fn parse(toks: &[Tok]) -> Result<Expr, ExprError> {
     Ok(e)
 }
 
+fn too_deep() -> ExprError {
+    ExprError::new(
+        ExprErrorKind::Limit,
+        format!(
+            "the expression is nested more than {MAX_NESTING} levels deep (brackets, operators \
+             and chains all count)"
+        ),
+    )
+}
+
 struct Parser<'a> {
     toks: &'a [Tok],
     pos: usize,
+    /// Nesting of the recursive rules now (bounded by [`MAX_NESTING`]).
+    depth: usize,
 }
 
 impl Parser<'_> {
+    /// One more link of a left-associative chain (`a + b + c`, `a.b.c`): each makes the tree
+    /// one level deeper, so chains count against [`MAX_NESTING`] too. The caller resets
+    /// `depth` when its chain ends (after an error the parser is dropped anyway).
+    fn deeper(&mut self) -> Result<(), ExprError> {
+        if self.depth >= MAX_NESTING {
+            return Err(too_deep());
+        }
+        self.depth += 1;
+        Ok(())
+    }
+
+    /// Run a recursive rule one level deeper, refusing inputs nested past [`MAX_NESTING`]
+    /// (the stack is the limit otherwise).
+    fn nested<T>(
+        &mut self,
+        rule: impl FnOnce(&mut Self) -> Result<T, ExprError>,
+    ) -> Result<T, ExprError> {
+        if self.depth >= MAX_NESTING {
+            return Err(too_deep());
+        }
+        self.depth += 1;
+        let r = rule(self);
+        self.depth -= 1;
+        r
+    }
+
     fn peek(&self) -> Option<&Tok> {
         self.toks.get(self.pos)
     }
@@ -150,6 +192,10 @@ impl Parser<'_> {
     }
 
     fn expr(&mut self) -> Result<Expr, ExprError> {
+        self.nested(Self::expr_inner)
+    }
+
+    fn expr_inner(&mut self) -> Result<Expr, ExprError> {
         if self.is_kw("lambda") {
             return Err(ExprError::unsupported("'lambda'"));
         }
@@ -170,23 +216,29 @@ impl Parser<'_> {
 
     fn or_test(&mut self) -> Result<Expr, ExprError> {
         let mut e = self.and_test()?;
+        let start = self.depth;
         while self.eat_kw("or") {
+            self.deeper()?;
             e = Expr::Or(Box::new(e), Box::new(self.and_test()?));
         }
+        self.depth = start;
         Ok(e)
     }
 
     fn and_test(&mut self) -> Result<Expr, ExprError> {
         let mut e = self.not_test()?;
+        let start = self.depth;
         while self.eat_kw("and") {
+            self.deeper()?;
             e = Expr::And(Box::new(e), Box::new(self.not_test()?));
         }
+        self.depth = start;
         Ok(e)
     }
 
     fn not_test(&mut self) -> Result<Expr, ExprError> {
         if self.eat_kw("not") {
-            return Ok(Expr::Not(Box::new(self.not_test()?)));
+            return Ok(Expr::Not(Box::new(self.nested(Self::not_test)?)));
         }
         self.comparison()
     }
@@ -236,20 +288,24 @@ impl Parser<'_> {
 
     fn arith(&mut self) -> Result<Expr, ExprError> {
         let mut e = self.term()?;
+        let start = self.depth;
         loop {
             let op = if self.eat_op("+") {
                 BinOp::Add
             } else if self.eat_op("-") {
                 BinOp::Sub
             } else {
+                self.depth = start;
                 return Ok(e);
             };
+            self.deeper()?;
             e = Expr::Bin(op, Box::new(e), Box::new(self.term()?));
         }
     }
 
     fn term(&mut self) -> Result<Expr, ExprError> {
         let mut e = self.factor()?;
+        let start = self.depth;
         loop {
             let op = if self.eat_op("*") {
                 BinOp::Mul
@@ -260,8 +316,10 @@ impl Parser<'_> {
             } else if self.eat_op("%") {
                 BinOp::Mod
             } else {
+                self.depth = start;
                 return Ok(e);
             };
+            self.deeper()?;
             e = Expr::Bin(op, Box::new(e), Box::new(self.factor()?));
         }
     }
@@ -276,13 +334,13 @@ impl Parser<'_> {
         } else {
             return self.power();
         };
-        Ok(Expr::Unary(op, Box::new(self.factor()?)))
+        Ok(Expr::Unary(op, Box::new(self.nested(Self::factor)?)))
     }
 
     fn power(&mut self) -> Result<Expr, ExprError> {
         let base = self.primary()?;
         if self.eat_op("**") {
-            let exp = self.factor()?;
+            let exp = self.nested(Self::factor)?;
             return Ok(Expr::Bin(BinOp::Pow, Box::new(base), Box::new(exp)));
         }
         Ok(base)
@@ -290,7 +348,11 @@ impl Parser<'_> {
 
     fn primary(&mut self) -> Result<Expr, ExprError> {
         let mut e = self.atom()?;
+        let start = self.depth;
         loop {
+            if self.is_op(".") || self.is_op("(") || self.is_op("[") {
+                self.deeper()?;
+            }
             if self.eat_op(".") {
                 match self.peek() {
                     Some(Tok::Name(n)) => {
@@ -319,6 +381,7 @@ impl Parser<'_> {
             } else if self.eat_op("[") {
                 e = self.subscript(e)?;
             } else {
+                self.depth = start;
                 return Ok(e);
             }
         }

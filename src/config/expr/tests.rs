@@ -242,3 +242,60 @@ fn float_repr_matches_python() {
         assert_eq!(float_repr(f), want);
     }
 }
+
+/// Inputs built to exhaust the stack, time or memory end in a `Limit` error, within a small
+/// stack (issue 15: these overflowed the stack or aborted on allocation before).
+#[test]
+fn hostile_expressions_hit_limits() {
+    let run = || {
+        let cases = [
+            format!("{}1{}", "(".repeat(5000), ")".repeat(5000)),
+            format!("{}1{}", "[".repeat(41), "]".repeat(41)),
+            vec!["1"; 1999].join("+"),
+            vec!["'a'"; 60].join(" or "),
+            format!("''{}", ".strip()".repeat(60)),
+            format!("{}True", "not ".repeat(41)),
+            format!("{}1", "-".repeat(41)),
+            vec!["2"; 41].join("**"),
+            vec!["1"; 41].join("+"),
+            "'a'*10**12".to_string(),
+            "[0]*10**9".to_string(),
+            "('x'*9000000)+('x'*9000000)".to_string(),
+            "('a'*100000).replace('a','b'*100000)".to_string(),
+            "('y'*100000).join(['a']*1000)".to_string(),
+        ];
+        cases
+            .iter()
+            .map(|c| match eval(c) {
+                Err(e) if e.kind == ExprErrorKind::Limit => None,
+                other => Some(format!("{}…: {other:?}", &c[..c.len().min(40)])),
+            })
+            .collect::<Vec<_>>()
+    };
+    let bad: Vec<String> = std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(run)
+        .unwrap()
+        .join()
+        .unwrap()
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(bad.is_empty(), "{bad:#?}");
+    // Just inside the limits, in the same stack: evaluates.
+    let ok = std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(|| {
+            (
+                eval(&format!("{}1{}", "(".repeat(39), ")".repeat(39))),
+                eval(&vec!["1"; 40].join("+")),
+            )
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+    assert_eq!(ok.0.unwrap(), PyVal::Int(1));
+    assert_eq!(ok.1.unwrap(), PyVal::Int(40));
+    // The budget is per evaluation: the next one starts afresh.
+    assert_eq!(eval("len('a'*1000)").unwrap(), PyVal::Int(1000));
+}

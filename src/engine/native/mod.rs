@@ -18,6 +18,9 @@
 mod artifacts;
 pub mod diag;
 mod error;
+#[cfg(test)]
+mod fault_tests;
+mod ledger;
 mod resources;
 mod runner;
 mod serial;
@@ -57,6 +60,9 @@ pub struct BuildReport {
 /// removed (unless `--on-error abort`); the error names the step.
 pub async fn run(b: &Build) -> Result<BuildReport, Box<NativeFailure>> {
     let r = Runner::new(b);
+    if !b.options.dry_run {
+        r.recover_killed_builds();
+    }
     let given_temp = temp_dir::adopt_given(&r, b);
     let mut diag: Option<PathBuf> = None;
     let result = tokio::select! {

@@ -1,6 +1,7 @@
 //! What native steps create, each with how to undo it and how to leave it in place
 //! (`--on-error abort`).
 
+use super::ledger::{start_time, Leftover};
 use crate::comm::Session;
 use async_trait::async_trait;
 use osimager_drivers::Driver;
@@ -20,6 +21,12 @@ pub(crate) trait Resource: Send + Sync {
     /// undone instead.
     fn leave(&self) -> Option<Vec<String>> {
         Some(vec![self.describe()])
+    }
+    /// What of it would outlive this process if it were killed now (recorded in the build's
+    /// state file, `ledger.rs`). In-process things (a server, a connection, a task) end with
+    /// the process: nothing.
+    fn leftovers(&self) -> Vec<Leftover> {
+        Vec::new()
     }
 }
 
@@ -59,12 +66,21 @@ impl Resource for Dir {
             self.path.display()
         )])
     }
+
+    fn leftovers(&self) -> Vec<Leftover> {
+        vec![Leftover::Dir {
+            what: self.what.to_string(),
+            path: self.path.clone(),
+        }]
+    }
 }
 
 /// The VM's registration, disks and process (the driver's `destroy`).
 pub(crate) struct VmResource {
     pub vm: Vm,
     pub name: String,
+    /// The footprint last seen, for when the VM is busy.
+    pub last: std::sync::Mutex<Vec<Leftover>>,
 }
 
 #[async_trait]
@@ -99,6 +115,33 @@ impl Resource for VmResource {
             lines.push(format!("VM {} (not running)", self.name));
         }
         Some(lines)
+    }
+
+    fn leftovers(&self) -> Vec<Leftover> {
+        // A step holding the VM (typing, waiting) does not change what it has started.
+        let Ok(d) = self.vm.try_lock() else {
+            return self.last.lock().map(|l| l.clone()).unwrap_or_default();
+        };
+        let f = d.footprint();
+        let mut v: Vec<Leftover> = f
+            .processes
+            .into_iter()
+            .filter_map(|pid| {
+                Some(Leftover::Process {
+                    what: format!("VM {} process", self.name),
+                    pid,
+                    start: start_time(pid)?,
+                })
+            })
+            .collect();
+        v.extend(f.dirs.into_iter().map(|path| Leftover::Dir {
+            what: format!("VM {} directory", self.name),
+            path,
+        }));
+        if let Ok(mut l) = self.last.lock() {
+            *l = v.clone();
+        }
+        v
     }
 }
 

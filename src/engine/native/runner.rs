@@ -5,6 +5,7 @@
 //! resources are undone in reverse order, or, with `--on-error abort`, left in place and
 //! described.
 
+use super::ledger::{self, Ledger};
 use super::resources::{Resource, ResourceId, Vm};
 use super::NativeError;
 use crate::engine::{Build, Events, OnError, Prompter};
@@ -33,6 +34,8 @@ pub(crate) struct Runner {
     failed: Mutex<Option<&'static str>>,
     /// The VM once created, for the failure screenshot.
     vm: Mutex<Option<Vm>>,
+    /// The build's state file: what would outlive a killed osimager (`ledger.rs`).
+    ledger: Ledger,
 }
 
 impl Runner {
@@ -48,6 +51,34 @@ impl Runner {
             skipped: AtomicBool::new(false),
             vm: Mutex::new(None),
             failed: Mutex::new(None),
+            ledger: Ledger::new(
+                ledger::state_dir(|k| build.context.var(k).map(String::from)),
+                build.events.build_id(),
+                &build.plan.target,
+            ),
+        }
+    }
+
+    /// Clean up after earlier builds whose osimager was killed (their state files name what
+    /// they left), and say so.
+    pub fn recover_killed_builds(&self) {
+        let Some(dir) = self.ledger.path().and_then(|p| p.parent()) else {
+            return;
+        };
+        for m in ledger::recover(dir) {
+            self.events.warn(m);
+        }
+    }
+
+    /// Write what the build has created so far into its state file (removed when empty).
+    pub fn save_ledger(&self) {
+        let items: Vec<Arc<dyn Resource>> = lock(&self.resources)
+            .iter()
+            .map(|(_, r)| r.clone())
+            .collect();
+        let leftovers = items.iter().flat_map(|r| r.leftovers()).collect();
+        if let Err(e) = self.ledger.save(leftovers) {
+            self.events.detail(e);
         }
     }
 
@@ -82,6 +113,7 @@ impl Runner {
             (Ok(_), false) => Outcome::Ok,
         };
         self.finish_step(outcome);
+        self.save_ledger();
         if r.is_ok() && self.debug {
             if let Some(p) = &self.prompter {
                 p.after_step(name).await;
@@ -119,19 +151,23 @@ impl Runner {
         self.events
             .detail(format!("registered for cleanup: {}", r.describe()));
         lock(&self.resources).push((id, r));
+        self.save_ledger();
         id
     }
 
     /// It is no longer ours to undo (e.g. the staging directory, once renamed into place).
     pub fn forget(&self, id: ResourceId) {
         lock(&self.resources).retain(|(i, _)| *i != id);
+        self.save_ledger();
     }
 
     /// Undo everything registered, most recent first. Never fails: problems are reported.
     pub async fn undo_all(&self) {
-        let items: Vec<_> = std::mem::take(&mut *lock(&self.resources));
-        for (_, r) in items.into_iter().rev() {
+        let items: Vec<_> = lock(&self.resources).clone();
+        for (id, r) in items.into_iter().rev() {
             self.undo_one(r.as_ref()).await;
+            // Undone: off the state file (a kill now leaves only what is still there).
+            self.forget(id);
         }
     }
 
@@ -164,6 +200,8 @@ impl Runner {
             return Vec::new();
         }
         let items: Vec<_> = std::mem::take(&mut *lock(&self.resources));
+        // Left on purpose and reported: not leftovers for the next run to remove.
+        self.save_ledger();
         let mut left = Vec::new();
         for (_, r) in items.into_iter().rev() {
             match r.leave() {

@@ -41,23 +41,33 @@ pub struct Settings {
     pub http_ports: (u16, u16),
 }
 
-fn str_key(b: &Map<String, Value>, k: &str) -> Option<String> {
+/// A text key: a string (blank = unset) or a number; anything else is a mistake in the data
+/// that must not silently fall back to the default.
+fn str_key(b: &Map<String, Value>, k: &str) -> Result<Option<String>> {
     match b.get(k) {
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
-        Some(Value::Number(n)) => Some(n.to_string()),
-        _ => None,
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(other) => Err(bad(
+            k,
+            format!(
+                "expected a string, found {}",
+                crate::config::loader::kind(other)
+            ),
+        )),
     }
 }
 
 fn duration_key(b: &Map<String, Value>, k: &str, default: Duration) -> Result<Duration> {
-    match str_key(b, k) {
+    match str_key(b, k)? {
         None => Ok(default),
         Some(s) => parse_duration(&s).map_err(|e| bad(k, format!("{s:?}: {e}"))),
     }
 }
 
 fn port_key(b: &Map<String, Value>, k: &str, default: u16) -> Result<u16> {
-    match str_key(b, k) {
+    match str_key(b, k)? {
         None => Ok(default),
         Some(s) => s
             .parse::<u16>()
@@ -114,8 +124,8 @@ impl Settings {
     ) -> Result<Settings> {
         let b = &plan.builder;
         let builder_type = plan.builder_type().to_string();
-        let build_name = str_key(b, "name").unwrap_or_else(|| builder_type.clone());
-        let vm_name = str_key(b, "vm_name").unwrap_or_else(|| format!("packer-{build_name}"));
+        let build_name = str_key(b, "name")?.unwrap_or_else(|| builder_type.clone());
+        let vm_name = str_key(b, "vm_name")?.unwrap_or_else(|| format!("packer-{build_name}"));
         let cwd = ctx.cwd.clone();
         // Relative builder paths resolve where OSImager runs Packer: the data directory.
         let base = if plan.data_dir.as_os_str().is_empty() {
@@ -128,7 +138,7 @@ impl Settings {
             None => absolute(
                 &base,
                 Path::new(
-                    &str_key(b, "output_directory")
+                    &str_key(b, "output_directory")?
                         .unwrap_or_else(|| format!("output-{build_name}")),
                 ),
             ),
@@ -140,7 +150,7 @@ impl Settings {
         };
         let boot_command = boot_command(b)?;
         osimager_drivers::bootcmd::validate(&boot_command).map_err(SettingsError::BootCommand)?;
-        let communicator = str_key(b, "communicator").unwrap_or_else(|| "ssh".into());
+        let communicator = str_key(b, "communicator")?.unwrap_or_else(|| "ssh".into());
         let ssh = match communicator.as_str() {
             "ssh" => {
                 let c = SshConfig::from_builder(b)?;
@@ -161,7 +171,8 @@ impl Settings {
                 ))
             }
         };
-        let iso = IsoRequest::from_builder(b, plan.inputs.iso_cache_dir.clone());
+        let iso = IsoRequest::from_builder(b, plan.inputs.iso_cache_dir.clone())
+            .map_err(|(key, message)| bad(key, message))?;
         if let Some(r) = &iso {
             ChecksumSpec::parse(&r.checksum)?;
         }
@@ -177,7 +188,7 @@ impl Settings {
             None | Some(Value::Null) => BTreeMap::new(),
             Some(_) => return Err(bad("http_content", "expected a map of path → text")),
         };
-        let http_bind = match str_key(b, "http_bind_address") {
+        let http_bind = match str_key(b, "http_bind_address")? {
             None => None,
             Some(a) => Some(
                 a.parse()
@@ -200,10 +211,10 @@ impl Settings {
             boot_command,
             boot_wait: duration_key(b, "boot_wait", Duration::from_secs(10))?,
             ssh,
-            shutdown_command: str_key(b, "shutdown_command"),
+            shutdown_command: str_key(b, "shutdown_command")?,
             shutdown_timeout: duration_key(b, "shutdown_timeout", Duration::from_secs(300))?,
             iso,
-            http_directory: str_key(b, "http_directory").map(|d| absolute(&base, Path::new(&d))),
+            http_directory: str_key(b, "http_directory")?.map(|d| absolute(&base, Path::new(&d))),
             http_content,
             http_bind,
             http_ports,

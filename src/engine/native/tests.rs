@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-fn plan(out: &Path, communicator: &str) -> BuildPlan {
+pub(super) fn plan(out: &Path, communicator: &str) -> BuildPlan {
     let b = json!({
         "type": "fake-iso",
         "vm_name": "fake-vm",
@@ -49,8 +49,13 @@ struct Run {
     _root: tempfile::TempDir,
 }
 
-fn context(root: &Path, control: &FakeControl) -> BuildContext {
+pub(super) fn context(root: &Path, control: &FakeControl) -> BuildContext {
     let mut ctx = BuildContext::from_process();
+    // The build state files (ledger.rs) go under the test's root, not the user's home.
+    ctx.vars.insert(
+        "XDG_STATE_HOME".into(),
+        root.join("state").display().to_string(),
+    );
     ctx.secrets = crate::secret::Registry::new();
     ctx.temp_root = root.to_path_buf();
     ctx.drivers = DriverRegistry::default().register(registry_entry("fake-iso", control.clone()));

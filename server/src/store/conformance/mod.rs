@@ -30,6 +30,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 
 mod records;
+mod workers;
 use records::{events, files, tokens};
 
 /// How the suite gets stores.
@@ -60,6 +61,19 @@ pub fn checks() -> Vec<(&'static str, Check)> {
             Box::pin(restart(h))
         }),
         ("tokens", |h| Box::pin(tokens(h))),
+        ("claims_match_platform_engine_labels", |h| {
+            Box::pin(workers::matching(h))
+        }),
+        ("leases_fence_old_claims", |h| Box::pin(workers::leases(h))),
+        ("silent_workers_jobs_requeued_then_failed", |h| {
+            Box::pin(workers::requeue(h))
+        }),
+        ("queue_changes_wake_claimers", |h| {
+            Box::pin(workers::wakeups(h))
+        }),
+        ("workers_registered_and_dropped", |h| {
+            Box::pin(workers::registry(h))
+        }),
     ]
 }
 
@@ -101,6 +115,7 @@ pub(super) fn req(target: &str, priority: i32) -> NewJob {
             force: false,
             dry_run: false,
             priority,
+            labels: Default::default(),
         },
         retry_of: None,
     }
@@ -414,9 +429,11 @@ async fn restart(h: Arc<dyn Harness>) {
     let done = s.create(req("t/l/done", 2)).await.unwrap();
     let run = s.create(req("t/l/run", 1)).await.unwrap();
     let queued = s.create(req("t/l/queued", 0)).await.unwrap();
-    s.claim("w").await.unwrap();
+    let local = crate::scheduler::LOCAL_WORKER;
+    s.claim(local).await.unwrap();
     s.finish(done.id, end(JobState::Succeeded)).await.unwrap();
-    s.claim("w").await.unwrap();
+    s.claim(local).await.unwrap();
+    let remote = s.create(req("t/l/remote", -5)).await.unwrap();
     s.append_events(run.id, &[ev(0, "build_started"), ev(1, "step_started")])
         .await
         .unwrap();
@@ -440,6 +457,16 @@ async fn restart(h: Arc<dyn Harness>) {
         JobState::Queued
     );
     assert_eq!(s.claim("w").await.unwrap().map(|j| j.id), Some(queued.id));
+    assert_eq!(s.claim("w2").await.unwrap().map(|j| j.id), Some(remote.id));
+    let s = h.reopen(s).await;
+    assert!(
+        s.interrupt_running().await.unwrap().is_empty(),
+        "remote workers' jobs outlive a server restart"
+    );
+    assert_eq!(
+        s.get(remote.id).await.unwrap().unwrap().state,
+        JobState::Running
+    );
     let next = s.create(req("t/l/next", 0)).await.unwrap();
     assert!(next.id > queued.id, "ids are never reused");
 }

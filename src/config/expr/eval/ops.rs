@@ -3,7 +3,7 @@
 use super::super::parse::{BinOp, CmpOp};
 use super::super::value::PyVal;
 use super::super::{ExprError, ExprErrorKind};
-use super::hashable;
+use super::{charge, hashable};
 use std::cmp::Ordering;
 
 #[derive(Clone, Copy)]
@@ -44,18 +44,22 @@ fn unsupported_operands(sym: &str, a: &PyVal, b: &PyVal) -> ExprError {
     ))
 }
 
-fn seq_times(a: &PyVal, n: i64) -> Option<PyVal> {
+fn seq_times(a: &PyVal, n: i64) -> Option<Result<PyVal, ExprError>> {
     let n = n.max(0) as usize;
-    match a {
-        PyVal::Str(s) => Some(PyVal::Str(s.repeat(n))),
-        PyVal::List(v) => Some(PyVal::List(
-            (0..n).flat_map(|_| v.iter().cloned()).collect(),
-        )),
-        PyVal::Tuple(v) => Some(PyVal::Tuple(
-            (0..n).flat_map(|_| v.iter().cloned()).collect(),
-        )),
-        _ => None,
+    let len = match a {
+        PyVal::Str(s) => s.len(),
+        PyVal::List(v) | PyVal::Tuple(v) => v.len(),
+        _ => return None,
+    };
+    if let Err(e) = charge(len.saturating_mul(n)) {
+        return Some(Err(e));
     }
+    Some(Ok(match a {
+        PyVal::Str(s) => PyVal::Str(s.repeat(n)),
+        PyVal::List(v) => PyVal::List((0..n).flat_map(|_| v.iter().cloned()).collect()),
+        PyVal::Tuple(v) => PyVal::Tuple((0..n).flat_map(|_| v.iter().cloned()).collect()),
+        _ => return None,
+    }))
 }
 
 pub fn binary(op: BinOp, a: &PyVal, b: &PyVal) -> Result<PyVal, ExprError> {
@@ -66,11 +70,16 @@ pub fn binary(op: BinOp, a: &PyVal, b: &PyVal) -> Result<PyVal, ExprError> {
                 x.checked_add(y).map(PyVal::Int).ok_or_else(overflow)
             }
             (_, _, Some(x), Some(y)) => Ok(PyVal::Float(as_f(x) + as_f(y))),
-            (PyVal::Str(x), PyVal::Str(y), ..) => Ok(PyVal::Str(format!("{x}{y}"))),
+            (PyVal::Str(x), PyVal::Str(y), ..) => {
+                charge(x.len() + y.len())?;
+                Ok(PyVal::Str(format!("{x}{y}")))
+            }
             (PyVal::List(x), PyVal::List(y), ..) => {
+                charge(x.len() + y.len())?;
                 Ok(PyVal::List([x.clone(), y.clone()].concat()))
             }
             (PyVal::Tuple(x), PyVal::Tuple(y), ..) => {
+                charge(x.len() + y.len())?;
                 Ok(PyVal::Tuple([x.clone(), y.clone()].concat()))
             }
             (PyVal::Str(_) | PyVal::List(_) | PyVal::Tuple(_), ..) => {
@@ -96,10 +105,10 @@ pub fn binary(op: BinOp, a: &PyVal, b: &PyVal) -> Result<PyVal, ExprError> {
             }
             (Some(x), Some(y)) => Ok(PyVal::Float(as_f(x) * as_f(y))),
             (None, Some(Num::I(n))) => {
-                seq_times(a, n).ok_or_else(|| unsupported_operands("*", a, b))
+                seq_times(a, n).unwrap_or_else(|| Err(unsupported_operands("*", a, b)))
             }
             (Some(Num::I(n)), None) => {
-                seq_times(b, n).ok_or_else(|| unsupported_operands("*", a, b))
+                seq_times(b, n).unwrap_or_else(|| Err(unsupported_operands("*", a, b)))
             }
             (None, Some(Num::F(_))) | (Some(Num::F(_)), None)
                 if matches!(a, PyVal::Str(_) | PyVal::List(_) | PyVal::Tuple(_))

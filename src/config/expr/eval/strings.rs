@@ -2,6 +2,7 @@
 
 use super::super::value::PyVal;
 use super::super::{ExprError, ExprErrorKind};
+use super::charge;
 use crate::config::pytext::{is_py_space, str_repr};
 
 fn overflow() -> ExprError {
@@ -84,6 +85,13 @@ pub fn str_method(s: &str, name: &str, args: Vec<PyVal>) -> Result<PyVal, ExprEr
             nargs(2, 3)?;
             let old = arg_str(name, &args[0])?;
             let new = arg_str(name, &args[1])?;
+            // Worst case (every occurrence replaced), charged before anything is built.
+            let hits = if old.is_empty() {
+                s.chars().count() + 1
+            } else {
+                s.matches(old).count()
+            };
+            charge(s.len().saturating_add(hits.saturating_mul(new.len())))?;
             match args.get(2) {
                 None => Ok(PyVal::Str(s.replace(old, new))),
                 Some(PyVal::Int(n)) if *n < 0 => Ok(PyVal::Str(s.replace(old, new))),
@@ -119,6 +127,9 @@ pub fn str_method(s: &str, name: &str, args: Vec<PyVal>) -> Result<PyVal, ExprEr
                     }
                 }
             }
+            let size = parts.iter().map(|p| p.len()).sum::<usize>()
+                + s.len().saturating_mul(parts.len().saturating_sub(1));
+            charge(size)?;
             Ok(PyVal::Str(parts.join(s)))
         }
         "lower" => nargs(0, 0).map(|_| PyVal::Str(s.to_lowercase())),

@@ -34,6 +34,7 @@ pub(crate) async fn run(
     r.register(Arc::new(VmResource {
         vm: vm.clone(),
         name: s.vm_name.clone(),
+        last: Default::default(),
     }));
     let media = Media {
         iso_path: iso,
