@@ -34,7 +34,7 @@ use tokio::process::Child;
 /// How many times `start` retries when the SSH forwarding port was taken (see `start`).
 const PORT_ATTEMPTS: usize = 8;
 
-/// One QEMU virtual machine. Create with [`QemuDriver::new`], then use it through [`Driver`].
+/// One QEMU virtual machine. Create with [`QemuDriver::new`], then use it through [`Driver`](crate::Driver).
 pub struct QemuDriver {
     cfg: QemuConfig,
     argv: Vec<String>,
