@@ -33,36 +33,62 @@ pub use template::{render, Fields, BOOT_COMMAND_FIELDS};
 pub enum Key {
     /// A printable US-ASCII character as typed (shift is implied for `A`, `!`, …).
     Char(char),
+    /// A non-printing key (`<enter>`, `<f2>`, `<leftCtrl>`, …).
     Special(Special),
 }
 
 /// Non-printing keys of the boot-command language.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Special {
+    /// `<bs>`
     Backspace,
+    /// `<del>`
     Delete,
+    /// `<enter>` or `<return>`
     Enter,
+    /// `<esc>`
     Esc,
+    /// `<tab>`
     Tab,
+    /// `<spacebar>` (a literal blank types the same key)
     Spacebar,
+    /// `<insert>`
     Insert,
+    /// `<home>`
     Home,
+    /// `<end>`
     End,
+    /// `<pageUp>`
     PageUp,
+    /// `<pageDown>`
     PageDown,
+    /// `<menu>` (the context-menu key)
     Menu,
+    /// `<up>` (arrow)
     Up,
+    /// `<down>` (arrow)
     Down,
+    /// `<left>` (arrow)
     Left,
+    /// `<right>` (arrow)
     Right,
+    /// `<f1>` … `<f12>`: function key N
     F(u8),
+    /// `<leftAlt>`
     LeftAlt,
+    /// `<rightAlt>` (AltGr)
     RightAlt,
+    /// `<leftCtrl>`
     LeftCtrl,
+    /// `<rightCtrl>`
     RightCtrl,
+    /// `<leftShift>`
     LeftShift,
+    /// `<rightShift>`
     RightShift,
+    /// `<leftSuper>` (the Windows key)
     LeftSuper,
+    /// `<rightSuper>`
     RightSuper,
 }
 

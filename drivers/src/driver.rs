@@ -67,7 +67,9 @@ impl DriverEnv {
 /// The build's HTTP server as the guest reaches it (`{{ .HTTPIP }}`, `{{ .HTTPPort }}`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpEndpoint {
+    /// Address the guest uses for the server (`{{ .HTTPIP }}`).
     pub ip: String,
+    /// Port the server listens on (`{{ .HTTPPort }}`).
     pub port: u16,
 }
 
@@ -86,13 +88,16 @@ pub struct HostAddress {
 pub struct Media {
     /// The installer ISO (or, with `disk_image`, the base disk image), already downloaded.
     pub iso_path: Option<PathBuf>,
+    /// The build's HTTP server (`http_directory`/`http_content`), if one runs.
     pub http: Option<HttpEndpoint>,
 }
 
 /// Where the communicator reaches the guest's SSH server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshAddress {
+    /// Host name or address to connect to (usually loopback with a forwarded port).
     pub host: String,
+    /// TCP port of the guest's sshd as seen from the host.
     pub port: u16,
 }
 
@@ -112,6 +117,7 @@ pub struct Capabilities {
 /// …, `efivars`). Whoever keeps them (the engine's install cache) never writes to them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DiskState {
+    /// (role, file) pairs: `disk0`, `disk1`, …, `efivars`.
     pub files: Vec<(String, PathBuf)>,
 }
 

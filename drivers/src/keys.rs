@@ -45,7 +45,9 @@ pub fn us_base_char(c: char) -> Option<(char, bool)> {
 /// A QEMU key: QKeyCode name, and whether Shift must be held with it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QKey {
+    /// QKeyCode name as QMP `send-key` takes it (`a`, `ret`, `shift`).
     pub name: &'static str,
+    /// Shift must be held while the key is pressed.
     pub shift: bool,
 }
 
@@ -127,8 +129,11 @@ fn special_qcode(s: Special) -> Option<&'static str> {
 /// A PC-XT set-1 make code; `extended` keys are prefixed with `e0`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Scancode {
+    /// The make code (the break code is `code | 0x80`).
     pub code: u8,
+    /// Prefixed with `e0` (arrows, right Ctrl/Alt, navigation keys).
     pub extended: bool,
+    /// Shift must be held while the key is pressed.
     pub shift: bool,
 }
 
@@ -266,7 +271,9 @@ pub fn chunk_scancodes(codes: &[u8], max: usize) -> Vec<Vec<u8>> {
 /// letters and shifted symbols).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Keysym {
+    /// The X11 keysym value sent in an RFB KeyEvent.
     pub sym: u32,
+    /// Shift must be held while the key is pressed.
     pub shift: bool,
 }
 

@@ -21,12 +21,14 @@
 //! # Ok(()) }
 //! ```
 
+#![warn(missing_docs)]
+
 pub mod bootcmd;
 pub mod driver;
 #[cfg(feature = "fake")]
 pub mod fake;
 pub mod keys;
-pub mod netaddr;
+pub(crate) mod netaddr;
 pub mod qemu;
 pub mod qmp;
 pub mod registry;
@@ -51,6 +53,7 @@ pub enum DriverError {
     Io {
         /// What was being done.
         context: String,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },

@@ -16,22 +16,32 @@ use tokio::sync::{broadcast, oneshot};
 /// QMP failures.
 #[derive(Debug, thiserror::Error)]
 pub enum QmpError {
+    /// An I/O error on the monitor socket while doing `context`.
     #[error("QMP {context}: {source}")]
     Io {
+        /// What was being done (connecting, sending a command, …).
         context: String,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
+    /// QEMU closed the monitor (it exited); what the client was doing then.
     #[error("QMP connection to QEMU closed (QEMU exited or closed the monitor) while {0}")]
     Closed(String),
+    /// QEMU answered a command with an `error` object.
     #[error("QMP command {command} failed: {class}: {desc}")]
     Command {
+        /// The QMP command that failed (`execute` name).
         command: String,
+        /// QEMU's error class, e.g. `GenericError`, `DeviceNotFound`.
         class: String,
+        /// QEMU's human-readable description.
         desc: String,
     },
+    /// QEMU sent something that is not valid QMP (JSON, greeting, reply).
     #[error("QMP protocol error: {0}")]
     Protocol(String),
+    /// No answer in time (how long, while doing what).
     #[error("QMP: timed out after {0:?} {1}")]
     Timeout(Duration, String),
 }
@@ -39,8 +49,11 @@ pub enum QmpError {
 /// An asynchronous QMP event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QmpEvent {
+    /// Event name, e.g. `SHUTDOWN`, `STOP`, `RESET`.
     pub name: String,
+    /// The event's `data` object (`Null` when QEMU sends none).
     pub data: Value,
+    /// QEMU's `timestamp` object (`seconds`, `microseconds`).
     pub timestamp: Value,
 }
 

@@ -19,6 +19,7 @@ pub struct DriverEntry {
     pub builder_type: String,
     /// Shown by `doctor` and in errors, e.g. "QEMU (QMP)".
     pub description: String,
+    /// Builds a driver from the builder's settings and the build environment.
     pub make: MakeDriver,
 }
 
@@ -32,6 +33,7 @@ impl std::fmt::Debug for DriverEntry {
 }
 
 impl DriverEntry {
+    /// An entry for `builder_type` whose drivers `make` builds.
     pub fn new(
         builder_type: impl Into<String>,
         description: impl Into<String>,
@@ -71,6 +73,7 @@ impl DriverRegistry {
         self
     }
 
+    /// The entry for `builder_type`, if it has a native driver.
     pub fn get(&self, builder_type: &str) -> Option<&DriverEntry> {
         self.entries.iter().find(|e| e.builder_type == builder_type)
     }

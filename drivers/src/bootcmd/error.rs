@@ -12,17 +12,32 @@ pub enum ErrorKind {
     /// `<wait-5s>`.
     NegativeWait(String),
     /// `<wait…>` whose duration does not parse.
-    BadDuration { token: String, reason: String },
+    BadDuration {
+        /// The whole token, e.g. `wait5x`.
+        token: String,
+        /// Why its duration does not parse.
+        reason: String,
+    },
     /// A character no keyboard driver can type (non-ASCII, control character).
     Untypable(char),
     /// `{{ .Field }}` with a field that is not provided.
-    UnknownField { field: String, known: Vec<String> },
+    UnknownField {
+        /// The field name, without the dot.
+        field: String,
+        /// The fields that are provided.
+        known: Vec<String>,
+    },
     /// `{{ … }}` that is not a plain `.Field` reference.
     UnsupportedTemplate(String),
     /// `{{` without `}}`.
     UnterminatedTemplate,
     /// A field value contains a character that cannot be typed.
-    UntypableField { field: String, ch: char },
+    UntypableField {
+        /// The field name, without the dot.
+        field: String,
+        /// The first character of its value that cannot be typed.
+        ch: char,
+    },
 }
 
 impl fmt::Display for ErrorKind {
@@ -79,6 +94,7 @@ impl fmt::Display for ErrorKind {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("at character {char_offset}: {kind}")]
 pub struct TemplateError {
+    /// What is wrong.
     pub kind: ErrorKind,
     /// Byte offset of the offending construct.
     pub byte_offset: usize,
@@ -93,6 +109,7 @@ pub struct TemplateError {
      joined command): {kind}"
 )]
 pub struct BootCommandError {
+    /// What is wrong.
     pub kind: ErrorKind,
     /// Index of the array element where the offending construct starts.
     pub element: usize,

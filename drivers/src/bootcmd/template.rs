@@ -11,6 +11,7 @@ pub const BOOT_COMMAND_FIELDS: &[&str] = &["HTTPIP", "HTTPPort", "Name", "SSHPub
 pub struct Fields(BTreeMap<String, String>);
 
 impl Fields {
+    /// No fields.
     pub fn new() -> Self {
         Self::default()
     }
@@ -21,14 +22,17 @@ impl Fields {
         self
     }
 
+    /// Set field `name` (without the dot) to `value`.
     pub fn insert(&mut self, name: impl Into<String>, value: impl Into<String>) {
         self.0.insert(name.into(), value.into());
     }
 
+    /// The value of field `name`, if set.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
     }
 
+    /// The names of the set fields, sorted.
     pub fn names(&self) -> Vec<String> {
         self.0.keys().cloned().collect()
     }

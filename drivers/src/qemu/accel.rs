@@ -18,7 +18,9 @@ const PROBE_DEADLINE: Duration = Duration::from_secs(5);
 /// Outcome of the KVM check, with the reason for logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KvmCheck {
+    /// KVM can really run a guest (the probe boot sector exited as expected).
     pub usable: bool,
+    /// Why (or why not), for logs and the TCG fall-back warning.
     pub reason: String,
 }
 

@@ -8,13 +8,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// `format`: the image format of the output disk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiskFormat {
+    /// `qcow2` (the default; sparse, compressible, backing files).
     Qcow2,
+    /// `raw`: a plain disk image.
     Raw,
 }
 
 impl DiskFormat {
+    /// The name as `qemu-img -f`/`-O` and Packer's `format` spell it.
     pub fn as_str(self) -> &'static str {
         match self {
             DiskFormat::Qcow2 => "qcow2",
@@ -27,11 +31,15 @@ impl DiskFormat {
 /// fall back to TCG with a warning when KVM cannot really run a guest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Accelerator {
+    /// Unset or `auto`: KVM when the probe says it works, else TCG.
     Auto,
+    /// `kvm`: hardware virtualization (falls back to TCG with a warning if unusable).
     Kvm,
+    /// `tcg`: QEMU's software emulation.
     Tcg,
 }
 
+/// The guest firmware (`firmware`, `efi_boot`, `efi_firmware_code`/`_vars`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Firmware {
     /// QEMU's default BIOS (SeaBIOS).
@@ -39,22 +47,33 @@ pub enum Firmware {
     /// `firmware: PATH`: `-bios PATH`.
     BiosFile(PathBuf),
     /// UEFI with pflash code (read-only) and a private copy of the variable store.
-    Efi { code: PathBuf, vars: PathBuf },
+    Efi {
+        /// The OVMF code image (`efi_firmware_code`), attached read-only.
+        code: PathBuf,
+        /// The OVMF variable-store template (`efi_firmware_vars`); the VM gets a copy.
+        vars: PathBuf,
+    },
 }
 
 /// VNC display, only when the builder asks for one (keys are typed through QMP).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VncConfig {
+    /// `vnc_bind_address`: where QEMU's VNC server listens.
     pub bind_address: String,
+    /// `vnc_port_min`: lowest TCP port to try.
     pub port_min: u16,
+    /// `vnc_port_max`: highest TCP port to try.
     pub port_max: u16,
 }
 
 /// SSH port forwarding from the host's loopback to the guest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SshForward {
+    /// `ssh_port`: the guest's sshd port.
     pub guest_port: u16,
+    /// `host_port_min`: lowest loopback port to forward from.
     pub host_port_min: u16,
+    /// `host_port_max`: highest loopback port to forward from.
     pub host_port_max: u16,
 }
 
@@ -62,8 +81,11 @@ pub struct SshForward {
 /// before the file names, e.g. `{"convert": ["-o", "compression_type=zstd"]}`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QemuImgArgs {
+    /// Extra `qemu-img convert` arguments (compaction, compression).
     pub convert: Vec<String>,
+    /// Extra `qemu-img create` arguments.
     pub create: Vec<String>,
+    /// Extra `qemu-img resize` arguments.
     pub resize: Vec<String>,
 }
 
@@ -79,48 +101,85 @@ pub struct QemuImgArgs {
 /// host is faster: the pacer only waits while the vCPU is starved).
 pub const DEFAULT_KEY_INTERVAL: Duration = Duration::from_millis(10);
 
+/// A `qemu` builder block read into typed settings, with Packer's defaults applied.
 #[derive(Debug, Clone)]
 pub struct QemuConfig {
+    /// `vm_name`: the VM and output disk name (default `packer-<build name>`).
     pub vm_name: String,
+    /// `output_directory`: where the disk images are written.
     pub output_directory: PathBuf,
+    /// `qemu_binary`: the QEMU executable (default `qemu-system-x86_64`).
     pub qemu_binary: String,
+    /// `disk_size` in MiB (Packer's default 40960).
     pub disk_size_mib: u64,
+    /// `format`: the output disk format.
     pub format: DiskFormat,
+    /// `disk_interface`: one of [`DISK_INTERFACES`] (default `virtio`).
     pub disk_interface: String,
+    /// `disk_cache`: QEMU's `-drive cache=` mode (default `writeback`).
     pub disk_cache: String,
+    /// `disk_discard`: `-drive discard=` (`ignore` or `unmap`).
     pub disk_discard: String,
+    /// `disk_detect_zeroes`: `-drive detect-zeroes=` (`off`, `on`, `unmap`).
     pub disk_detect_zeroes: String,
+    /// `disk_image`: the "ISO" is a bootable disk image copied (or backed) instead of a CD.
     pub disk_image: bool,
+    /// `use_backing_file`: with `disk_image`, make a qcow2 overlay on the image instead of a copy.
     pub use_backing_file: bool,
+    /// `skip_resize_disk`: with `disk_image`, keep the image's own size.
     pub skip_resize_disk: bool,
+    /// `skip_compaction`: do not `qemu-img convert` the disk after the build.
     pub skip_compaction: bool,
+    /// `disk_compression`: compress the qcow2 when compacting it.
     pub disk_compression: bool,
+    /// `qemu_img_args`: extra `qemu-img` arguments per subcommand.
     pub qemu_img_args: QemuImgArgs,
+    /// `disk_additional_size`: sizes of extra empty disks, in MiB.
     pub disk_additional_size_mib: Vec<u64>,
+    /// `accelerator`: KVM, TCG or probe.
     pub accelerator: Accelerator,
+    /// `cpus`: number of vCPUs (`-smp`).
     pub cpus: u32,
+    /// `sockets`: CPU sockets in the `-smp` topology.
     pub sockets: Option<u32>,
+    /// `cores`: cores per socket in the `-smp` topology.
     pub cores: Option<u32>,
+    /// `threads`: threads per core in the `-smp` topology.
     pub threads: Option<u32>,
+    /// `cpu_model`: QEMU `-cpu` model (QEMU's default when unset).
     pub cpu_model: Option<String>,
+    /// `memory`: guest RAM in MiB (`-m`).
     pub memory_mib: u64,
+    /// `machine_type`: QEMU `-machine` type (default `pc`).
     pub machine_type: String,
+    /// The guest firmware: BIOS, a BIOS file or UEFI.
     pub firmware: Firmware,
+    /// `net_device`: the NIC model (default `virtio-net`).
     pub net_device: String,
+    /// `qemuargs`: extra QEMU arguments, each a list (replacing defaults with the same flag).
     pub qemuargs: Vec<Vec<String>>,
+    /// `headless`: no local display window (`-display none`; a VNC display still works).
     pub headless: bool,
+    /// `display`: QEMU `-display` backend when not headless.
     pub display: Option<String>,
+    /// A VNC display, when the builder asks for one.
     pub vnc: Option<VncConfig>,
+    /// `boot_key_interval`: delay between typed keys (default [`DEFAULT_KEY_INTERVAL`]).
     pub boot_key_interval: Duration,
+    /// `cd_files`: files put on a generated ISO attached as a second CD.
     pub cd_files: Vec<PathBuf>,
+    /// `cd_content`: (path on the CD, text) pairs for that generated ISO.
     pub cd_content: BTreeMap<String, String>,
+    /// `cd_label`: volume label of that generated ISO.
     pub cd_label: Option<String>,
     /// Packer's floppy: `floppy_files` go flat to the root of a 1.44 MB FAT12 image (a directory
     /// adds every file below it), `floppy_dirs` keep their structure; wildcards allowed.
     pub floppy_files: Vec<PathBuf>,
+    /// `floppy_dirs`: directories copied to the floppy with their structure.
     pub floppy_dirs: Vec<PathBuf>,
     /// `floppy_label` (default `packer`, as Packer).
     pub floppy_label: String,
+    /// SSH forwarding, when the communicator is SSH.
     pub ssh: Option<SshForward>,
     /// What the engine knows that the builder block does not say.
     pub env: DriverEnv,
@@ -128,6 +187,7 @@ pub struct QemuConfig {
     pub media: Media,
 }
 
+/// Values `disk_interface` accepts (as Packer's QEMU builder).
 pub const DISK_INTERFACES: &[&str] = &["virtio", "virtio-scsi", "scsi", "ide", "sata", "nvme"];
 const CACHES: &[&str] = &["writeback", "writethrough", "none", "unsafe", "directsync"];
 const DISCARDS: &[&str] = &["unmap", "ignore"];
@@ -505,6 +565,7 @@ impl QemuConfig {
         out_dir.join(&self.vm_name)
     }
 
+    /// The file the guest's serial console is written to (in the build's log directory).
     pub fn serial_log(&self) -> PathBuf {
         self.env
             .log_dir

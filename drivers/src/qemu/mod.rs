@@ -21,7 +21,7 @@ pub use value::ConfigError;
 
 /// The guest's view of the host's loopback under QEMU user networking.
 pub const USER_NET_HOST_IP: &str = "10.0.2.2";
-pub use pacer::VcpuPacer;
+pub(crate) use pacer::VcpuPacer;
 
 use crate::qmp::Qmp;
 use crate::{DriverError, DriverResult};
@@ -34,7 +34,7 @@ use tokio::process::Child;
 /// How many times `start` retries when the SSH forwarding port was taken (see `start`).
 const PORT_ATTEMPTS: usize = 8;
 
-/// One QEMU virtual machine. Create with [`QemuDriver::new`], then use it through [`Driver`].
+/// One QEMU virtual machine. Create with [`QemuDriver::new`], then use it through [`Driver`](crate::Driver).
 pub struct QemuDriver {
     cfg: QemuConfig,
     argv: Vec<String>,
@@ -66,6 +66,7 @@ pub struct QemuDriver {
 }
 
 impl QemuDriver {
+    /// A driver for `cfg`; nothing runs until `create`.
     pub fn new(cfg: QemuConfig) -> Self {
         QemuDriver {
             cfg,
@@ -93,6 +94,7 @@ impl QemuDriver {
         }
     }
 
+    /// The settings this driver was made with.
     pub fn config(&self) -> &QemuConfig {
         &self.cfg
     }
@@ -135,7 +137,7 @@ impl QemuDriver {
         &self.disks
     }
 
-    /// Whether typing is paced by the guest's vCPU threads (see [`VcpuPacer`]).
+    /// Whether typing is paced by the guest's vCPU threads (each key waits until a vCPU has run).
     pub fn typing_paced(&self) -> bool {
         self.pacer.is_some()
     }

@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 /// Longest we wait for a starved vCPU after one key before typing on anyway.
 const MAX_WAIT: Duration = Duration::from_secs(2);
 
+/// Paces typed keys by QEMU's vCPU threads: after a key, wait until a vCPU has run.
 #[derive(Debug, Clone)]
 pub struct VcpuPacer {
     schedstats: Vec<PathBuf>,

@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("QEMU builder key {key:?}: {message}")]
 pub struct ConfigError {
+    /// The builder key, e.g. `disk_size` or `qemu_img_args.convert`.
     pub key: String,
+    /// What is wrong with its value and what is accepted.
     pub message: String,
 }
 

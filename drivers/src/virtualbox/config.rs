@@ -10,7 +10,6 @@ use super::config_read::{
 use super::keys::check_key;
 pub use super::settings::{
     DiskBus, ExportFormat, GuestAdditions, NatForward, Vrdp, DEFAULT_KEYGROUP_INTERVAL,
-    VBOXMANAGE_FIELDS,
 };
 use super::vboxmanage::LockRetry;
 use crate::bootcmd::Fields;
@@ -21,57 +20,96 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// A `virtualbox-iso` builder block read into typed settings, with Packer's defaults applied.
 #[derive(Debug, Clone)]
 pub struct VBoxConfig {
+    /// `vm_name`: the VirtualBox VM name (default `packer-<build name>`).
     pub vm_name: String,
+    /// `guest_os_type`: VirtualBox's OS type id (`--ostype`, default `Other`).
     pub guest_os_type: String,
+    /// `cpus`: number of vCPUs.
     pub cpus: u32,
+    /// `memory`: guest RAM in MiB (default 512).
     pub memory_mib: u64,
+    /// `disk_size`: size of the main disk in MiB.
     pub disk_size_mib: u64,
+    /// `disk_additional_size`: sizes of extra disks on the same controller, in MiB.
     pub disk_additional_size_mib: Vec<u64>,
+    /// `hard_drive_interface`: the controller the disks hang on (default IDE).
     pub disk_bus: DiskBus,
+    /// `hard_drive_nonrotational`: the guest sees the disks as SSDs.
     pub nonrotational: bool,
+    /// `hard_drive_discard`: pass the guest's TRIM/discard through to the disk image.
     pub discard: bool,
+    /// `sata_port_count`: ports of the SATA controller (1–30).
     pub sata_port_count: u32,
+    /// `nvme_port_count`: ports of the NVMe controller (1–255).
     pub nvme_port_count: u32,
     /// `iso_interface`: `ide`, `sata` or `virtio`.
     pub iso_bus: DiskBus,
     /// `bios` or `efi`.
     pub firmware: String,
+    /// `chipset`: `piix3` (default), `ich9`, `armv8` or `armv8virtual`.
     pub chipset: String,
     /// `rtc_time_base` is UTC.
     pub rtc_utc: bool,
+    /// `nic_type`: the NIC model (`--nictype1`), VirtualBox's default when unset.
     pub nic_type: String,
+    /// `audio_controller`: `ac97` (default), `hda`, `sb16` or `none`.
     pub audio_controller: String,
+    /// `sound`: the host audio driver (`--audio-driver`, default `none`).
     pub sound: String,
+    /// `usb`: enable a USB controller.
     pub usb: bool,
+    /// `usb_controller`: `ohci`, `ehci` (default), `xhci` or `none`.
     pub usb_controller: String,
+    /// `mouse`: the pointing device (`ps2` default, `usb`, `usbtablet`, `usbmultitouch`).
     pub mouse: String,
+    /// `keyboard`: `ps2` (default) or `usb`.
     pub keyboard: String,
+    /// `gfx_controller`: the graphics adapter (`vboxsvga`, `vmsvga`, …); VirtualBox's default when unset.
     pub gfx_controller: Option<String>,
+    /// `gfx_vram_size`: video memory in MiB (at most 128).
     pub gfx_vram_mib: Option<u32>,
+    /// `gfx_accelerate_3d`: enable 3D acceleration.
     pub gfx_accelerate_3d: bool,
+    /// `gfx_efi_resolution`: the EFI framebuffer resolution, `WIDTHxHEIGHT`.
     pub gfx_efi_resolution: Option<String>,
+    /// `nested_virt`: expose VT-x/AMD-V to the guest (left alone when unset).
     pub nested_virt: Option<bool>,
+    /// `headless`: start the VM without a GUI window (VRDP then serves the console).
     pub headless: bool,
+    /// The VRDP server of a headless VM (`vrdp_bind_address`, `vrdp_port_min`/`max`).
     pub vrdp: Vrdp,
     /// `vboxmanage`: run after the VM is configured, before it starts (templated).
     pub vboxmanage: Vec<Vec<String>>,
     /// `vboxmanage_post`: run after shutdown, before export (templated).
     pub vboxmanage_post: Vec<Vec<String>>,
+    /// `guest_additions_mode`/`guest_additions_path`: whether to attach the additions ISO.
     pub guest_additions: GuestAdditions,
+    /// `format`: what `export` writes, OVF (default) or OVA.
     pub format: ExportFormat,
+    /// `export_opts`: extra `VBoxManage export` arguments.
     pub export_opts: Vec<String>,
+    /// `output_filename`: base name of the exported file (default the VM name).
     pub output_filename: Option<String>,
+    /// `skip_export`: copy the disks to the output directory instead of exporting.
     pub skip_export: bool,
+    /// `keep_registered`: leave the VM registered (in VirtualBox's machine folder) after the build.
     pub keep_registered: bool,
     /// `None`: communicator `none`.
     pub forward: Option<NatForward>,
+    /// `skip_nat_mapping`: no NAT forward; the communicator connects to the guest's own address.
     pub skip_nat_mapping: bool,
+    /// `boot_keygroup_interval`: pause between groups of 25 scancodes (default 100 ms).
     pub keygroup_interval: Duration,
+    /// `post_shutdown_delay`: wait this long after the guest powers off before export.
     pub post_shutdown_delay: Duration,
+    /// `cd_files`: files put on a generated ISO attached as an extra DVD.
     pub cd_files: Vec<PathBuf>,
+    /// `cd_content`: (path on the CD, text) pairs for that generated ISO.
     pub cd_content: BTreeMap<String, String>,
+    /// `cd_label`: volume label of that generated ISO.
     pub cd_label: Option<String>,
     /// What the engine knows that the builder block does not say.
     pub env: DriverEnv,

@@ -13,7 +13,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("VirtualBox builder key {key:?}: {message}")]
 pub struct VBoxConfigError {
+    /// The builder key, e.g. `hard_drive_interface`.
     pub key: String,
+    /// What is wrong with its value and what is accepted.
     pub message: String,
 }
 

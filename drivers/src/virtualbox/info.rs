@@ -11,6 +11,7 @@
 /// The parsed `showvminfo --machinereadable` output, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VmInfo {
+    /// (key, value) pairs with quotes removed, in output order.
     pub entries: Vec<(String, String)>,
 }
 
@@ -34,6 +35,7 @@ fn quoted(s: &str) -> Option<(String, &str)> {
 }
 
 impl VmInfo {
+    /// Parse `showvminfo --machinereadable` output (tolerating CRLF and empty values).
     pub fn parse(text: &str) -> VmInfo {
         // CRLF (and stray CR) line ends become plain newlines first: a CR inside a quoted
         // multi-line value would otherwise end up in the value.
@@ -157,7 +159,9 @@ impl VmInfo {
 /// One line of `list vms`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListedVm {
+    /// The VM name (`<inaccessible>` for a broken VM).
     pub name: String,
+    /// The VM's UUID, without braces.
     pub uuid: String,
 }
 

@@ -1,12 +1,12 @@
 //! The VirtualBox driver (`virtualbox-iso`): the VM is made, run and exported with
 //! `VBoxManage`, as Packer's virtualbox plugin does, without Packer.
 //!
-//! * [`config`]: the builder block (Packer's keys and defaults; unknown keys are errors).
-//! * [`vboxmanage`]: running VBoxManage (errors on stderr with exit 0, lock retries).
-//! * [`version`], [`info`]: `--version` and the machine-readable output, parsed.
-//! * [`setup`]: the command lines that create and configure the VM, per version.
-//! * [`typing`]: boot command → `keyboardputscancode` calls.
-//! * [`ports`]: the NAT forward's host port, held until the VM starts and verified after.
+//! * `config`: the builder block (Packer's keys and defaults; unknown keys are errors).
+//! * `vboxmanage`: running VBoxManage (errors on stderr with exit 0, lock retries).
+//! * `version`, `info`: `--version` and the machine-readable output, parsed.
+//! * `setup`: the command lines that create and configure the VM, per version.
+//! * `typing`: boot command → `keyboardputscancode` calls.
+//! * `ports`: the NAT forward's host port, held until the VM starts and verified after.
 //!
 //! Lifecycle (see [`Driver`]): `create` registers the VM in the build's work directory (or in
 //! VirtualBox's machine folder with `keep_registered`), creates and attaches the disks and
@@ -15,22 +15,23 @@
 //! forward and runs `VBoxManage export` (or copies the disks with `skip_export`); `destroy`
 //! powers off, detaches the DVDs and unregisters with `--delete` — on every path.
 
-pub mod config;
+mod config;
 mod config_read;
-pub mod info;
-pub mod keys;
+mod info;
+mod keys;
 mod lifecycle;
-pub mod ports;
+mod ports;
 mod settings;
-pub mod setup;
+mod setup;
 mod stop;
 mod storage;
-pub mod typing;
-pub mod vboxmanage;
-pub mod version;
+mod typing;
+mod vboxmanage;
+mod version;
 
 pub use config::{VBoxConfig, VBoxConfigError};
-pub use vboxmanage::{LockRetry, VBoxManage};
+pub use vboxmanage::LockRetry;
+pub(crate) use vboxmanage::VBoxManage;
 pub use version::VBoxVersion;
 
 use crate::bootcmd::KeyEvent;
@@ -84,6 +85,7 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> DriverError {
 }
 
 impl VirtualBoxDriver {
+    /// A driver for `cfg`; nothing runs until `create`.
     pub fn new(mut cfg: VBoxConfig) -> Self {
         let warnings = std::mem::take(&mut cfg.warnings);
         VirtualBoxDriver {
@@ -109,6 +111,7 @@ impl VirtualBoxDriver {
         }
     }
 
+    /// The settings this driver was made with.
     pub fn config(&self) -> &VBoxConfig {
         &self.cfg
     }

@@ -49,7 +49,8 @@ pub fn hold(addr: IpAddr, min: u16, max: u16, avoid: &[u16]) -> Option<HeldPort>
 }
 
 /// Whether nothing listens on `addr:port` (we could bind it).
-pub fn is_free(addr: IpAddr, port: u16) -> bool {
+#[cfg(test)]
+fn is_free(addr: IpAddr, port: u16) -> bool {
     TcpListener::bind((addr, port)).is_ok()
 }
 

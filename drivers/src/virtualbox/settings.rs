@@ -7,8 +7,11 @@ use std::time::Duration;
 /// Where the hard disks hang (`hard_drive_interface`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DiskBus {
+    /// `ide`: the IDE controller (Packer's default).
     Ide,
+    /// `sata`: an AHCI controller.
     Sata,
+    /// `scsi`: an LsiLogic SCSI controller.
     Scsi,
     /// `pcie`: NVMe.
     Nvme,
@@ -33,9 +36,11 @@ impl DiskBus {
 /// `guest_additions_mode`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum GuestAdditions {
+    /// `disable`: no guest-additions ISO.
     Disable,
     /// Attach the additions ISO as a second DVD drive.
     Attach {
+        /// `guest_additions_path`; `None`: VirtualBox's own `VBoxGuestAdditions.iso`.
         path: Option<PathBuf>,
     },
 }
@@ -43,11 +48,14 @@ pub enum GuestAdditions {
 /// `format`: what `export` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportFormat {
+    /// `ovf`: an `.ovf` descriptor with the `.vmdk` disks beside it.
     Ovf,
+    /// `ova`: one tar archive holding the descriptor and disks.
     Ova,
 }
 
 impl ExportFormat {
+    /// The file extension of the export (`ovf`, `ova`).
     pub fn extension(self) -> &'static str {
         match self {
             ExportFormat::Ovf => "ovf",
@@ -59,16 +67,22 @@ impl ExportFormat {
 /// The NAT port forward the communicator uses.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NatForward {
+    /// The guest's port (`ssh_port`/`winrm_port`).
     pub guest_port: u16,
+    /// `host_port_min`: lowest host port to forward from.
     pub host_port_min: u16,
+    /// `host_port_max`: highest host port to forward from.
     pub host_port_max: u16,
 }
 
 /// The VRDP (remote console) server of a headless VM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Vrdp {
+    /// `vrdp_bind_address`: where VirtualBox's VRDP server listens (default 127.0.0.1).
     pub bind_address: String,
+    /// `vrdp_port_min`: lowest port to try (default 5900).
     pub port_min: u16,
+    /// `vrdp_port_max`: highest port to try (default 6000).
     pub port_max: u16,
 }
 

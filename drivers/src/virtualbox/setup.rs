@@ -395,12 +395,6 @@ impl Layout {
         }
         out
     }
-
-    pub fn dvds(&self) -> impl Iterator<Item = &Attachment> {
-        self.attachments
-            .iter()
-            .filter(|a| a.kind == MediumKind::Dvd)
-    }
 }
 
 /// Render a `vboxmanage` / `vboxmanage_post` command.

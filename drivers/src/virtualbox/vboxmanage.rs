@@ -16,8 +16,11 @@ use tokio::process::Command;
 /// a minute apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LockRetry {
+    /// Tries in all (the first call included).
     pub attempts: u32,
+    /// Pause after the first failure.
     pub first_delay: Duration,
+    /// Longest pause between tries (the pause doubles up to it).
     pub max_delay: Duration,
 }
 

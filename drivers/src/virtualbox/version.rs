@@ -7,8 +7,11 @@ use std::fmt;
 /// A VirtualBox version: the numbers, the distribution suffix and the build revision.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VBoxVersion {
+    /// Major version (6 in 6.1.30).
     pub major: u32,
+    /// Minor version (1 in 6.1.30).
     pub minor: u32,
+    /// Patch level (30 in 6.1.30).
     pub patch: u32,
     /// Distribution or pre-release tag between the numbers and the revision (`Ubuntu`,
     /// `BETA1`, `RC1`, `OSE`), without the underscore.

@@ -14,7 +14,9 @@ use std::time::Duration;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("VMware builder key {key:?}: {message}")]
 pub struct ConfigError {
+    /// The builder key, e.g. `disk_adapter_type`.
     pub key: String,
+    /// What is wrong with its value and what is accepted.
     pub message: String,
 }
 
@@ -51,22 +53,30 @@ pub const DEFAULT_GUEST_OS: &str = "other-64";
 /// Packer waits 100 ms after every VNC key event; VMware drops keys sent faster.
 pub const DEFAULT_KEY_INTERVAL: Duration = Duration::from_millis(100);
 
+/// `firmware`: what the `.vmx` sets as `firmware` (and secure boot).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Firmware {
+    /// `bios`: legacy BIOS.
     Bios,
+    /// `efi`: UEFI.
     Efi,
+    /// `efi-secure`: UEFI with Secure Boot.
     EfiSecure,
 }
 
+/// `format`: what `export` leaves in the output directory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     /// The VM's own files (.vmx + disks): no conversion.
     Vmx,
+    /// `ovf`: an OVF descriptor and disks, written by ovftool.
     Ovf,
+    /// `ova`: one OVA archive, written by ovftool.
     Ova,
 }
 
 impl Format {
+    /// The name as the `format` key spells it.
     pub fn as_str(self) -> &'static str {
         match self {
             Format::Vmx => "vmx",
@@ -85,18 +95,30 @@ pub struct VncSettings {
     pub disable_password: bool,
 }
 
+/// A `vmware-iso` builder block read into typed settings, with Packer's defaults applied.
 #[derive(Debug, Clone)]
 pub struct VmwareConfig {
+    /// `vm_name`: the `.vmx`/VM file name (default `packer-<build name>`).
     pub vm_name: String,
+    /// `display_name`: the name VMware shows (`displayName`; default the VM name).
     pub display_name: Option<String>,
+    /// `output_directory` (default `output-<build name>`).
     pub output_directory: PathBuf,
+    /// `guest_os_type`: the `.vmx` `guestOS` id (default `other-64`).
     pub guest_os_type: String,
+    /// `version`: the virtual hardware version (`virtualHW.version`, default 21, at least 19).
     pub version: u32,
+    /// `cpus`: vCPUs (`numvcpus`); VMware's default when unset.
     pub cpus: Option<u32>,
+    /// `cores`: cores per socket (`cpuid.coresPerSocket`).
     pub cores: Option<u32>,
+    /// `memory`: guest RAM in MiB (`memsize`, default 512).
     pub memory_mib: u64,
+    /// `firmware`; `None`: VMware's default (BIOS).
     pub firmware: Option<Firmware>,
+    /// `disk_size`: size of the main disk in MiB (default 40000).
     pub disk_size_mib: u64,
+    /// `disk_additional_size`: sizes of extra disks, in MiB.
     pub disk_additional_size_mib: Vec<u64>,
     /// `lsilogic` (default), `buslogic`, `lsisas1068`, `pvscsi`, `ide`, `sata`, `nvme`.
     pub disk_adapter_type: String,
@@ -104,34 +126,52 @@ pub struct VmwareConfig {
     /// 2 preallocated single file, 3 preallocated 2 GB extents, 4 ESX preallocated,
     /// 5 compressed stream-optimized.
     pub disk_type_id: u8,
+    /// `vmdk_name`: base name of the disk files (default `disk`).
     pub vmdk_name: String,
+    /// `cdrom_adapter_type`: `ide`, `sata` or `scsi`; unset: IDE (SATA beside a SATA or NVMe disk).
     pub cdrom_adapter_type: Option<String>,
     /// `nat` (default), `bridged`, `hostonly`, or a device such as `vmnet2` (custom).
     pub network: String,
+    /// `network_adapter_type`: the NIC model (`ethernet0.virtualDev`, e.g. `e1000e`, `vmxnet3`).
     pub network_adapter_type: String,
+    /// `sound`: add a sound card.
     pub sound: bool,
+    /// `usb`: add a USB controller.
     pub usb: bool,
+    /// `usb_version`: `2.0`, `3.1` (default with `usb`) or `3.2`.
     pub usb_version: Option<String>,
     /// `serial: "FILE:<path>"`: the guest's first serial port written to a file.
     pub serial_file: Option<PathBuf>,
+    /// `vhv_enabled`: expose hardware virtualization to the guest (nested VMs).
     pub vhv_enabled: bool,
+    /// `vmx_data`: `.vmx` entries set on top of the generated ones.
     pub vmx_data: BTreeMap<String, String>,
+    /// `vmx_data_post`: `.vmx` entries set after the build, before export.
     pub vmx_data_post: BTreeMap<String, String>,
+    /// `vmx_remove_ethernet_interfaces`: drop the `ethernet*` entries from the exported `.vmx`.
     pub vmx_remove_ethernet_interfaces: bool,
+    /// `headless`: power on without the Workstation GUI (`vmrun -T ws start … nogui`).
     pub headless: bool,
     /// `None` with `disable_vnc` (then no boot command can be typed).
     pub vnc: Option<VncSettings>,
+    /// `boot_key_interval`: delay between VNC key events (default [`DEFAULT_KEY_INTERVAL`]).
     pub boot_key_interval: Duration,
+    /// `format`: what `export` writes (default the VM's own files).
     pub format: Format,
+    /// `ovftool_options`: extra ovftool arguments for `ovf`/`ova`.
     pub ovftool_options: Vec<String>,
+    /// `skip_export`: no ovftool conversion; the VM's own files are exported as with format `vmx`.
     pub skip_export: bool,
+    /// `skip_compaction`: do not defragment and shrink the disks after the build.
     pub skip_compaction: bool,
     /// `ssh_host` / `winrm_host`: connect there instead of discovering the guest's address.
     pub comm_host: Option<String>,
     /// The guest port the communicator probes (`ssh_port` 22 / `winrm_port` 5985); `None`
     /// with `communicator: none`.
     pub comm_port: Option<u16>,
+    /// Warnings found while reading the block (shown by the engine).
     pub warnings: Vec<String>,
+    /// What the engine knows that the builder block does not say.
     pub env: DriverEnv,
 }
 

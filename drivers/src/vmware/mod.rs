@@ -22,7 +22,6 @@ mod vmrun;
 mod vmx;
 
 pub use config::{ConfigError, Firmware, Format, VmwareConfig, DEFAULT_KEY_INTERVAL};
-pub use net::{addresses_for, host_fixed_address, parse_leases, Lease};
 pub use rest::{parse_error, RestError, VmEntry, Vmrest, MEDIA_TYPE};
 pub use restproc::config_text as vmrest_config_text;
 pub use vmrun::Vmrun;
@@ -66,6 +65,7 @@ fn io(context: String) -> impl FnOnce(std::io::Error) -> DriverError {
 }
 
 impl VmwareDriver {
+    /// A driver for `cfg`; nothing runs until `create`.
     pub fn new(mut cfg: VmwareConfig) -> Self {
         let warnings = std::mem::take(&mut cfg.warnings);
         VmwareDriver {
@@ -82,6 +82,7 @@ impl VmwareDriver {
         }
     }
 
+    /// The settings this driver was made with.
     pub fn config(&self) -> &VmwareConfig {
         &self.cfg
     }

@@ -15,25 +15,42 @@ pub enum RestError {
     /// vmrest could not be reached (not running, wrong port, TLS).
     #[error("vmrest at {url}: {what} failed: {source}")]
     Transport {
+        /// The vmrest base URL.
         url: String,
+        /// The request, e.g. `GET /vms`.
         what: String,
+        /// The transport error.
         #[source]
         source: reqwest::Error,
     },
     /// HTTP 401: the username or password is not the one vmrest was configured with.
     #[error("vmrest at {url} refused the credentials (HTTP 401) for {what}: set OSIMAGER_VMREST_USER and OSIMAGER_VMREST_PASSWORD to the credentials `vmrest -C` configured, or unset OSIMAGER_VMREST_URL to let osimager run its own vmrest")]
-    Unauthorized { url: String, what: String },
+    Unauthorized {
+        /// The vmrest base URL.
+        url: String,
+        /// The request, e.g. `GET /vms`.
+        what: String,
+    },
     /// vmrest answered with an error body.
     #[error("vmrest {what}: HTTP {status}{}: {message}", code.map(|c| format!(", Code {c}")).unwrap_or_default())]
     Api {
+        /// The request, e.g. `PUT /vms/{id}/power`.
         what: String,
+        /// The HTTP status.
         status: u16,
+        /// vmrest's `Code`, when the body has one.
         code: Option<i64>,
+        /// vmrest's `Message`, or the raw body.
         message: String,
     },
     /// A success status with a body that is not what the API documents.
     #[error("vmrest {what}: unexpected answer {body}")]
-    Unexpected { what: String, body: String },
+    Unexpected {
+        /// The request, e.g. `POST /vms/registration`.
+        what: String,
+        /// The body vmrest sent.
+        body: String,
+    },
 }
 
 impl RestError {
@@ -45,6 +62,7 @@ impl RestError {
         }
     }
 
+    /// The HTTP status of the failed request, when the server answered.
     pub fn status(&self) -> Option<u16> {
         match self {
             RestError::Api { status, .. } => Some(*status),
@@ -86,7 +104,9 @@ pub fn parse_error(body: &str) -> (Option<i64>, String) {
 /// One registered VM (`GET /vms`, `POST /vms/registration`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VmEntry {
+    /// vmrest's id of the VM (used in `/vms/{id}/…` paths).
     pub id: String,
+    /// The VM's `.vmx` path.
     pub path: String,
 }
 
@@ -146,6 +166,7 @@ impl Vmrest {
         }
     }
 
+    /// The base URL requests go to.
     pub fn url(&self) -> &str {
         &self.base
     }

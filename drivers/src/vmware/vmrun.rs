@@ -7,8 +7,10 @@ use crate::driver::DriverEnv;
 use crate::DriverError;
 use std::path::{Path, PathBuf};
 
+/// VMware's `vmrun` CLI (`-T ws`), used when vmrest is not available.
 #[derive(Debug, Clone)]
 pub struct Vmrun {
+    /// The `vmrun` executable.
     pub program: PathBuf,
     env: DriverEnv,
 }
@@ -30,6 +32,7 @@ pub fn parse_list(out: &str) -> Vec<PathBuf> {
 }
 
 impl Vmrun {
+    /// `program` run with the build's environment.
     pub fn new(program: PathBuf, env: DriverEnv) -> Vmrun {
         Vmrun { program, env }
     }
@@ -56,6 +59,7 @@ impl Vmrun {
         Ok(out.stdout)
     }
 
+    /// `start VMX gui|nogui`: power the VM on.
     pub async fn start(&self, vmx: &Path, headless: bool) -> Result<(), DriverError> {
         let v = vmx.display().to_string();
         self.run(&["start", &v, if headless { "nogui" } else { "gui" }])
@@ -81,10 +85,12 @@ impl Vmrun {
         }
     }
 
+    /// `list`: the `.vmx` paths of the running VMs.
     pub async fn list(&self) -> Result<Vec<PathBuf>, DriverError> {
         Ok(parse_list(&self.run(&["list"]).await?))
     }
 
+    /// Whether `vmx` (made absolute) is among the running VMs.
     pub async fn is_running(&self, vmx: &Path) -> Result<bool, DriverError> {
         let abs = std::path::absolute(vmx).unwrap_or_else(|_| vmx.to_path_buf());
         Ok(self.list().await?.contains(&abs))

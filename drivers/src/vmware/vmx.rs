@@ -48,22 +48,27 @@ impl Vmx {
         s
     }
 
+    /// Read and parse the `.vmx` at `path`.
     pub fn read(path: &Path) -> std::io::Result<Vmx> {
         Ok(Vmx::parse(&std::fs::read_to_string(path)?))
     }
 
+    /// Write the `.vmx` to `path`.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         std::fs::write(path, self.encode())
     }
 
+    /// The value of `key` (any case).
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.get(&key.to_ascii_lowercase()).map(String::as_str)
     }
 
+    /// Set `key` (any case) to `value`.
     pub fn set(&mut self, key: &str, value: impl Into<String>) {
         self.0.insert(key.to_ascii_lowercase(), value.into());
     }
 
+    /// Remove `key` (any case), returning its value.
     pub fn remove(&mut self, key: &str) -> Option<String> {
         self.0.remove(&key.to_ascii_lowercase())
     }

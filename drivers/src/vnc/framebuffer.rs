@@ -8,8 +8,11 @@ use tokio::net::TcpStream;
 /// A captured screen: `rgb` is `width * height * 3` bytes, rows top to bottom.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Frame {
+    /// Framebuffer width in pixels.
     pub width: u16,
+    /// Framebuffer height in pixels.
     pub height: u16,
+    /// Pixels as packed 8-bit R, G, B triples, row by row.
     pub rgb: Vec<u8>,
 }
 

@@ -20,24 +20,34 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
 
+/// Errors from the RFB (VNC) client.
 #[derive(Debug, thiserror::Error)]
 pub enum VncError {
+    /// An I/O error on the connection while doing `context`.
     #[error("VNC {context}: {source}")]
     Io {
+        /// What was being done (connecting, reading ServerInit, …).
         context: String,
+        /// The underlying error.
         #[source]
         source: std::io::Error,
     },
+    /// The server sent something that is not valid RFB.
     #[error("VNC: {0}")]
     Protocol(String),
+    /// The server refused the connection (its reason).
     #[error("VNC: the server refused the connection: {0}")]
     Refused(String),
+    /// The server asks for VNC Authentication but no password was configured.
     #[error("VNC: the server wants a password (VNC Authentication) and none was given")]
     PasswordRequired,
+    /// VNC Authentication failed (the server's reason).
     #[error("VNC: authentication failed (wrong password?): {0}")]
     AuthFailed(String),
+    /// Connecting did not succeed in time (how long, which address).
     #[error("VNC: timed out after {0:?} connecting to {1}")]
     Timeout(Duration, String),
+    /// A boot-command key that has no X11 keysym, so it cannot be typed over VNC.
     #[error("VNC: key {0:?} has no X11 keysym (only printable US-ASCII and special keys)")]
     Untypable(Key),
 }
@@ -105,8 +115,11 @@ pub type Progress<'a> = &'a (dyn Fn(usize, usize) + Send + Sync);
 pub struct VncClient {
     writer: OwnedWriteHalf,
     drain: tokio::task::JoinHandle<()>,
+    /// Framebuffer width the server announced in ServerInit.
     pub width: u16,
+    /// Framebuffer height the server announced in ServerInit.
     pub height: u16,
+    /// Desktop name from ServerInit (QEMU: the VM name).
     pub name: String,
 }
 
