@@ -85,6 +85,16 @@ pub fn run_packer(inv: &Invocation<'_>) -> Result<PackerRun, PackerError> {
     if !inv.interactive {
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
+        // A cancel reaches Packer as SIGINT: make sure it can, also when this process was
+        // started with SIGINT ignored (a background job of a non-interactive shell, nohup),
+        // which the child would inherit across exec.
+        // SAFETY: only async-signal-safe signal(2) between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
     }
     let mut child = cmd.spawn().map_err(|source| PackerError::Spawn {
         program: inv.program.display().to_string(),
