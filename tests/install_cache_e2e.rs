@@ -121,29 +121,7 @@ impl Env {
 /// not changed).
 fn read_markers(image: &Path) -> String {
     let port = free_port();
-    let mut qemu = Command::new("qemu-system-x86_64")
-        .args([
-            "-accel",
-            "tcg",
-            "-m",
-            "512",
-            "-display",
-            "none",
-            "-no-user-config",
-        ])
-        .arg("-drive")
-        .arg(format!(
-            "file={},if=virtio,format=qcow2,snapshot=on",
-            image.display()
-        ))
-        .arg("-netdev")
-        .arg(format!(
-            "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22"
-        ))
-        .args(["-device", "virtio-net,netdev=n0", "-serial", "null"])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut qemu = support::boot_image(image, port);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let r = rt.block_on(async {
         let cfg = SshConfig {

@@ -9,6 +9,7 @@
 //! Each build runs in a child process (the real CLI, or the `child_build` helper of this test
 //! binary) so that signals hit a real process and leftovers can be checked from outside.
 
+mod native_e2e_events;
 mod support;
 
 use osimager::comm::{wait_ready, SshConfig};
@@ -127,125 +128,6 @@ fn spawn_cli(scratch: &Path, name: &str) -> Spawned {
     Spawned::start(c)
 }
 
-/// The `--events` file of a CLI build: documented NDJSON (docs/EVENTS.md), steps in order,
-/// progress while steps run, no secret; and the `--dispatcher` lines in the output.
-fn check_events(scratch: &Path, name: &str, output: &[String]) {
-    use osimager_events::{BuildEvent, EventRecord, Outcome};
-    let text = std::fs::read_to_string(scratch.join(format!("{name}.events.ndjson"))).unwrap();
-    assert!(
-        !text.contains(&testos_password()),
-        "the password is in the events"
-    );
-    let recs: Vec<EventRecord> = text
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
-        .collect();
-    assert_eq!(
-        recs.iter().map(|r| r.seq).collect::<Vec<_>>(),
-        (0..recs.len() as u64).collect::<Vec<_>>(),
-        "sequence numbers without gaps"
-    );
-    assert!(matches!(recs[0].event, BuildEvent::BuildStarted { .. }));
-    assert!(matches!(
-        recs.last().unwrap().event,
-        BuildEvent::BuildFinished {
-            result: osimager_events::BuildResult::Succeeded,
-            ..
-        }
-    ));
-    let finished: Vec<&str> = recs
-        .iter()
-        .filter_map(|r| match &r.event {
-            BuildEvent::StepFinished { step, outcome, .. } => {
-                assert_ne!(*outcome, Outcome::Failed, "{step}");
-                Some(step.as_str())
-            }
-            _ => None,
-        })
-        .collect();
-    assert_eq!(
-        finished,
-        [
-            "validate",
-            "temp_dir",
-            "files",
-            "iso",
-            "http_server",
-            "create_vm",
-            "launch",
-            "boot_wait",
-            "boot_command",
-            "wait_for_ssh",
-            "provision",
-            "shutdown",
-            "export",
-            "manifest",
-            "cleanup"
-        ]
-    );
-    // Progress arrives while a step runs: the SSH wait reports long before it ends.
-    let t = |r: &EventRecord| humantime::parse_rfc3339(&r.time).unwrap();
-    let ssh_end = recs
-        .iter()
-        .find(
-            |r| matches!(&r.event, BuildEvent::StepFinished { step, .. } if step == "wait_for_ssh"),
-        )
-        .unwrap();
-    let early = recs.iter().filter(|r| {
-        matches!(&r.event, BuildEvent::Progress { step, .. } if step == "wait_for_ssh")
-            && t(ssh_end).duration_since(t(r)).unwrap_or_default() > Duration::from_secs(10)
-    });
-    assert!(early.count() >= 5, "no progress while waiting for SSH");
-    for step in ["boot_command", "export"] {
-        assert!(
-            recs.iter()
-                .any(|r| matches!(&r.event, BuildEvent::Progress { step: s, .. } if s == step)),
-            "no progress in {step}"
-        );
-    }
-    assert!(recs.iter().any(|r| matches!(
-        &r.event,
-        BuildEvent::Log {
-            source: osimager_events::LogSource::Serial,
-            ..
-        }
-    )));
-    assert!(recs.iter().any(|r| matches!(
-        &r.event,
-        BuildEvent::Log {
-            source: osimager_events::LogSource::Provisioner,
-            ..
-        }
-    )));
-    assert!(recs.iter().any(|r| matches!(
-        &r.event,
-        BuildEvent::Artifact {
-            sha256: Some(_),
-            ..
-        }
-    )));
-    // --dispatcher: PROGRESS lines on stdout as steps finish, then PROGRESS=100 and RESULT.
-    let lines: Vec<&str> = output
-        .iter()
-        .map(String::as_str)
-        .filter(|l| l.starts_with("PROGRESS=") || l.starts_with("RESULT="))
-        .collect();
-    assert!(
-        lines.iter().filter(|l| l.starts_with("PROGRESS=")).count() >= 10,
-        "{lines:?}"
-    );
-    assert_eq!(
-        lines.last().copied(),
-        Some(
-            format!(
-                r#"RESULT={{"spec": "testos-1-x86_64", "name": "{name}", "status": "success"}}"#
-            )
-            .as_str()
-        ),
-        "{lines:?}"
-    );
-}
-
 /// Nothing left after a failed or interrupted build: temp dirs, the output dir, processes.
 fn assert_clean(scratch: &Path, name: &str, what: &str) {
     let out = scratch.join("vms/qemu").join(name);
@@ -268,7 +150,7 @@ fn e2e_builds_testos_then_boots_the_image() {
     let (code, output) = child.exit_and_output(Duration::from_secs(1800));
     eprintln!("native build took {:.1}s", started.elapsed().as_secs_f64());
     assert_eq!(code, 0, "build failed");
-    check_events(s, name, &output);
+    native_e2e_events::check_events(s, name, &output, &testos_password());
     let out = s.join("vms/qemu").join(name);
     let sums = std::fs::read_to_string(out.join("SHA256SUMS")).unwrap();
     let ok = Command::new("sha256sum")
@@ -301,29 +183,7 @@ fn e2e_builds_testos_then_boots_the_image() {
 
     // Boot the exported image and check Ansible's change over SSH.
     let port = free_port();
-    let mut qemu = Command::new("qemu-system-x86_64")
-        .args([
-            "-accel",
-            "tcg",
-            "-m",
-            "512",
-            "-display",
-            "none",
-            "-no-user-config",
-        ])
-        .arg("-drive")
-        .arg(format!(
-            "file={},if=virtio,format=qcow2,snapshot=on",
-            image.display()
-        ))
-        .arg("-netdev")
-        .arg(format!(
-            "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22"
-        ))
-        .args(["-device", "virtio-net,netdev=n0", "-serial", "null"])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut qemu = support::boot_image(&image, port);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let result = rt.block_on(async {
         let cfg = SshConfig {

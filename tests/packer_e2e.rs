@@ -91,29 +91,7 @@ fn testos_builds_through_packer() {
     // Packer (null builder + ansible provisioner, as OSImager's rfosimage) while it runs; read the
     // new marker.
     let port = support::free_port();
-    let mut qemu = std::process::Command::new("qemu-system-x86_64")
-        .args([
-            "-accel",
-            "tcg",
-            "-m",
-            "512",
-            "-display",
-            "none",
-            "-no-user-config",
-        ])
-        .arg("-drive")
-        .arg(format!(
-            "file={},if=virtio,format=qcow2,snapshot=on",
-            disk.display()
-        ))
-        .arg("-netdev")
-        .arg(format!(
-            "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22"
-        ))
-        .args(["-device", "virtio-net,netdev=n0", "-serial", "null"])
-        .stdin(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut qemu = support::boot_image(&disk, port);
     let rt = tokio::runtime::Runtime::new().unwrap();
     let ssh = osimager::comm::SshConfig {
         username: "testos".into(),

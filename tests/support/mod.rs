@@ -170,3 +170,32 @@ pub fn e2e_enabled() -> bool {
 pub fn osimager_bin() -> &'static str {
     env!("CARGO_BIN_EXE_osimager")
 }
+
+/// Boot an exported test-OS qcow2 image under QEMU (TCG, 512 MiB, headless) with
+/// `snapshot=on` (the image is not changed) and the guest's SSH port forwarded to
+/// 127.0.0.1:`port` over a loopback-only user network. The caller kills the child.
+pub fn boot_image(image: &Path, port: u16) -> std::process::Child {
+    std::process::Command::new("qemu-system-x86_64")
+        .args([
+            "-accel",
+            "tcg",
+            "-m",
+            "512",
+            "-display",
+            "none",
+            "-no-user-config",
+        ])
+        .arg("-drive")
+        .arg(format!(
+            "file={},if=virtio,format=qcow2,snapshot=on",
+            image.display()
+        ))
+        .arg("-netdev")
+        .arg(format!(
+            "user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:{port}-:22"
+        ))
+        .args(["-device", "virtio-net,netdev=n0", "-serial", "null"])
+        .stdin(std::process::Stdio::null())
+        .spawn()
+        .expect("qemu-system-x86_64 starts")
+}
