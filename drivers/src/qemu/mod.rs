@@ -3,6 +3,7 @@
 mod accel;
 mod args;
 mod config;
+mod config_parts;
 mod glob;
 mod launch;
 mod lifecycle;

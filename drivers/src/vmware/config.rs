@@ -102,8 +102,6 @@ pub struct VmwareConfig {
     pub vm_name: String,
     /// `display_name`: the name VMware shows (`displayName`; default the VM name).
     pub display_name: Option<String>,
-    /// `output_directory` (default `output-<build name>`).
-    pub output_directory: PathBuf,
     /// `guest_os_type`: the `.vmx` `guestOS` id (default `other-64`).
     pub guest_os_type: String,
     /// `version`: the virtual hardware version (`virtualHW.version`, default 21, at least 19).
@@ -397,10 +395,6 @@ impl VmwareConfig {
             ),
         };
         let cfg = VmwareConfig {
-            output_directory: PathBuf::from(
-                b.string("output_directory")?
-                    .unwrap_or_else(|| format!("output-{}", env.build_name)),
-            ),
             display_name: b.string("display_name")?,
             guest_os_type: b
                 .string("guest_os_type")?
