@@ -1,6 +1,6 @@
 //! `QemuConfig`: the QEMU builder block (Packer vocabulary) read into typed settings.
 
-use super::config_parts as parts;
+use super::config_parts::{self as parts, Firmware, QemuImgArgs, SshForward, VncConfig};
 use super::value::{err, parse_size_mib, Builder, ConfigError};
 use crate::bootcmd::parse_duration;
 use crate::driver::{DriverEnv, Media};
@@ -38,56 +38,6 @@ pub enum Accelerator {
     Kvm,
     /// `tcg`: QEMU's software emulation.
     Tcg,
-}
-
-/// The guest firmware (`firmware`, `efi_boot`, `efi_firmware_code`/`_vars`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Firmware {
-    /// QEMU's default BIOS (SeaBIOS).
-    Bios,
-    /// `firmware: PATH`: `-bios PATH`.
-    BiosFile(PathBuf),
-    /// UEFI with pflash code (read-only) and a private copy of the variable store.
-    Efi {
-        /// The OVMF code image (`efi_firmware_code`), attached read-only.
-        code: PathBuf,
-        /// The OVMF variable-store template (`efi_firmware_vars`); the VM gets a copy.
-        vars: PathBuf,
-    },
-}
-
-/// VNC display, only when the builder asks for one (keys are typed through QMP).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct VncConfig {
-    /// `vnc_bind_address`: where QEMU's VNC server listens.
-    pub bind_address: String,
-    /// `vnc_port_min`: lowest TCP port to try.
-    pub port_min: u16,
-    /// `vnc_port_max`: highest TCP port to try.
-    pub port_max: u16,
-}
-
-/// SSH port forwarding from the host's loopback to the guest.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SshForward {
-    /// `ssh_port`: the guest's sshd port.
-    pub guest_port: u16,
-    /// `host_port_min`: lowest loopback port to forward from.
-    pub host_port_min: u16,
-    /// `host_port_max`: highest loopback port to forward from.
-    pub host_port_max: u16,
-}
-
-/// `qemu_img_args` (Packer's key): extra arguments for the `qemu-img` commands, inserted
-/// before the file names, e.g. `{"convert": ["-o", "compression_type=zstd"]}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct QemuImgArgs {
-    /// Extra `qemu-img convert` arguments (compaction, compression).
-    pub convert: Vec<String>,
-    /// Extra `qemu-img create` arguments.
-    pub create: Vec<String>,
-    /// Extra `qemu-img resize` arguments.
-    pub resize: Vec<String>,
 }
 
 /// Default delay between key presses typed through QMP (`boot_key_interval`; Packer: 100 ms).
