@@ -17,7 +17,7 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use workers::*;
 
-use crate::backend::{EngineChoice, OnErrorChoice, TargetRef};
+use crate::backend::{CacheChoice, EngineChoice, OnErrorChoice, TargetRef};
 use async_trait::async_trait;
 use osimager_events::ErrorInfo;
 use serde::{Deserialize, Serialize};
@@ -96,6 +96,9 @@ pub struct JobRequest {
     /// `--dry-run`.
     #[serde(default)]
     pub dry_run: bool,
+    /// `--cache`: the install cache (native builds).
+    #[serde(default, skip_serializing_if = "CacheChoice::is_off")]
+    pub cache: CacheChoice,
     /// Higher runs first; equal priorities run in the order they were queued.
     #[serde(default)]
     pub priority: i32,
