@@ -100,6 +100,29 @@ export interface Host {
   builds: Record<string, number>;
 }
 
+export interface Capabilities {
+  native: string[];
+  packer: string[];
+  tools: string[];
+  accelerator: string | null;
+  arch: string;
+  free_disk: number;
+  labels: Record<string, string>;
+  concurrency: number;
+}
+
+/// Who builds (GET /workers): this server's own runner (`local`) or a remote `osimager worker`.
+export interface Worker {
+  name: string;
+  local: boolean;
+  state: "building" | "idle" | "silent";
+  capabilities: Capabilities | null;
+  concurrency: number;
+  registered_at: string | null;
+  last_seen: string;
+  jobs: number[];
+}
+
 /// An error answer: what is wrong and what to do.
 export class ApiError extends Error {
   status: number;

@@ -310,8 +310,10 @@ pub trait JobStore: Send + Sync + 'static {
     async fn cancel(&self, id: JobId) -> StoreResult<Job>;
     /// After a restart: every `running` job of `worker` becomes `interrupted`. Returns them.
     async fn interrupt_running_of(&self, worker: &str) -> StoreResult<Vec<Job>>;
-    /// After a restart: every `running` job of the local runner becomes `interrupted`
-    /// (remote workers' jobs go on; the silence check requeues them if they are gone).
+    /// After a restart: every `running` job claimed under the name all servers' own runners
+    /// had before each got its own ([`crate::scheduler::LOCAL_WORKER`]) becomes
+    /// `interrupted` (remote workers' jobs go on; the silence check requeues them if they
+    /// are gone). A server's runner now interrupts its own with [`JobStore::interrupt_running_of`].
     async fn interrupt_running(&self) -> StoreResult<Vec<Job>> {
         self.interrupt_running_of(crate::scheduler::LOCAL_WORKER)
             .await
