@@ -311,12 +311,11 @@ pub trait JobStore: Send + Sync + 'static {
     /// After a restart: every `running` job of `worker` becomes `interrupted`. Returns them.
     async fn interrupt_running_of(&self, worker: &str) -> StoreResult<Vec<Job>>;
     /// After a restart: every `running` job claimed under the name all servers' own runners
-    /// had before each got its own ([`crate::scheduler::LOCAL_WORKER`]) becomes
+    /// had before each got its own ([`crate::store::LOCAL_WORKER`]) becomes
     /// `interrupted` (remote workers' jobs go on; the silence check requeues them if they
     /// are gone). A server's runner now interrupts its own with [`JobStore::interrupt_running_of`].
     async fn interrupt_running(&self) -> StoreResult<Vec<Job>> {
-        self.interrupt_running_of(crate::scheduler::LOCAL_WORKER)
-            .await
+        self.interrupt_running_of(crate::store::LOCAL_WORKER).await
     }
     /// Forget an ended job with its events, artifacts and screenshots. `Conflict` while it
     /// is queued or running, `NotFound` when unknown.
