@@ -9,7 +9,7 @@
 # build.log's `==> provision` to `==> shutdown`) and a Markdown table for docs/BENCHMARKS.md.
 #   flock /tmp/osimager-guest.lock bench/relay.sh [RUNS]     (default 3)
 # BENCH_INSTALL_CACHE=DIR BENCH_NAME=NAME: skip the full build, reuse the install cache a kept run
-# (BENCH_KEEP=1) filled for NAME.
+# (BENCH_KEEP=1) filled for NAME. OSIMAGER_BIN=PATH: use that release binary (no cargo build).
 # Needs what bench/build.sh needs (testos media, qemu, ansible-playbook, sshpass).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -61,9 +61,13 @@ PY
 touch -d '-1 min' "$W/config/osimager/locations/hermetic.json"
 export XDG_CONFIG_HOME=$W/config
 
-echo "==> building (release)"
-cargo build --release --quiet
-BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/osimager
+if [[ -n ${OSIMAGER_BIN:-} ]]; then
+  BIN=$OSIMAGER_BIN  # a release binary built beforehand
+else
+  echo "==> building (release)"
+  cargo build --release --quiet
+  BIN=${CARGO_TARGET_DIR:-$PWD/target}/release/osimager
+fi
 for mode in true false; do
   "$BIN" dump "$TARGET" "$NAME" -D "ansible_use_proxy=$mode" | grep -q "\"use_proxy\": \"$mode\"" ||
     die "the test configuration does not set use_proxy=$mode (see the location written above)"
