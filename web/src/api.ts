@@ -17,6 +17,7 @@ export interface BuildRequest {
   on_error: "cleanup" | "abort";
   force: boolean;
   dry_run: boolean;
+  cache?: "off" | "use" | "refresh";
   priority: number;
 }
 
@@ -218,6 +219,7 @@ export function commandLine(r: Partial<BuildRequest>): string {
   for (const d of r.defines ?? []) a.push("-D", quote(d));
   if (r.engine && r.engine !== "auto") a.push(`--engine ${r.engine}`);
   if (r.on_error && r.on_error !== "cleanup") a.push(`--on-error ${r.on_error}`);
+  if (r.cache && r.cache !== "off") a.push(`--cache ${r.cache}`);
   if (r.force) a.push("--force");
   if (r.dry_run) a.push("--dry-run");
   return a.join(" ");
