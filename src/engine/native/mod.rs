@@ -149,7 +149,7 @@ async fn steps(
             }
             r.step(
                 "provision",
-                provision::run(r, b, &s, &temp, &http, &session, addr),
+                provision::run(r, b, &s, &temp, &http, &vm, &session, addr),
             )
             .await?;
             Some(session)

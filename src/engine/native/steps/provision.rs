@@ -2,6 +2,7 @@
 //! engine's SSH session; their output goes to the event stream line by line.
 
 use super::wait_for_ssh::SharedSession;
+use crate::engine::native::resources::Vm;
 use crate::engine::native::runner::Runner;
 use crate::engine::native::{NativeError, Settings};
 use crate::engine::Build;
@@ -17,6 +18,7 @@ pub(crate) async fn run(
     s: &Settings,
     temp: &Path,
     http: &Option<HttpEndpoint>,
+    vm: &Vm,
     session: &SharedSession,
     (host, port): (String, u16),
 ) -> Result<(), NativeError> {
@@ -47,7 +49,17 @@ pub(crate) async fn run(
     ctx.on_output = Some(Arc::new(move |line: &str| {
         events.log_from(LogSource::Provisioner, line)
     }));
-    let result = crate::provision::run_all(&b.plan.provisioners, &ctx).await;
+    // A VM that is gone fails the step at once (its provisioner is stopped), whatever the
+    // provisioner was doing.
+    let result = tokio::select! {
+        res = crate::provision::run_all(&b.plan.provisioners, &ctx) => {
+            res.map_err(NativeError::Provision)
+        }
+        why = super::wait_for_ssh::vm_gone(vm) => Err(NativeError::VmExited {
+            during: "provisioning",
+            why,
+        }),
+    };
     *session.lock().await = ctx.into_session();
-    result.map_err(NativeError::Provision)
+    result
 }
