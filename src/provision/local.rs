@@ -48,6 +48,11 @@ pub(crate) fn command(program: &Path, ctx: &ProvisionContext) -> Command {
 }
 
 /// Run `cmd`, forwarding its stdout/stderr lines (redacted) to the context's output.
+///
+/// The command leads its own process group. When the run is abandoned before the command
+/// ended (the build was cancelled, the provisioner's `timeout` passed, the VM died), the
+/// whole group is killed: a shell's children and ansible-playbook's workers included, not
+/// only the direct child.
 pub(crate) async fn run(
     mut cmd: Command,
     ctx: &ProvisionContext,
@@ -56,12 +61,28 @@ pub(crate) async fn run(
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
+        .process_group(0)
         .kill_on_drop(true);
     let mut child = cmd.spawn()?;
+    let mut group = GroupGuard(child.id());
     let out = child.stdout.take();
     let err = child.stderr.take();
     tokio::join!(forward(out, ctx, prefix), forward(err, ctx, prefix));
-    child.wait().await
+    let status = child.wait().await;
+    group.0 = None;
+    status
+}
+
+/// Kills the process group it names when dropped (unless disarmed with `None`).
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            // SAFETY: kill(2) on the process group our own child leads (process_group(0)).
+            unsafe { libc::kill(-(pgid as libc::pid_t), libc::SIGKILL) };
+        }
+    }
 }
 
 async fn forward<R: AsyncRead + Unpin>(r: Option<R>, ctx: &ProvisionContext, prefix: &str) {
