@@ -176,7 +176,7 @@ fn ansible_hangs(x: &Suite) {
     assert_hit(&r);
     r.assert_failed(
         "provision",
-        &["did not finish within timeout 20s", "raise the provisioner's `timeout`"],
+        &["did not finish within timeout 20.0s", "raise the provisioner's `timeout`"],
     );
     assert_clean(&x.s, &out, "ansible hangs");
 }
@@ -211,7 +211,7 @@ fn shutdown_ignored(x: &Suite) {
     r.assert_failed(
         "shutdown",
         &[
-            "did not power off within shutdown_timeout (15s)",
+            "did not power off within shutdown_timeout (15.0s)",
             "stopped by force",
             "Check shutdown_command or raise shutdown_timeout",
         ],
