@@ -49,7 +49,10 @@ mod tests {
     fn a_full_file_system_says_what_to_do() {
         let e = Adds(std::io::Error::from_raw_os_error(libc::ENOSPC));
         let t = error_chain(&e);
-        assert!(t.starts_with("reading the disk: No space left on device"), "{t}");
+        assert!(
+            t.starts_with("reading the disk: No space left on device"),
+            "{t}"
+        );
         assert!(t.contains("free space on it, or build elsewhere"), "{t}");
         assert!(!error_chain(&Adds(std::io::Error::other("x"))).contains("free space"));
     }

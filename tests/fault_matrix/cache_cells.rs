@@ -100,8 +100,14 @@ fn a_damaged_install_cache_entry_is_reported_removed_and_never_booted() {
             .unwrap_or_else(|| panic!("{what}: not reported:\n{text}"));
         assert!(warning.contains(says), "{what}: {warning}");
         assert!(warning.contains("it was removed"), "{what}: {warning}");
-        assert!(warning.contains("installing from the media"), "{what}: {warning}");
-        assert!(!text.contains("install cache: hit"), "{what}: booted:\n{text}");
+        assert!(
+            warning.contains("installing from the media"),
+            "{what}: {warning}"
+        );
+        assert!(
+            !text.contains("install cache: hit"),
+            "{what}: booted:\n{text}"
+        );
         assert!(
             text.contains("install cache: stored"),
             "{what}: a fresh entry is stored:\n{text}"

@@ -110,13 +110,31 @@ fn guest_fault_cells() {
     };
     type Case<'a> = (&'static str, Box<dyn Fn(&Suite) + 'a>);
     let cells: Vec<Case> = vec![
-        ("seed: a complete --cache use build (installs, stores)", Box::new(seed)),
-        ("ansible-playbook fails (a task that fails)", Box::new(ansible_fails)),
-        ("ansible-playbook hangs past the provisioner's timeout", Box::new(ansible_hangs)),
-        ("QEMU SIGKILLed while provisioning", Box::new(qemu_killed_provisioning)),
-        ("shutdown_command ignored by the guest", Box::new(shutdown_ignored)),
+        (
+            "seed: a complete --cache use build (installs, stores)",
+            Box::new(seed),
+        ),
+        (
+            "ansible-playbook fails (a task that fails)",
+            Box::new(ansible_fails),
+        ),
+        (
+            "ansible-playbook hangs past the provisioner's timeout",
+            Box::new(ansible_hangs),
+        ),
+        (
+            "QEMU SIGKILLed while provisioning",
+            Box::new(qemu_killed_provisioning),
+        ),
+        (
+            "shutdown_command ignored by the guest",
+            Box::new(shutdown_ignored),
+        ),
         ("bad ISO: the guest never boots", Box::new(bad_iso)),
-        ("QEMU SIGKILLed while waiting for SSH", Box::new(qemu_killed_waiting_for_ssh)),
+        (
+            "QEMU SIGKILLed while waiting for SSH",
+            Box::new(qemu_killed_waiting_for_ssh),
+        ),
     ];
     let mut report = Vec::new();
     let mut failed = Vec::new();
@@ -162,9 +180,16 @@ fn ansible_fails(x: &Suite) {
     assert_hit(&r);
     r.assert_failed(
         "provision",
-        &["provisioners[0] (ansible) failed", "ansible-playbook ended with exit status: 2"],
+        &[
+            "provisioners[0] (ansible) failed",
+            "ansible-playbook ended with exit status: 2",
+        ],
     );
-    assert!(r.text.contains("fault-matrix task fails on purpose"), "{}", r.text);
+    assert!(
+        r.text.contains("fault-matrix task fails on purpose"),
+        "{}",
+        r.text
+    );
     assert_clean(&x.s, &out, "ansible fails");
 }
 
@@ -176,7 +201,10 @@ fn ansible_hangs(x: &Suite) {
     assert_hit(&r);
     r.assert_failed(
         "provision",
-        &["did not finish within timeout 20.0s", "raise the provisioner's `timeout`"],
+        &[
+            "did not finish within timeout 20.0s",
+            "raise the provisioner's `timeout`",
+        ],
     );
     assert_clean(&x.s, &out, "ansible hangs");
 }
@@ -195,7 +223,10 @@ fn qemu_killed_provisioning(x: &Suite) {
     assert_eq!(code, 1, "{text}");
     let err = text.lines().find(|l| l.starts_with("BUILD-ERROR")).unwrap();
     assert!(err.contains("build failed in step \"provision\""), "{err}");
-    assert!(err.contains("the VM stopped while provisioning: QEMU exited"), "{err}");
+    assert!(
+        err.contains("the VM stopped while provisioning: QEMU exited"),
+        "{err}"
+    );
     assert!(err.contains("SIGKILL"), "{err}");
     assert_clean(&x.s, &out, "QEMU killed while provisioning");
 }
@@ -239,7 +270,11 @@ fn bad_iso(x: &Suite) {
     );
     let r = x.run(&spec);
     r.assert_failed("wait for ssh", &["timed out"]);
-    assert!(r.text.contains("last lines of the serial console"), "{}", r.text);
+    assert!(
+        r.text.contains("last lines of the serial console"),
+        "{}",
+        r.text
+    );
     assert_clean(&x.s, &out, "bad ISO");
 }
 
@@ -261,7 +296,13 @@ fn qemu_killed_waiting_for_ssh(x: &Suite) {
     let text = child.seen.join("\n");
     assert_eq!(code, 1, "{text}");
     let err = text.lines().find(|l| l.starts_with("BUILD-ERROR")).unwrap();
-    assert!(err.contains("build failed in step \"wait for ssh\""), "{err}");
-    assert!(err.contains("the VM stopped while waiting for SSH: QEMU exited"), "{err}");
+    assert!(
+        err.contains("build failed in step \"wait for ssh\""),
+        "{err}"
+    );
+    assert!(
+        err.contains("the VM stopped while waiting for SSH: QEMU exited"),
+        "{err}"
+    );
     assert_clean(s, &out, "QEMU killed while waiting for SSH");
 }

@@ -103,7 +103,11 @@ pub fn child_main() {
         plan.provisioners = p.clone();
     }
     if let Some(pb) = &spec.playbook {
-        for e in plan.provisioners.iter_mut().filter(|e| e["type"] == "ansible") {
+        for e in plan
+            .provisioners
+            .iter_mut()
+            .filter(|e| e["type"] == "ansible")
+        {
             e["playbook_file"] = json!(pb);
             if let Some(t) = &spec.provisioner_timeout {
                 e["timeout"] = json!(t);
@@ -244,7 +248,10 @@ impl Scratch {
             .env("FAULT_ISO_CACHE", s.join("iso"))
             .env("TMPDIR", s.join("tmp"))
             .env("XDG_STATE_HOME", s.join("state"))
-            .env("XDG_CONFIG_HOME", support::repo().join("tests/testos/config"))
+            .env(
+                "XDG_CONFIG_HOME",
+                support::repo().join("tests/testos/config"),
+            )
             .env("XDG_DATA_HOME", s.join("data"))
             .env("XDG_CACHE_HOME", s.join("xdgcache"))
             .env("OSIMAGER_TESTOS_CACHE", support::media_cache());
@@ -296,7 +303,10 @@ impl Ended {
 pub fn assert_clean(s: &Scratch, out: &Path, what: &str) {
     assert_nothing_left(s.path(), &[out], OURS, what);
     let state = entries(&s.path().join("state/osimager/builds"));
-    assert!(state.is_empty(), "{what}: build state files left: {state:?}");
+    assert!(
+        state.is_empty(),
+        "{what}: build state files left: {state:?}"
+    );
     if let Some(parent) = out.parent() {
         let name = out.file_name().unwrap().to_string_lossy().into_owned();
         let staging: Vec<_> = entries(parent)
@@ -306,7 +316,10 @@ pub fn assert_clean(s: &Scratch, out: &Path, what: &str) {
                 f.starts_with(&format!(".{name}.partial"))
             })
             .collect();
-        assert!(staging.is_empty(), "{what}: half-written output: {staging:?}");
+        assert!(
+            staging.is_empty(),
+            "{what}: half-written output: {staging:?}"
+        );
     }
 }
 
@@ -327,7 +340,12 @@ pub fn assert_complete(out: &Path) {
         &std::fs::read(out.parent().unwrap().join("packer-manifest.json")).unwrap(),
     )
     .unwrap();
-    let last = manifest["builds"].as_array().unwrap().last().unwrap().clone();
+    let last = manifest["builds"]
+        .as_array()
+        .unwrap()
+        .last()
+        .unwrap()
+        .clone();
     let files: Vec<String> = last["files"]
         .as_array()
         .unwrap()
@@ -397,7 +415,13 @@ impl Tmpfs {
     pub fn mount(dir: &Path, size: &str) -> Option<Tmpfs> {
         std::fs::create_dir_all(dir).unwrap();
         let st = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0755"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0755"),
+                "tmpfs",
+            ])
             .arg(dir)
             .status()
             .ok()?;

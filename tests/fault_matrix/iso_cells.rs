@@ -114,7 +114,11 @@ fn checksum_mismatch_of_a_download_discards_it() {
             "the download was discarded (check iso_checksum or the mirror)",
         ],
     );
-    assert_eq!(iso_files(&s), Vec::<String>::new(), "nothing half-verified kept");
+    assert_eq!(
+        iso_files(&s),
+        Vec::<String>::new(),
+        "nothing half-verified kept"
+    );
     assert_clean(&s, &s.out(), "ISO checksum mismatch");
 }
 
@@ -159,12 +163,20 @@ fn a_download_cut_off_fails_the_build_and_the_next_build_resumes_it() {
     r.assert_failed("iso", &[&srv.url, "check the address and network"]);
     assert_clean(&s, &s.out(), "download cut off");
     let first = srv.requests();
-    assert_eq!(first.len(), 4, "one request and three resumptions: {first:?}");
+    assert_eq!(
+        first.len(),
+        4,
+        "one request and three resumptions: {first:?}"
+    );
     let part: Vec<_> = iso_files(&s)
         .into_iter()
         .filter(|f| f.ends_with(".part"))
         .collect();
-    assert_eq!(part.len(), 1, "the partial download is kept for the next build");
+    assert_eq!(
+        part.len(),
+        1,
+        "the partial download is kept for the next build"
+    );
     let kept = std::fs::metadata(s.path().join("iso").join(&part[0]))
         .unwrap()
         .len();
@@ -221,5 +233,10 @@ fn a_corrupted_iso_in_the_cache_is_downloaded_again() {
     assert_eq!(srv.requests().len(), 2, "downloaded again");
     assert_eq!(std::fs::read(&iso).unwrap(), data);
     assert_complete(&s.out());
-    crate::support::process::assert_nothing_left(s.path(), &[], crate::harness::OURS, "re-download");
+    crate::support::process::assert_nothing_left(
+        s.path(),
+        &[],
+        crate::harness::OURS,
+        "re-download",
+    );
 }

@@ -23,10 +23,7 @@ fn http_port_range_exhausted_fails_before_the_vm_and_says_widen_it() {
     let _held = hold(first, last);
     let spec = Spec {
         driver: "builtin".into(),
-        builder: qemu_builder(
-            &s,
-            json!({"http_port_min": first, "http_port_max": last}),
-        ),
+        builder: qemu_builder(&s, json!({"http_port_min": first, "http_port_max": last})),
         ..Spec::default()
     };
     let r = s.run(&spec, Duration::from_secs(120));
@@ -93,6 +90,9 @@ fn ssh_forward_port_taken_in_a_range_the_engine_forwards_from_another() {
     child.signal(libc::SIGINT);
     let (code, _) = child.exit_and_output(Duration::from_secs(90));
     assert_eq!(code, 1);
-    assert!(child.seen.iter().any(|l| l.contains("interrupted by SIGINT")));
+    assert!(child
+        .seen
+        .iter()
+        .any(|l| l.contains("interrupted by SIGINT")));
     assert_clean(&s, &s.out(), "SSH port range");
 }

@@ -60,7 +60,10 @@ fn vm_killed_while_waiting_for_ssh_fails_at_once() {
     let text = child.seen.join("\n");
     assert_eq!(code, 1, "{text}");
     let err = text.lines().find(|l| l.starts_with("BUILD-ERROR")).unwrap();
-    assert!(err.contains("build failed in step \"wait for ssh\""), "{err}");
+    assert!(
+        err.contains("build failed in step \"wait for ssh\""),
+        "{err}"
+    );
     assert!(
         err.contains("the VM stopped while waiting for SSH: the fake VM process exited"),
         "{err}"

@@ -131,8 +131,14 @@ impl NativeError {
             }
             HttpServer(HttpError::Directory { .. }) => ErrorKind::BadInput,
             Iso(_) | Manifest { .. } | OutputAppeared { .. } => ErrorKind::BadInput,
-            HostAddress(_) | CreateVm(_) | StartVm(_) | TypeKeys(_) | RequestShutdown(_)
-            | WaitStopped(_) | Export(_) | VmExited { .. } => ErrorKind::Hypervisor,
+            HostAddress(_)
+            | CreateVm(_)
+            | StartVm(_)
+            | TypeKeys(_)
+            | RequestShutdown(_)
+            | WaitStopped(_)
+            | Export(_)
+            | VmExited { .. } => ErrorKind::Hypervisor,
             WaitForSsh(CommError::AuthRejected { .. } | CommError::Config { .. })
             | WaitForSsh(CommError::Key { .. }) => ErrorKind::Configuration,
             SshAddress(_) | WaitForSsh(_) | ShutdownCommand(_) | ShutdownTimeout { .. } => {
