@@ -12,16 +12,27 @@ use osimager_events::LogSource;
 use std::path::Path;
 use std::sync::Arc;
 
+/// The running guest the provisioners work on: the VM (watched: a VM that dies stops the
+/// step), the engine's SSH session and the address it reached.
+pub(crate) struct Guest<'a> {
+    pub vm: &'a Vm,
+    pub session: &'a SharedSession,
+    pub addr: (String, u16),
+}
+
 pub(crate) async fn run(
     r: &Runner,
     b: &Build,
     s: &Settings,
     temp: &Path,
     http: &Option<HttpEndpoint>,
-    vm: &Vm,
-    session: &SharedSession,
-    (host, port): (String, u16),
+    guest: Guest<'_>,
 ) -> Result<(), NativeError> {
+    let Guest {
+        vm,
+        session,
+        addr: (host, port),
+    } = guest;
     if b.plan.provisioners.is_empty() || b.options.skip {
         r.skip("no provisioners");
         return Ok(());
