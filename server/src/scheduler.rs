@@ -4,7 +4,7 @@
 use crate::backend::{Backend, BuildSpec};
 use crate::live::Hub;
 use crate::recorder::{ChannelSink, Recorder};
-use crate::store::{Job, JobEnd, JobId, JobState, JobStore, StoreError};
+use crate::store::{local_worker_name, Job, JobEnd, JobId, JobState, JobStore, StoreError};
 use crate::view::job_json;
 use osimager_events::{BuildResult, ErrorInfo, ErrorKind};
 use std::collections::HashMap;
@@ -15,15 +15,13 @@ use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// The name this server's own runner claims jobs under.
-pub const LOCAL_WORKER: &str = "local";
-
 struct Running {
     cancel: CancellationToken,
 }
 
 /// Runs queued jobs.
 pub struct Scheduler {
+    name: String,
     store: Arc<dyn JobStore>,
     backend: Arc<dyn Backend>,
     hub: Arc<Hub>,
@@ -56,6 +54,7 @@ impl Scheduler {
         concurrency: usize,
     ) -> Result<Arc<Scheduler>, StoreError> {
         let s = Arc::new(Scheduler {
+            name: local_worker_name(&state_dir),
             store,
             backend,
             hub,
@@ -68,7 +67,11 @@ impl Scheduler {
             tasks: TaskTracker::new(),
         });
         let mut sweeps = Vec::new();
-        for job in s.store.interrupt_running().await? {
+        // Its own jobs, and those of the name every server's runner had before (a store
+        // written by an older version).
+        let mut interrupted = s.store.interrupt_running_of(&s.name).await?;
+        interrupted.extend(s.store.interrupt_running().await?);
+        for job in interrupted {
             tracing::warn!(
                 build = job.id,
                 "interrupted by a server stop; cleaning up after it"
@@ -113,6 +116,11 @@ impl Scheduler {
         Ok(s)
     }
 
+    /// The name this runner claims jobs under ([`crate::store::local_worker_name`]).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// How many builds may run at once.
     pub fn concurrency(&self) -> usize {
         self.concurrency
@@ -147,7 +155,7 @@ impl Scheduler {
                 let notified = self.wake.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                match self.store.claim(LOCAL_WORKER).await {
+                match self.store.claim(&self.name).await {
                     Ok(Some(job)) => break job,
                     Ok(None) => {}
                     Err(e) => tracing::error!("taking a job from the queue: {e}"),
@@ -232,6 +240,7 @@ impl Scheduler {
             on_error: job.request.on_error,
             force: job.request.force,
             dry_run: job.request.dry_run,
+            cache: job.request.cache,
             work_dir: work_dir.clone(),
         };
         let (tx, mut rx) = mpsc::unbounded_channel();

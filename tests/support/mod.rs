@@ -15,6 +15,7 @@
 #![allow(dead_code)]
 
 pub mod http_stub;
+pub mod installed;
 pub mod ports;
 pub mod process;
 

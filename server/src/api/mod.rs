@@ -7,7 +7,9 @@ mod builds;
 mod catalog;
 mod error;
 mod extract;
+mod guard;
 pub mod worker;
+mod workers;
 mod ws;
 
 pub use error::ApiError;
@@ -61,6 +63,10 @@ pub struct AppState {
     pub sessions: Arc<crate::auth::Sessions>,
     /// Records of remote workers' runs being received.
     pub remote: Arc<worker::RemoteRuns>,
+    /// This server runs builds itself (`local_worker`).
+    pub local_worker: bool,
+    /// A remote job without a heartbeat this long is requeued (`worker_timeout_secs`).
+    pub worker_timeout: Duration,
     host_cache: Arc<Mutex<Option<(Instant, HostFacts)>>>,
 }
 
@@ -88,6 +94,8 @@ impl AppState {
             shutdown,
             sessions: Arc::default(),
             remote: Arc::default(),
+            local_worker: cfg.local_worker,
+            worker_timeout: Duration::from_secs(cfg.worker_timeout_secs.max(1)),
             host_cache: Arc::new(Mutex::new(None)),
         }
     }
@@ -138,11 +146,8 @@ pub fn router(app: AppState, cfg: &ServerConfig) -> Router {
         )
         .route("/builds/{id}/stream", get(ws::build_stream))
         .route("/stream", get(ws::global_stream))
-        .route("/workers", get(worker::list))
-        .route_layer(middleware::from_fn_with_state(
-            app.clone(),
-            crate::auth::require,
-        ));
+        .route("/workers", get(workers::list))
+        .route_layer(middleware::from_fn_with_state(app.clone(), guard::require));
     let api = Router::new()
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
@@ -300,7 +305,7 @@ async fn host(State(app): State<AppState>) -> Result<Json<serde_json::Value>, Ap
 
 async fn session(State(app): State<AppState>, headers: HeaderMap) -> Json<serde_json::Value> {
     let authenticated = !app.auth_required
-        || crate::auth::check(&app, &headers, &axum::http::Method::GET)
+        || guard::check(&app, &headers, &axum::http::Method::GET)
             .await
             .is_ok();
     Json(json!({"auth_required": app.auth_required, "authenticated": authenticated}))

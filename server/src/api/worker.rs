@@ -4,8 +4,8 @@
 //! Every route needs a worker token; a job route needs the job to be that worker's under
 //! the lease it names, so a worker cut off and back cannot touch a job given to another.
 
+use super::guard::worker_of;
 use super::{ApiError, AppState};
-use crate::auth::worker_of;
 use crate::recorder::Recorder;
 use crate::store::{Capabilities, ClaimSpec, Job, JobEnd, JobId, JobState, WorkerInfo};
 use crate::view::{job_json, JobView};
@@ -440,38 +440,4 @@ pub async fn complete(
         )
         .await?;
     Ok(Json(json!({"name": name, "size": size, "sha256": sum})))
-}
-
-/// `GET /workers` (API token): the registered workers and what each runs now.
-pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let running = app
-        .store
-        .list(&crate::store::JobFilter {
-            states: vec![JobState::Running],
-            limit: 1000,
-            ..Default::default()
-        })
-        .await?;
-    let items: Vec<Value> = app
-        .store
-        .workers()
-        .await?
-        .into_iter()
-        .map(|w| {
-            let jobs: Vec<JobId> = running
-                .items
-                .iter()
-                .filter(|j| j.worker.as_deref() == Some(w.name.as_str()))
-                .map(|j| j.id)
-                .collect();
-            json!({
-                "name": w.name,
-                "capabilities": w.capabilities,
-                "registered_at": w.registered_at,
-                "last_seen": w.last_seen,
-                "jobs": jobs,
-            })
-        })
-        .collect();
-    Ok(Json(json!({"items": items})))
 }

@@ -178,11 +178,12 @@ impl SqliteStore {
                         .prepare(
                             "SELECT id, lease, worker, cancel_requested FROM jobs \
                              WHERE state = 'running' \
-                             AND worker != ?1 AND heartbeat_at < ?2 ORDER BY id",
+                             AND worker != ?1 AND worker NOT LIKE ?1 || ':%' \
+                             AND heartbeat_at < ?2 ORDER BY id",
                         )
                         .map_err(db("requeueing jobs of silent workers"))?;
                     let rows = st
-                        .query_map(params![crate::scheduler::LOCAL_WORKER, cutoff], |r| {
+                        .query_map(params![crate::store::LOCAL_WORKER, cutoff], |r| {
                             Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get::<_, i64>(3)? != 0))
                         })
                         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())

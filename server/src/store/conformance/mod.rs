@@ -114,6 +114,7 @@ pub(super) fn req(target: &str, priority: i32) -> NewJob {
             on_error: OnErrorChoice::Cleanup,
             force: false,
             dry_run: false,
+            cache: Default::default(),
             priority,
             labels: Default::default(),
         },
@@ -429,7 +430,7 @@ async fn restart(h: Arc<dyn Harness>) {
     let done = s.create(req("t/l/done", 2)).await.unwrap();
     let run = s.create(req("t/l/run", 1)).await.unwrap();
     let queued = s.create(req("t/l/queued", 0)).await.unwrap();
-    let local = crate::scheduler::LOCAL_WORKER;
+    let local = crate::store::LOCAL_WORKER;
     s.claim(local).await.unwrap();
     s.finish(done.id, end(JobState::Succeeded)).await.unwrap();
     s.claim(local).await.unwrap();
