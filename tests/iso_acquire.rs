@@ -409,6 +409,10 @@ async fn concurrent_acquisitions_of_one_iso_download_it_once() {
     let (ga, gb) = (ta.await.unwrap().unwrap(), tb.await.unwrap().unwrap());
     assert_eq!(ga, gb);
     assert_eq!(std::fs::read(&ga).unwrap(), *data);
-    assert_eq!(*count.lock().unwrap(), 1, "the ISO was downloaded more than once");
+    assert_eq!(
+        *count.lock().unwrap(),
+        1,
+        "the ISO was downloaded more than once"
+    );
     assert_eq!(cache_files(&cache), vec![ga]);
 }

@@ -90,7 +90,8 @@ fn the_search_finds_what_it_looks_for() {
     let mut clean = Command::new("sh");
     clean.args(["-c", "sleep 1"]);
     let mut env = Command::new("sh");
-    env.args(["-c", "sleep 1"]).env("SOMETHING", canary.tagged("env"));
+    env.args(["-c", "sleep 1"])
+        .env("SOMETHING", canary.tagged("env"));
     let mut hits = Vec::new();
     for (cmd, want) in [(c, true), (clean, false), (env, true)] {
         let mut sp = Spawned::start(cmd);
@@ -141,7 +142,15 @@ fn dry_runs_from_both_stores() {
         let events = s.join("events.ndjson");
         let ev = events.display().to_string();
         for args in [
-            vec!["build", TARGET, "c1", "-n", "--force", "--events", ev.as_str()],
+            vec![
+                "build",
+                TARGET,
+                "c1",
+                "-n",
+                "--force",
+                "--events",
+                ev.as_str(),
+            ],
             vec!["dump", TARGET, "c1", "--redact"],
             vec!["build", TARGET, "c1", "-n", "--force", "--engine", "packer"],
         ] {

@@ -6,8 +6,8 @@
 //!   `-file`, …): every variant contains the value, so one search finds them all.
 //! * [`Sampler`]: a thread that reads `/proc/<pid>/cmdline` and `/proc/<pid>/environ` of a
 //!   process and all its descendants every ~100 ms while a build runs (QEMU, ssh, Packer,
-//!   ansible-playbook, socat …), and keeps every distinct command line (tests also read ports
-//!   out of them).
+//!   ansible-playbook, socat …), and keeps every distinct command line and every TCP port they
+//!   listened on (tests check for port collisions with them).
 //! * [`Scan`]: searches texts, files and directory trees (recursively, symlinks not followed)
 //!   and the sampler's findings; counts the places searched and the hits.
 //!
@@ -89,6 +89,8 @@ pub struct Samples {
     pub cmdlines: Vec<(u32, String)>,
     /// `cmdline`/`environ` reads that held the canary: "pid N (argv0) environ".
     pub hits: Vec<String>,
+    /// TCP ports the processes listened on (IPv4 and IPv6), with the pid and its argv[0].
+    pub listening: Vec<(u16, u32, String)>,
 }
 
 /// Samples the argv and environment of a process tree until stopped.
@@ -107,11 +109,24 @@ impl Sampler {
             let mut out = Samples::default();
             let mut seen: HashSet<(u32, u64)> = HashSet::new();
             let mut lines: BTreeSet<(u32, String)> = BTreeSet::new();
+            let mut listening: BTreeSet<(u16, u32, String)> = BTreeSet::new();
             loop {
                 // One last round after the stop request, so a short-lived tail is not missed.
                 let last = s.load(Ordering::SeqCst);
                 out.rounds += 1;
+                let listeners = listening_sockets();
                 for pid in tree(root, include_root) {
+                    for inode in socket_inodes(pid) {
+                        if let Some(port) = listeners.get(&inode) {
+                            let argv0 = std::fs::read(format!("/proc/{pid}/cmdline"))
+                                .map(|b| {
+                                    let first = b.split(|c| *c == 0).next().unwrap_or(&[]);
+                                    String::from_utf8_lossy(first).into_owned()
+                                })
+                                .unwrap_or_default();
+                            listening.insert((*port, pid, argv0));
+                        }
+                    }
                     let start = start_time(pid).unwrap_or(0);
                     seen.insert((pid, start));
                     let argv = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
@@ -136,6 +151,7 @@ impl Sampler {
                 std::thread::sleep(Duration::from_millis(100));
             }
             out.processes = seen.len();
+            out.listening = listening.into_iter().collect();
             out.cmdlines = lines.into_iter().collect();
             out
         });
@@ -148,11 +164,7 @@ impl Sampler {
     /// Stop sampling and return what was seen.
     pub fn finish(mut self) -> Samples {
         self.stop.store(true, Ordering::SeqCst);
-        self.handle
-            .take()
-            .unwrap()
-            .join()
-            .expect("sampler thread")
+        self.handle.take().unwrap().join().expect("sampler thread")
     }
 }
 
@@ -160,6 +172,42 @@ impl Drop for Sampler {
     fn drop(&mut self) {
         self.stop.store(true, Ordering::SeqCst);
     }
+}
+
+/// Listening TCP sockets now: inode → local port (`/proc/net/tcp` and `tcp6`, state 0A).
+fn listening_sockets() -> std::collections::HashMap<u64, u16> {
+    let mut m = std::collections::HashMap::new();
+    for f in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let text = std::fs::read_to_string(f).unwrap_or_default();
+        for l in text.lines().skip(1) {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            if cols.len() < 10 || cols[3] != "0A" {
+                continue;
+            }
+            let port = cols[1]
+                .rsplit(':')
+                .next()
+                .and_then(|p| u16::from_str_radix(p, 16).ok());
+            if let (Some(port), Ok(inode)) = (port, cols[9].parse::<u64>()) {
+                m.insert(inode, port);
+            }
+        }
+    }
+    m
+}
+
+/// Inodes of the sockets process `pid` holds open.
+fn socket_inodes(pid: u32) -> Vec<u64> {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|t| {
+            let t = t.to_string_lossy().into_owned();
+            t.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+        })
+        .collect()
 }
 
 /// `(pid, ppid)` of every process now.
@@ -337,7 +385,8 @@ impl Scan {
     pub fn guest(&mut self, path: &Path) {
         self.count("guest file");
         if self.file_has(path) {
-            self.guest_hits.push(format!("guest file: {}", path.display()));
+            self.guest_hits
+                .push(format!("guest file: {}", path.display()));
         }
     }
 
@@ -360,7 +409,11 @@ impl Scan {
 
     /// One line: places searched by kind, bytes read, hits.
     pub fn summary(&self) -> String {
-        let kinds: Vec<String> = self.places.iter().map(|(k, v)| format!("{k} {v}")).collect();
+        let kinds: Vec<String> = self
+            .places
+            .iter()
+            .map(|(k, v)| format!("{k} {v}"))
+            .collect();
         format!(
             "secret canary {}: {} places searched ({}; {:.1} MiB read), {} hits, {} guest-side \
              copies{}",
@@ -389,4 +442,3 @@ impl Scan {
         );
     }
 }
-

@@ -115,7 +115,11 @@ pub fn append_manifest(path: &Path, entry: &ManifestEntry<'_>) -> Result<()> {
         }
     }
     doc["last_run_uuid"] = Value::String(entry.run_uuid.to_string());
-    let tmp = path.with_extension(format!("json.tmp-{}-{}", std::process::id(), entry.run_uuid));
+    let tmp = path.with_extension(format!(
+        "json.tmp-{}-{}",
+        std::process::id(),
+        entry.run_uuid
+    ));
     let bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
     std::fs::write(&tmp, bytes).map_err(io("cannot write", &tmp))?;
     std::fs::rename(&tmp, path).map_err(io("cannot write", path))?;
