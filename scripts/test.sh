@@ -14,7 +14,11 @@
 # (CI=true, or OSIMAGER_E2E=1, the default here) a skipped test fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+started=$SECONDS
+# Each section's start, with the minutes since the script started (where CI time goes).
+phase() { printf '== %s (at %dm%02ds) ==\n' "$1" $(((SECONDS - started) / 60)) $(((SECONDS - started) % 60)); }
 
+phase "dependencies"
 scripts/setup-deps.sh
 export OSIMAGER_TOOLS_VENV=${OSIMAGER_TOOLS_VENV:-/opt/osimager-venv}
 export PATH="$PATH:$OSIMAGER_TOOLS_VENV/bin"
@@ -22,23 +26,23 @@ export OSIMAGER_ORACLE=${OSIMAGER_ORACLE:-$OSIMAGER_TOOLS_VENV}
 export OSIMAGER_E2E=${OSIMAGER_E2E:-1}
 
 if [ "$OSIMAGER_E2E" = "1" ]; then
-  echo "== test OS media (cached under \${OSIMAGER_TESTOS_CACHE:-~/.cache/osimager-testos}) =="
+  phase "test OS media (cached under \${OSIMAGER_TESTOS_CACHE:-~/.cache/osimager-testos})"
   tests/testos/build-media.sh
 fi
 if [ "${OSIMAGER_E2E_DEBIAN:-0}" != "0" ]; then
   # opt-in: the real debian-installer with the bundled debian spec (tests/debian/README.md)
-  echo "== Debian installer media + mirror (cached under \${OSIMAGER_DEBIAN_CACHE:-~/.cache/osimager-debian}) =="
+  phase "Debian installer media + mirror (cached under \${OSIMAGER_DEBIAN_CACHE:-~/.cache/osimager-debian})"
   tests/debian/build-media.sh
 fi
 
-echo "== web UI (web/dist, embedded into the binary) =="
+phase "web UI (web/dist, embedded into the binary)"
 scripts/build-web.sh
 
-echo "== format and lints =="
+phase "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
-echo "== tests =="
+phase "tests"
 # Tests write summaries and their skip log here (tests/support); start empty.
 export OSIMAGER_TEST_REPORTS="${OSIMAGER_TEST_REPORTS:-${CARGO_TARGET_DIR:-$PWD/target}/test-reports}"
 rm -rf "$OSIMAGER_TEST_REPORTS"
@@ -66,7 +70,7 @@ for opt in "PARALLEL parallel_builds builds_from_separate_processes_share_nothin
   fi
 done
 set -e
-echo "== summary =="
+phase "summary"
 summary_status=0
 scripts/test-summary.sh "$log" "$OSIMAGER_TEST_REPORTS" || summary_status=$?
 if [ "$cargo_status" -ne 0 ] || [ "$summary_status" -ne 0 ]; then

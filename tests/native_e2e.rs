@@ -62,14 +62,21 @@ fn child_build() {
         // Only the communicator's password: the installed user keeps the right one.
         plan.builder
             .insert("ssh_password".into(), "definitely-wrong".into());
-        plan.builder.insert("ssh_timeout".into(), "60s".into());
+        plan.builder.insert("ssh_timeout".into(), "20s".into());
     }
-    let opts = BuildOptions {
+    let mut opts = BuildOptions {
         temp_dir: Some(temp),
         // The test location puts outputs under the media cache; keep them in the scratch dir.
         output_dir: Some(scratch.join("vms/qemu").join(&name)),
         ..Default::default()
     };
+    if let Some(dir) = std::env::var_os("NATIVE_E2E_INSTALL_CACHE") {
+        opts.cache = osimager::install_cache::CacheOptions {
+            mode: osimager::install_cache::CacheMode::Use,
+            dir: Some(dir.into()),
+            max_size: None,
+        };
+    }
     config.prepare(&mut plan).expect("plan prepares");
     let out = opts.output_dir.clone().unwrap();
     let fe = osimager::cli::run::Frontends::default();
@@ -86,29 +93,11 @@ fn child_build() {
     std::process::exit(code);
 }
 
-fn spawn_child(scratch: &Path, name: &str, wrong_password: bool) -> Spawned {
+fn spawn_child(scratch: &Path, name: &str) -> Spawned {
     let mut c = helper_command("child_build");
     c.env("NATIVE_E2E_SCRATCH", scratch)
         .env("NATIVE_E2E_NAME", name);
-    if wrong_password {
-        c.env("NATIVE_E2E_WRONG_PASSWORD", "1");
-    }
     Spawned::start(c)
-}
-
-/// The environment of a CLI run: the test config (XDG_CONFIG_HOME) and every other per-user
-/// directory in the scratch dir, the tools venv on PATH (ansible-playbook).
-fn cli_command(scratch: &Path, args: &[&str]) -> Command {
-    std::fs::create_dir_all(scratch.join("tmp")).unwrap();
-    let mut c = Command::new(support::osimager_bin());
-    c.args(args)
-        .env("XDG_CONFIG_HOME", repo().join("tests/testos/config"))
-        .env("XDG_DATA_HOME", scratch.join("data"))
-        .env("XDG_CACHE_HOME", scratch.join("cache"))
-        .env("OSIMAGER_TESTOS_CACHE", media_cache())
-        .env("TMPDIR", scratch.join("tmp"))
-        .env("PATH", path_with_tools());
-    c
 }
 
 /// The real CLI: `osimager build TARGET NAME --engine native --output-dir …`.
@@ -116,7 +105,7 @@ fn spawn_cli(scratch: &Path, name: &str) -> Spawned {
     let out = scratch.join("vms/qemu").join(name);
     // The playbook writes this extra-var into /etc/osimager-marker (tasks/README.md).
     let marker = format!("ansible_extra_vars=osimager_marker=built-{name}");
-    let mut c = cli_command(
+    let mut c = support::installed::testos_cli(
         scratch,
         &["build", TARGET, name, "--engine", "native", "-D", &marker],
     );
@@ -203,7 +192,7 @@ fn e2e_builds_testos_then_boots_the_image() {
     // image, with a new extra-var; then read the marker it wrote.
     let retro = if result.is_ok() {
         let ssh_port = format!("ssh_port={port}");
-        let status = cli_command(
+        let status = support::installed::testos_cli(
             s,
             &[
                 "retrofit",
@@ -271,9 +260,17 @@ fn e2e_wrong_password_fails_within_the_timeout_and_cleans_up() {
         .tempdir()
         .unwrap();
     let s = scratch.path();
-    let name = "nat-fail";
+    // Not a test of the install: the build boots the shared installed test OS (one install per
+    // test run, tests/support/installed.rs) and fails at the SSH login.
+    let cache = support::installed::shared_install();
+    let name = support::installed::SHARED_NAME;
     let started = Instant::now();
-    let mut child = spawn_child(s, name, true);
+    let mut c = helper_command("child_build");
+    c.env("NATIVE_E2E_SCRATCH", s)
+        .env("NATIVE_E2E_NAME", name)
+        .env("NATIVE_E2E_WRONG_PASSWORD", "1")
+        .env("NATIVE_E2E_INSTALL_CACHE", &cache);
+    let mut child = Spawned::start(c);
     // A hang guard only (the spec's own ssh_timeout is 15m): how long it took is printed, not
     // asserted (a benchmark's job); what ended the wait is asserted from the error below.
     let (code, all) = child.exit_and_output(Duration::from_secs(900));
@@ -283,11 +280,13 @@ fn e2e_wrong_password_fails_within_the_timeout_and_cleans_up() {
     );
     let text = all.join("\n");
     assert_ne!(code, 0);
+    assert!(text.contains("install cache: hit"), "{text}");
     assert!(
         text.contains("build failed in step \"wait for ssh\""),
         "{text}"
     );
-    // Rejected credentials (after ssh_handshake_attempts) or the 60s ssh_timeout end the wait.
+    // Rejected credentials (after ssh_handshake_attempts) or the 20s ssh_timeout end the wait
+    // (the cached install answers within seconds).
     assert!(
         text.contains("rejected the credentials") || text.contains("timed out after"),
         "{text}"
@@ -316,7 +315,7 @@ fn e2e_sigint_at_each_phase_leaves_nothing() {
             .unwrap();
         let s = scratch.path();
         let name = "nat-sig";
-        let mut child = spawn_child(s, name, false);
+        let mut child = spawn_child(s, name);
         let t = Instant::now();
         child.wait_line(phase, Duration::from_secs(300));
         std::thread::sleep(Duration::from_secs(extra));

@@ -170,7 +170,17 @@ pub async fn worker_of(app: &AppState, headers: &HeaderMap) -> Result<String, Ap
         }
     };
     match app.store.check_token(&hash_token(&token)).await {
-        Ok(Some(t)) if t.role == crate::store::TokenRole::Worker => Ok(t.name),
+        Ok(Some(t)) if t.role == crate::store::TokenRole::Worker => {
+            if crate::scheduler::is_local_worker(&t.name) {
+                // Its jobs would never be requeued (a server's own runner sends no heartbeats).
+                return Err(ApiError::forbidden(format!(
+                    "the worker token '{}' has a name reserved for the servers' own runners \
+                     ('local', 'local:…'): make one with another name",
+                    t.name
+                )));
+            }
+            Ok(t.name)
+        }
         Ok(Some(_)) => Err(ApiError::forbidden(
             "an API token is not a worker token: `osimager serve token create --worker NAME`",
         )),

@@ -194,6 +194,35 @@ impl OnErrorChoice {
     }
 }
 
+/// `--cache`: the install cache of native builds (docs/CACHE.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CacheChoice {
+    /// Always install from the media.
+    #[default]
+    Off,
+    /// Boot a cached install when its key matches; otherwise install and store it.
+    Use,
+    /// Install from the media and replace the cached install.
+    Refresh,
+}
+
+impl CacheChoice {
+    /// The CLI spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheChoice::Off => "off",
+            CacheChoice::Use => "use",
+            CacheChoice::Refresh => "refresh",
+        }
+    }
+
+    /// The default: no cache (serde's `skip_serializing_if`).
+    pub fn is_off(&self) -> bool {
+        *self == CacheChoice::Off
+    }
+}
+
 /// What the server asks the backend to build.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BuildSpec {
@@ -209,6 +238,9 @@ pub struct BuildSpec {
     pub force: bool,
     /// Only check, create nothing.
     pub dry_run: bool,
+    /// The install cache.
+    #[serde(default, skip_serializing_if = "CacheChoice::is_off")]
+    pub cache: CacheChoice,
     /// A directory of this build's own (under the server's state dir) for its temp files.
     /// The server removes it after the build, and sweeps it (and any process still using it)
     /// after a crash.

@@ -15,8 +15,36 @@ use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// The name this server's own runner claims jobs under.
+/// The name servers' own runners claimed jobs under before each had its own
+/// ([`local_worker_name`]), and the prefix of those names.
 pub const LOCAL_WORKER: &str = "local";
+
+/// Whether `worker` is a server's own runner (of this or of another server sharing the store):
+/// it sends no heartbeats, and its jobs are interrupted when that server restarts.
+pub fn is_local_worker(worker: &str) -> bool {
+    worker == LOCAL_WORKER
+        || worker
+            .strip_prefix(LOCAL_WORKER)
+            .is_some_and(|r| r.starts_with(':'))
+}
+
+/// The name this server's own runner claims jobs under: `local:<host name>:<8 hex digits of
+/// the state dir's path>`. Unique per server (several servers share one PostgreSQL store, two
+/// servers on one host have two state dirs) and the same across restarts, so a restarted
+/// server finds its own interrupted jobs and no other server's.
+pub fn local_worker_name(state_dir: &std::path::Path) -> String {
+    use sha2::Digest;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    let dir = state_dir
+        .canonicalize()
+        .unwrap_or_else(|_| state_dir.to_path_buf());
+    let digest = sha2::Sha256::digest(dir.as_os_str().as_encoded_bytes());
+    format!("{LOCAL_WORKER}:{host}:{}", &hex::encode(digest)[..8])
+}
 
 struct Running {
     cancel: CancellationToken,
@@ -24,6 +52,7 @@ struct Running {
 
 /// Runs queued jobs.
 pub struct Scheduler {
+    name: String,
     store: Arc<dyn JobStore>,
     backend: Arc<dyn Backend>,
     hub: Arc<Hub>,
@@ -56,6 +85,7 @@ impl Scheduler {
         concurrency: usize,
     ) -> Result<Arc<Scheduler>, StoreError> {
         let s = Arc::new(Scheduler {
+            name: local_worker_name(&state_dir),
             store,
             backend,
             hub,
@@ -68,7 +98,11 @@ impl Scheduler {
             tasks: TaskTracker::new(),
         });
         let mut sweeps = Vec::new();
-        for job in s.store.interrupt_running().await? {
+        // Its own jobs, and those of the name every server's runner had before (a store
+        // written by an older version).
+        let mut interrupted = s.store.interrupt_running_of(&s.name).await?;
+        interrupted.extend(s.store.interrupt_running().await?);
+        for job in interrupted {
             tracing::warn!(
                 build = job.id,
                 "interrupted by a server stop; cleaning up after it"
@@ -113,6 +147,11 @@ impl Scheduler {
         Ok(s)
     }
 
+    /// The name this runner claims jobs under ([`local_worker_name`]).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
     /// How many builds may run at once.
     pub fn concurrency(&self) -> usize {
         self.concurrency
@@ -147,7 +186,7 @@ impl Scheduler {
                 let notified = self.wake.notified();
                 tokio::pin!(notified);
                 notified.as_mut().enable();
-                match self.store.claim(LOCAL_WORKER).await {
+                match self.store.claim(&self.name).await {
                     Ok(Some(job)) => break job,
                     Ok(None) => {}
                     Err(e) => tracing::error!("taking a job from the queue: {e}"),
@@ -232,6 +271,7 @@ impl Scheduler {
             on_error: job.request.on_error,
             force: job.request.force,
             dry_run: job.request.dry_run,
+            cache: job.request.cache,
             work_dir: work_dir.clone(),
         };
         let (tx, mut rx) = mpsc::unbounded_channel();

@@ -1,6 +1,6 @@
 //! Jobs as the API and the streams show them.
 
-use crate::backend::{EngineChoice, OnErrorChoice};
+use crate::backend::{CacheChoice, EngineChoice, OnErrorChoice};
 use crate::store::{Job, JobRequest};
 use serde::Serialize;
 
@@ -49,6 +49,9 @@ pub fn command_line(r: &JobRequest) -> String {
     if r.on_error != OnErrorChoice::Cleanup {
         a.push(format!("--on-error {}", r.on_error.as_str()));
     }
+    if r.cache != CacheChoice::Off {
+        a.push(format!("--cache {}", r.cache.as_str()));
+    }
     if r.force {
         a.push("--force".into());
     }
@@ -88,13 +91,14 @@ mod tests {
             on_error: OnErrorChoice::Abort,
             force: true,
             dry_run: false,
+            cache: CacheChoice::Use,
             priority: 3,
             labels: Default::default(),
         };
         assert_eq!(
             command_line(&r),
             "osimager build qemu/lab/debian-12-x86_64 'web 1' 10.0.0.5 -D memory=4096,cpus=2 \
-             -D 'note=it'\\''s' --engine native --on-error abort --force"
+             -D 'note=it'\\''s' --engine native --on-error abort --cache use --force"
         );
     }
 }

@@ -179,6 +179,7 @@ async fn run_job(
         on_error: job.request.on_error,
         force: job.request.force,
         dry_run: job.request.dry_run,
+        cache: job.request.cache,
         work_dir: work_dir.clone(),
     };
     let (tx, mut rx) = mpsc::unbounded_channel::<EventRecord>();

@@ -17,16 +17,26 @@ async fn a_build_runs_and_its_records_files_and_screenshots_are_served() {
         .post(
             "/builds",
             json!({"target": "qemu/hermetic/testos-1-x86_64", "name": "web1", "ip": "10.0.0.5",
-                   "defines": ["fake_step_ms=20", "memory=1024"], "engine": "native", "priority": 3}),
+                   "defines": ["fake_step_ms=20", "memory=1024"], "engine": "native", "priority": 3,
+                   "cache": "use"}),
         )
         .await;
     assert_eq!(st, 201, "{created}");
+    assert_eq!(created["request"]["cache"], "use");
     let id = created["id"].as_i64().unwrap();
     assert_eq!(created["state"], "queued");
     assert_eq!(
         created["command"],
-        "osimager build qemu/hermetic/testos-1-x86_64 web1 10.0.0.5 -D fake_step_ms=20 -D memory=1024 --engine native"
+        "osimager build qemu/hermetic/testos-1-x86_64 web1 10.0.0.5 -D fake_step_ms=20 -D memory=1024 --engine native --cache use"
     );
+    let (st, bad) = s
+        .post(
+            "/builds",
+            json!({"target": "qemu/hermetic/testos-1-x86_64", "cache": "sometimes"}),
+        )
+        .await;
+    assert_eq!(st, 400, "{bad}");
+    assert!(bad.to_string().contains("cache"), "{bad}");
     let done = s.wait_state(id, &["succeeded", "failed"], T).await;
     assert_eq!(done["state"], "succeeded", "{done}");
     assert!(done["started_at"].is_string() && done["finished_at"].is_string());

@@ -58,7 +58,7 @@ fn file(cfg: &Config) -> Option<PathBuf> {
 fn load(path: &std::path::Path) -> Option<Index> {
     let bytes = std::fs::read(path).ok()?;
     let (deps, entries) = decode(FORMAT, &bytes)?;
-    deps.unchanged().then_some(Index { entries })
+    deps.unchanged(super::env::var).then_some(Index { entries })
 }
 
 /// A file changed less than this long before the index was made could change again within

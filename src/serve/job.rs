@@ -11,9 +11,11 @@
 
 use crate::build::{BuildContext, BuildOptions, BuildRequest, Cancel, Events};
 use crate::engine::{EngineKind, OnError};
+use crate::install_cache::{CacheMode, CacheOptions};
 use osimager_events::{EventRecord, EventSink, NdjsonSink};
 use osimager_server::backend::{
-    BackendError, BackendErrorKind, BuildHandle, BuildSpec, EngineChoice, OnErrorChoice,
+    BackendError, BackendErrorKind, BuildHandle, BuildSpec, CacheChoice, EngineChoice,
+    OnErrorChoice,
 };
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -201,7 +203,8 @@ pub fn run_job(work_dir: PathBuf, data_dir: Option<PathBuf>) -> std::process::Ex
         ctx.temp_root = work_dir.clone();
         let events = Events::new(spec.id.clone(), ctx.secrets.clone());
         events.attach(Arc::new(NdjsonSink::new(std::io::stdout())), false);
-        let req = request(&spec, data_dir);
+        let cache_dir = ctx.var("OSIMAGER_CACHE_DIR").map(PathBuf::from);
+        let req = request(&spec, data_dir, cache_dir);
         let r = crate::build::run_with(req, ctx, events, cancel, None).await;
         if r.is_ok() {
             std::process::ExitCode::SUCCESS
@@ -214,7 +217,13 @@ pub fn run_job(work_dir: PathBuf, data_dir: Option<PathBuf>) -> std::process::Ex
     code
 }
 
-fn request(spec: &BuildSpec, data_dir: Option<PathBuf>) -> BuildRequest {
+/// The build of `spec`. `cache_dir`: `OSIMAGER_CACHE_DIR` of the service's environment, as
+/// `--cache-dir` of the CLI (default: the plan's `<packer_cache_dir>/install`).
+fn request(
+    spec: &BuildSpec,
+    data_dir: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+) -> BuildRequest {
     let t = &spec.target;
     BuildRequest {
         target: t.target.clone(),
@@ -236,6 +245,15 @@ fn request(spec: &BuildSpec, data_dir: Option<PathBuf>) -> BuildRequest {
                 OnErrorChoice::Abort => OnError::Abort,
             },
             dry_run: spec.dry_run,
+            cache: CacheOptions {
+                mode: match spec.cache {
+                    CacheChoice::Off => CacheMode::Off,
+                    CacheChoice::Use => CacheMode::Use,
+                    CacheChoice::Refresh => CacheMode::Refresh,
+                },
+                dir: cache_dir,
+                max_size: None,
+            },
             ..BuildOptions::default()
         },
     }

@@ -180,6 +180,12 @@ fn token(action: TokenAction) -> Result<(), String> {
     runtime()?.block_on(async move {
         match action {
             TokenAction::Create { name, worker, .. } => {
+                if worker && osimager_server::scheduler::is_local_worker(&name) {
+                    return Err(format!(
+                        "'{name}' is reserved for the servers' own runners ('local', \
+                         'local:…'): choose another worker name"
+                    ));
+                }
                 let t = osimager_server::auth::new_token();
                 let role = if worker {
                     osimager_server::store::TokenRole::Worker

@@ -18,6 +18,7 @@
 
 pub mod canary;
 pub mod http_stub;
+pub mod installed;
 pub mod ports;
 pub mod process;
 

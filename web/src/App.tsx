@@ -8,6 +8,7 @@ import NewBuild from "./pages/NewBuild";
 import BuildPage from "./pages/Build";
 import History from "./pages/History";
 import Locations from "./pages/Locations";
+import Workers from "./pages/Workers";
 import Login from "./pages/Login";
 
 const nav = [
@@ -16,6 +17,7 @@ const nav = [
   ["/builds/new", "New build"],
   ["/builds", "History"],
   ["/locations", "Locations"],
+  ["/workers", "Workers"],
 ] as const;
 
 function Page() {
@@ -28,6 +30,7 @@ function Page() {
   if (path === "/builds") return <History />;
   if ((m = match("/builds/:id", path))) return <BuildPage id={Number(m.id)} />;
   if (path === "/locations") return <Locations />;
+  if (path === "/workers") return <Workers />;
   if ((m = match("/locations/:name", path))) return <Locations selected={m.name} />;
   return <p className="text-slate-600">No page here. <Link className="text-blue-700 underline" to="/">Go to the dashboard.</Link></p>;
 }

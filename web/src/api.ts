@@ -17,6 +17,7 @@ export interface BuildRequest {
   on_error: "cleanup" | "abort";
   force: boolean;
   dry_run: boolean;
+  cache?: "off" | "use" | "refresh";
   priority: number;
 }
 
@@ -97,6 +98,29 @@ export interface Host {
   tools: { name: string; path?: string; version?: string }[];
   queue: { queued: number; running: number; concurrency: number };
   builds: Record<string, number>;
+}
+
+export interface Capabilities {
+  native: string[];
+  packer: string[];
+  tools: string[];
+  accelerator: string | null;
+  arch: string;
+  free_disk: number;
+  labels: Record<string, string>;
+  concurrency: number;
+}
+
+/// Who builds (GET /workers): this server's own runner (`local`) or a remote `osimager worker`.
+export interface Worker {
+  name: string;
+  local: boolean;
+  state: "building" | "idle" | "silent";
+  capabilities: Capabilities | null;
+  concurrency: number;
+  registered_at: string | null;
+  last_seen: string;
+  jobs: number[];
 }
 
 /// An error answer: what is wrong and what to do.
@@ -195,6 +219,7 @@ export function commandLine(r: Partial<BuildRequest>): string {
   for (const d of r.defines ?? []) a.push("-D", quote(d));
   if (r.engine && r.engine !== "auto") a.push(`--engine ${r.engine}`);
   if (r.on_error && r.on_error !== "cleanup") a.push(`--on-error ${r.on_error}`);
+  if (r.cache && r.cache !== "off") a.push(`--cache ${r.cache}`);
   if (r.force) a.push("--force");
   if (r.dry_run) a.push("--dry-run");
   return a.join(" ");

@@ -3,7 +3,8 @@
 //! default entry with the same flag; several entries with one flag all apply; a flag alone
 //! (`["-no-reboot"]`) is passed without a value.
 
-use super::config::{Firmware, QemuConfig};
+use super::config::QemuConfig;
+use super::config_parts::Firmware;
 use crate::bootcmd::{render, Fields};
 use crate::DriverError;
 use std::path::{Path, PathBuf};

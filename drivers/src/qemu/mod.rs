@@ -3,6 +3,7 @@
 mod accel;
 mod args;
 mod config;
+mod config_parts;
 mod glob;
 mod launch;
 mod lifecycle;
@@ -13,10 +14,8 @@ mod typing;
 pub(crate) mod value;
 
 pub use accel::{kvm_usable, KvmCheck};
-pub use config::{
-    Accelerator, DiskFormat, Firmware, QemuConfig, QemuImgArgs, SshForward, VncConfig,
-    DEFAULT_KEY_INTERVAL, DISK_INTERFACES,
-};
+pub use config::{Accelerator, DiskFormat, QemuConfig, DEFAULT_KEY_INTERVAL, DISK_INTERFACES};
+pub use config_parts::{Firmware, QemuImgArgs, SshForward, VncConfig};
 pub use value::ConfigError;
 
 /// The guest's view of the host's loopback under QEMU user networking.

@@ -1,7 +1,7 @@
 //! `VmwareConfig`: the vmware-iso builder block (Packer vocabulary) read into typed settings,
 //! with Packer's defaults where the builder is silent.
 
-use super::keys;
+use super::keys::{self, ConfigError};
 use crate::bootcmd::parse_duration;
 use crate::driver::DriverEnv;
 use crate::qemu::value::{parse_size_mib, Builder};
@@ -9,34 +9,6 @@ use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// A builder key with a value the VMware driver cannot use.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("VMware builder key {key:?}: {message}")]
-pub struct ConfigError {
-    /// The builder key, e.g. `disk_adapter_type`.
-    pub key: String,
-    /// What is wrong with its value and what is accepted.
-    pub message: String,
-}
-
-impl ConfigError {
-    pub(crate) fn new(key: &str, message: impl Into<String>) -> ConfigError {
-        ConfigError {
-            key: key.to_string(),
-            message: message.into(),
-        }
-    }
-}
-
-impl From<crate::qemu::ConfigError> for ConfigError {
-    fn from(e: crate::qemu::ConfigError) -> Self {
-        ConfigError {
-            key: e.key,
-            message: e.message,
-        }
-    }
-}
 
 impl From<ConfigError> for crate::DriverError {
     fn from(e: ConfigError) -> Self {
@@ -102,8 +74,6 @@ pub struct VmwareConfig {
     pub vm_name: String,
     /// `display_name`: the name VMware shows (`displayName`; default the VM name).
     pub display_name: Option<String>,
-    /// `output_directory` (default `output-<build name>`).
-    pub output_directory: PathBuf,
     /// `guest_os_type`: the `.vmx` `guestOS` id (default `other-64`).
     pub guest_os_type: String,
     /// `version`: the virtual hardware version (`virtualHW.version`, default 21, at least 19).
@@ -397,10 +367,6 @@ impl VmwareConfig {
             ),
         };
         let cfg = VmwareConfig {
-            output_directory: PathBuf::from(
-                b.string("output_directory")?
-                    .unwrap_or_else(|| format!("output-{}", env.build_name)),
-            ),
             display_name: b.string("display_name")?,
             guest_os_type: b
                 .string("guest_os_type")?

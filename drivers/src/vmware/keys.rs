@@ -2,15 +2,41 @@
 //! it cannot honour: an unsupported or unknown key fails validation with a message saying
 //! what to do, instead of being silently ignored.
 
-use super::config::ConfigError;
 use serde_json::{Map, Value};
+
+/// A builder key with a value the VMware driver cannot use.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("VMware builder key {key:?}: {message}")]
+pub struct ConfigError {
+    /// The builder key, e.g. `disk_adapter_type`.
+    pub key: String,
+    /// What is wrong with its value and what is accepted.
+    pub message: String,
+}
+
+impl ConfigError {
+    pub(crate) fn new(key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+impl From<crate::qemu::ConfigError> for ConfigError {
+    fn from(e: crate::qemu::ConfigError) -> Self {
+        ConfigError {
+            key: e.key,
+            message: e.message,
+        }
+    }
+}
 
 /// Keys this driver reads (Packer's vmware-iso vocabulary).
 pub(crate) const DRIVER_KEYS: &[&str] = &[
     "type",
     "vm_name",
     "display_name",
-    "output_directory",
     "guest_os_type",
     "version",
     "cpus",
@@ -78,6 +104,7 @@ const ENGINE_KEYS: &[&str] = &[
     "iso_checksum",
     "iso_target_path",
     "iso_target_extension",
+    "output_directory",
     "shutdown_command",
     "shutdown_timeout",
     "pause_before_connecting",

@@ -21,7 +21,8 @@ mod tools;
 mod vmrun;
 mod vmx;
 
-pub use config::{ConfigError, Firmware, Format, VmwareConfig, DEFAULT_KEY_INTERVAL};
+pub use config::{Firmware, Format, VmwareConfig, DEFAULT_KEY_INTERVAL};
+pub use keys::ConfigError;
 pub use rest::{parse_error, RestError, VmEntry, Vmrest, MEDIA_TYPE};
 pub use restproc::config_text as vmrest_config_text;
 pub use vmrun::Vmrun;

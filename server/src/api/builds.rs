@@ -2,7 +2,7 @@
 
 use super::catalog::check_target_ref;
 use super::{ApiError, AppState, JsonBody, Params};
-use crate::backend::{EngineChoice, OnErrorChoice, TargetRef};
+use crate::backend::{CacheChoice, EngineChoice, OnErrorChoice, TargetRef};
 use crate::store::{JobFilter, JobId, JobRequest, JobState, NewJob};
 use crate::view::{job_json, JobView};
 use axum::extract::rejection::PathRejection;
@@ -34,6 +34,8 @@ pub struct CreateBuild {
     force: bool,
     #[serde(default)]
     dry_run: bool,
+    #[serde(default)]
+    cache: CacheChoice,
     /// Only a worker with these labels may run it.
     #[serde(default)]
     labels: std::collections::BTreeMap<String, String>,
@@ -93,6 +95,7 @@ pub async fn create(
         on_error: b.on_error,
         force: b.force,
         dry_run: b.dry_run,
+        cache: b.cache,
         priority: b.priority,
         labels: b.labels,
     };

@@ -8,6 +8,7 @@ mod catalog;
 mod error;
 mod extract;
 pub mod worker;
+mod workers;
 mod ws;
 
 pub use error::ApiError;
@@ -61,6 +62,10 @@ pub struct AppState {
     pub sessions: Arc<crate::auth::Sessions>,
     /// Records of remote workers' runs being received.
     pub remote: Arc<worker::RemoteRuns>,
+    /// This server runs builds itself (`local_worker`).
+    pub local_worker: bool,
+    /// A remote job without a heartbeat this long is requeued (`worker_timeout_secs`).
+    pub worker_timeout: Duration,
     host_cache: Arc<Mutex<Option<(Instant, HostFacts)>>>,
 }
 
@@ -88,6 +93,8 @@ impl AppState {
             shutdown,
             sessions: Arc::default(),
             remote: Arc::default(),
+            local_worker: cfg.local_worker,
+            worker_timeout: Duration::from_secs(cfg.worker_timeout_secs.max(1)),
             host_cache: Arc::new(Mutex::new(None)),
         }
     }
@@ -138,7 +145,7 @@ pub fn router(app: AppState, cfg: &ServerConfig) -> Router {
         )
         .route("/builds/{id}/stream", get(ws::build_stream))
         .route("/stream", get(ws::global_stream))
-        .route("/workers", get(worker::list))
+        .route("/workers", get(workers::list))
         .route_layer(middleware::from_fn_with_state(
             app.clone(),
             crate::auth::require,

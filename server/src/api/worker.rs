@@ -441,37 +441,3 @@ pub async fn complete(
         .await?;
     Ok(Json(json!({"name": name, "size": size, "sha256": sum})))
 }
-
-/// `GET /workers` (API token): the registered workers and what each runs now.
-pub async fn list(State(app): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let running = app
-        .store
-        .list(&crate::store::JobFilter {
-            states: vec![JobState::Running],
-            limit: 1000,
-            ..Default::default()
-        })
-        .await?;
-    let items: Vec<Value> = app
-        .store
-        .workers()
-        .await?
-        .into_iter()
-        .map(|w| {
-            let jobs: Vec<JobId> = running
-                .items
-                .iter()
-                .filter(|j| j.worker.as_deref() == Some(w.name.as_str()))
-                .map(|j| j.id)
-                .collect();
-            json!({
-                "name": w.name,
-                "capabilities": w.capabilities,
-                "registered_at": w.registered_at,
-                "last_seen": w.last_seen,
-                "jobs": jobs,
-            })
-        })
-        .collect();
-    Ok(Json(json!({"items": items})))
-}

@@ -17,7 +17,7 @@ pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 pub use workers::*;
 
-use crate::backend::{EngineChoice, OnErrorChoice, TargetRef};
+use crate::backend::{CacheChoice, EngineChoice, OnErrorChoice, TargetRef};
 use async_trait::async_trait;
 use osimager_events::ErrorInfo;
 use serde::{Deserialize, Serialize};
@@ -96,6 +96,9 @@ pub struct JobRequest {
     /// `--dry-run`.
     #[serde(default)]
     pub dry_run: bool,
+    /// `--cache`: the install cache (native builds).
+    #[serde(default, skip_serializing_if = "CacheChoice::is_off")]
+    pub cache: CacheChoice,
     /// Higher runs first; equal priorities run in the order they were queued.
     #[serde(default)]
     pub priority: i32,
@@ -307,8 +310,10 @@ pub trait JobStore: Send + Sync + 'static {
     async fn cancel(&self, id: JobId) -> StoreResult<Job>;
     /// After a restart: every `running` job of `worker` becomes `interrupted`. Returns them.
     async fn interrupt_running_of(&self, worker: &str) -> StoreResult<Vec<Job>>;
-    /// After a restart: every `running` job of the local runner becomes `interrupted`
-    /// (remote workers' jobs go on; the silence check requeues them if they are gone).
+    /// After a restart: every `running` job claimed under the name all servers' own runners
+    /// had before each got its own ([`crate::scheduler::LOCAL_WORKER`]) becomes
+    /// `interrupted` (remote workers' jobs go on; the silence check requeues them if they
+    /// are gone). A server's runner now interrupts its own with [`JobStore::interrupt_running_of`].
     async fn interrupt_running(&self) -> StoreResult<Vec<Job>> {
         self.interrupt_running_of(crate::scheduler::LOCAL_WORKER)
             .await

@@ -180,7 +180,8 @@ impl PgStore {
         let silent = tx
             .query(
                 "SELECT id, lease, worker, cancel_requested FROM jobs WHERE state = 'running' \
-                 AND worker != $1 AND heartbeat_at < $2 ORDER BY id FOR UPDATE SKIP LOCKED",
+                 AND worker != $1 AND worker NOT LIKE $1 || ':%' AND heartbeat_at < $2 \
+                 ORDER BY id FOR UPDATE SKIP LOCKED",
                 &[&crate::scheduler::LOCAL_WORKER, &cutoff],
             )
             .await

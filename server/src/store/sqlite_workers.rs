@@ -178,7 +178,8 @@ impl SqliteStore {
                         .prepare(
                             "SELECT id, lease, worker, cancel_requested FROM jobs \
                              WHERE state = 'running' \
-                             AND worker != ?1 AND heartbeat_at < ?2 ORDER BY id",
+                             AND worker != ?1 AND worker NOT LIKE ?1 || ':%' \
+                             AND heartbeat_at < ?2 ORDER BY id",
                         )
                         .map_err(db("requeueing jobs of silent workers"))?;
                     let rows = st

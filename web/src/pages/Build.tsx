@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from "react";
 import { bytes, del, duration, get, post, since, when, type Artifact, type Job, type Screenshot } from "../api";
-import { navigate } from "../router";
+import { Link, navigate } from "../router";
 import { followBuild, type Msg } from "../stream";
 import { Bar, Card, ErrorBox, StateBadge, danger, primary, secondary } from "../components/ui";
 import { progressOf, type ProgressState } from "../components/progress";
@@ -122,6 +122,15 @@ export default function BuildPage({ id }: { id: number }) {
           <div className="mt-1 text-xs text-slate-500">
             queued {when(job?.created_at ?? null)}
             {job?.started_at && <> · ran {since(job.started_at, job.finished_at)}</>}
+            {job?.worker && (
+              <>
+                {" "}
+                · {job.state === "running" ? "running on" : "ran on"}{" "}
+                <Link to="/workers" data-testid="build-worker" className="font-mono text-blue-700 hover:underline">
+                  {job.worker}
+                </Link>
+              </>
+            )}
             {job?.retry_of && <> · retry of #{job.retry_of}</>}
             {status === "reconnecting" && <span className="ml-2 text-amber-700">reconnecting…</span>}
           </div>

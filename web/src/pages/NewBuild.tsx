@@ -20,6 +20,7 @@ export default function NewBuild() {
   const [priority, setPriority] = useState(0);
   const [force, setForce] = useState(false);
   const [dryRun, setDryRun] = useState(false);
+  const [cache, setCache] = useState<NonNullable<BuildRequest["cache"]>>("off");
   const [error, setError] = useState<unknown>(null);
   const [v, setV] = useState<Validation | null>(null);
   const [busy, setBusy] = useState(false);
@@ -44,8 +45,9 @@ export default function NewBuild() {
       priority,
       force,
       dry_run: dryRun,
+      cache,
     }),
-    [platform, location, spec, name, ip, defines, engine, onError, priority, force, dryRun],
+    [platform, location, spec, name, ip, defines, engine, onError, priority, force, dryRun, cache],
   );
   const validate = async () => {
     setError(null);
@@ -139,6 +141,14 @@ export default function NewBuild() {
               <select data-testid="on-error" className={input} value={onError} onChange={(e) => setOnError(e.target.value as BuildRequest["on_error"])}>
                 <option value="cleanup">clean up</option>
                 <option value="abort">leave in place</option>
+              </select>
+            </label>
+            <label>
+              <span className={label}>Install cache</span>
+              <select data-testid="cache" className={input} value={cache} onChange={(e) => setCache(e.target.value as NonNullable<BuildRequest["cache"]>)} title="native builds: boot a cached install of the same inputs instead of installing (docs/CACHE.md)">
+                <option value="off">off (install from the media)</option>
+                <option value="use">use (boot a cached install)</option>
+                <option value="refresh">refresh (reinstall, replace it)</option>
               </select>
             </label>
             <label className="flex items-end gap-2 text-sm">

@@ -114,6 +114,7 @@ pub(super) fn req(target: &str, priority: i32) -> NewJob {
             on_error: OnErrorChoice::Cleanup,
             force: false,
             dry_run: false,
+            cache: Default::default(),
             priority,
             labels: Default::default(),
         },

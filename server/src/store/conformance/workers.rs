@@ -151,9 +151,17 @@ pub(super) async fn requeue(h: Arc<dyn Harness>) {
     let remote = s.create(req("t/l/remote", 2)).await.unwrap();
     let local = s.create(req("t/l/local", 1)).await.unwrap();
     let cancelled = s.create(req("t/l/cancel", 0)).await.unwrap();
+    // Another server's own runner (servers sharing one store each have their own name).
+    let other = s.create(req("t/l/other", -1)).await.unwrap();
+    let other_server = crate::scheduler::local_worker_name(std::path::Path::new("/other/state"));
+    assert!(
+        crate::scheduler::is_local_worker(&other_server),
+        "{other_server}"
+    );
     s.claim("w1").await.unwrap();
     s.claim(crate::scheduler::LOCAL_WORKER).await.unwrap();
     s.claim("w1").await.unwrap();
+    s.claim(&other_server).await.unwrap();
     s.cancel(cancelled.id).await.unwrap();
     assert!(
         s.requeue_silent(past, 2).await.unwrap().is_empty(),
@@ -185,6 +193,17 @@ pub(super) async fn requeue(h: Arc<dyn Harness>) {
         s.get(local.id).await.unwrap().unwrap().state,
         JobState::Running
     );
+    assert_eq!(
+        s.get(other.id).await.unwrap().unwrap().state,
+        JobState::Running,
+        "no server's own runner is requeued"
+    );
+    // A restarted server interrupts its own runner's jobs, not another server's.
+    let mine = crate::scheduler::local_worker_name(std::path::Path::new("/mine/state"));
+    assert_ne!(mine, other_server);
+    assert!(s.interrupt_running_of(&mine).await.unwrap().is_empty());
+    let theirs = s.interrupt_running_of(&other_server).await.unwrap();
+    assert_eq!(theirs.iter().map(|j| j.id).collect::<Vec<_>>(), [other.id]);
 }
 
 pub(super) async fn wakeups(h: Arc<dyn Harness>) {
