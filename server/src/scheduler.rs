@@ -4,7 +4,7 @@
 use crate::backend::{Backend, BuildSpec};
 use crate::live::Hub;
 use crate::recorder::{ChannelSink, Recorder};
-use crate::store::{Job, JobEnd, JobId, JobState, JobStore, StoreError};
+use crate::store::{local_worker_name, Job, JobEnd, JobId, JobState, JobStore, StoreError};
 use crate::view::job_json;
 use osimager_events::{BuildResult, ErrorInfo, ErrorKind};
 use std::collections::HashMap;
@@ -14,37 +14,6 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
-
-/// The name servers' own runners claimed jobs under before each had its own
-/// ([`local_worker_name`]), and the prefix of those names.
-pub const LOCAL_WORKER: &str = "local";
-
-/// Whether `worker` is a server's own runner (of this or of another server sharing the store):
-/// it sends no heartbeats, and its jobs are interrupted when that server restarts.
-pub fn is_local_worker(worker: &str) -> bool {
-    worker == LOCAL_WORKER
-        || worker
-            .strip_prefix(LOCAL_WORKER)
-            .is_some_and(|r| r.starts_with(':'))
-}
-
-/// The name this server's own runner claims jobs under: `local:<host name>:<8 hex digits of
-/// the state dir's path>`. Unique per server (several servers share one PostgreSQL store, two
-/// servers on one host have two state dirs) and the same across restarts, so a restarted
-/// server finds its own interrupted jobs and no other server's.
-pub fn local_worker_name(state_dir: &std::path::Path) -> String {
-    use sha2::Digest;
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .ok()
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".into());
-    let dir = state_dir
-        .canonicalize()
-        .unwrap_or_else(|_| state_dir.to_path_buf());
-    let digest = sha2::Sha256::digest(dir.as_os_str().as_encoded_bytes());
-    format!("{LOCAL_WORKER}:{host}:{}", &hex::encode(digest)[..8])
-}
 
 struct Running {
     cancel: CancellationToken,
@@ -147,7 +116,7 @@ impl Scheduler {
         Ok(s)
     }
 
-    /// The name this runner claims jobs under ([`local_worker_name`]).
+    /// The name this runner claims jobs under ([`crate::store::local_worker_name`]).
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -283,7 +283,8 @@ pub(crate) async fn run(e: &Entry, ctx: &ProvisionContext) -> Result<(), Provisi
     .map_err(|err| e.failed(format!("cannot run {shown}: {err}")))?;
     if !status.success() {
         return Err(e.failed(format!(
-            "ansible-playbook ended with {status}; command: {shown}"
+            "ansible-playbook ended with {status}: what failed is in its output (the \
+             provisioner lines before this one); command: {shown}"
         )));
     }
     Ok(())

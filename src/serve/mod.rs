@@ -18,7 +18,7 @@ pub mod worker;
 pub use backend::OsimagerBackend;
 
 use clap::{Args, Subcommand};
-use osimager_server::store::{JobStore, SqliteStore};
+use osimager_server::store::{RecordStore, SqliteStore};
 use osimager_server::ServerConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -180,7 +180,7 @@ fn token(action: TokenAction) -> Result<(), String> {
     runtime()?.block_on(async move {
         match action {
             TokenAction::Create { name, worker, .. } => {
-                if worker && osimager_server::scheduler::is_local_worker(&name) {
+                if worker && osimager_server::store::is_local_worker(&name) {
                     return Err(format!(
                         "'{name}' is reserved for the servers' own runners ('local', \
                          'local:…'): choose another worker name"

@@ -7,6 +7,7 @@ mod builds;
 mod catalog;
 mod error;
 mod extract;
+mod guard;
 pub mod worker;
 mod workers;
 mod ws;
@@ -146,10 +147,7 @@ pub fn router(app: AppState, cfg: &ServerConfig) -> Router {
         .route("/builds/{id}/stream", get(ws::build_stream))
         .route("/stream", get(ws::global_stream))
         .route("/workers", get(workers::list))
-        .route_layer(middleware::from_fn_with_state(
-            app.clone(),
-            crate::auth::require,
-        ));
+        .route_layer(middleware::from_fn_with_state(app.clone(), guard::require));
     let api = Router::new()
         .route("/health", get(health))
         .route("/openapi.json", get(openapi))
@@ -307,7 +305,7 @@ async fn host(State(app): State<AppState>) -> Result<Json<serde_json::Value>, Ap
 
 async fn session(State(app): State<AppState>, headers: HeaderMap) -> Json<serde_json::Value> {
     let authenticated = !app.auth_required
-        || crate::auth::check(&app, &headers, &axum::http::Method::GET)
+        || guard::check(&app, &headers, &axum::http::Method::GET)
             .await
             .is_ok();
     Json(json!({"auth_required": app.auth_required, "authenticated": authenticated}))

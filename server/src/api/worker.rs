@@ -4,8 +4,8 @@
 //! Every route needs a worker token; a job route needs the job to be that worker's under
 //! the lease it names, so a worker cut off and back cannot touch a job given to another.
 
+use super::guard::worker_of;
 use super::{ApiError, AppState};
-use crate::auth::worker_of;
 use crate::recorder::Recorder;
 use crate::store::{Capabilities, ClaimSpec, Job, JobEnd, JobId, JobState, WorkerInfo};
 use crate::view::{job_json, JobView};

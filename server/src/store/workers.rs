@@ -6,6 +6,37 @@ use crate::backend::EngineChoice;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The name servers' own runners claimed jobs under before each had its own
+/// ([`local_worker_name`]), and the prefix of those names.
+pub const LOCAL_WORKER: &str = "local";
+
+/// Whether `worker` is a server's own runner (of this or of another server sharing the store):
+/// it sends no heartbeats, and its jobs are interrupted when that server restarts.
+pub fn is_local_worker(worker: &str) -> bool {
+    worker == LOCAL_WORKER
+        || worker
+            .strip_prefix(LOCAL_WORKER)
+            .is_some_and(|r| r.starts_with(':'))
+}
+
+/// The name this server's own runner claims jobs under: `local:<host name>:<8 hex digits of
+/// the state dir's path>`. Unique per server (several servers share one PostgreSQL store, two
+/// servers on one host have two state dirs) and the same across restarts, so a restarted
+/// server finds its own interrupted jobs and no other server's.
+pub fn local_worker_name(state_dir: &std::path::Path) -> String {
+    use sha2::Digest;
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    let dir = state_dir
+        .canonicalize()
+        .unwrap_or_else(|_| state_dir.to_path_buf());
+    let digest = sha2::Sha256::digest(dir.as_os_str().as_encoded_bytes());
+    format!("{LOCAL_WORKER}:{host}:{}", &hex::encode(digest)[..8])
+}
+
 /// What a token may do.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -430,7 +430,7 @@ async fn restart(h: Arc<dyn Harness>) {
     let done = s.create(req("t/l/done", 2)).await.unwrap();
     let run = s.create(req("t/l/run", 1)).await.unwrap();
     let queued = s.create(req("t/l/queued", 0)).await.unwrap();
-    let local = crate::scheduler::LOCAL_WORKER;
+    let local = crate::store::LOCAL_WORKER;
     s.claim(local).await.unwrap();
     s.finish(done.id, end(JobState::Succeeded)).await.unwrap();
     s.claim(local).await.unwrap();

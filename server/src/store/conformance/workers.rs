@@ -153,13 +153,13 @@ pub(super) async fn requeue(h: Arc<dyn Harness>) {
     let cancelled = s.create(req("t/l/cancel", 0)).await.unwrap();
     // Another server's own runner (servers sharing one store each have their own name).
     let other = s.create(req("t/l/other", -1)).await.unwrap();
-    let other_server = crate::scheduler::local_worker_name(std::path::Path::new("/other/state"));
+    let other_server = crate::store::local_worker_name(std::path::Path::new("/other/state"));
     assert!(
-        crate::scheduler::is_local_worker(&other_server),
+        crate::store::is_local_worker(&other_server),
         "{other_server}"
     );
     s.claim("w1").await.unwrap();
-    s.claim(crate::scheduler::LOCAL_WORKER).await.unwrap();
+    s.claim(crate::store::LOCAL_WORKER).await.unwrap();
     s.claim("w1").await.unwrap();
     s.claim(&other_server).await.unwrap();
     s.cancel(cancelled.id).await.unwrap();
@@ -199,7 +199,7 @@ pub(super) async fn requeue(h: Arc<dyn Harness>) {
         "no server's own runner is requeued"
     );
     // A restarted server interrupts its own runner's jobs, not another server's.
-    let mine = crate::scheduler::local_worker_name(std::path::Path::new("/mine/state"));
+    let mine = crate::store::local_worker_name(std::path::Path::new("/mine/state"));
     assert_ne!(mine, other_server);
     assert!(s.interrupt_running_of(&mine).await.unwrap().is_empty());
     let theirs = s.interrupt_running_of(&other_server).await.unwrap();
