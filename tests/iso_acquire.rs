@@ -38,12 +38,12 @@ fn request(urls: Vec<String>, checksum: &str, cache: &Path) -> IsoRequest {
     }
 }
 
-/// Files in the cache dir other than the sidecar directory.
+/// Files in the cache dir other than the sidecar and lock directories.
 fn cache_files(cache: &Path) -> Vec<PathBuf> {
     match std::fs::read_dir(cache) {
         Ok(rd) => rd
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| !p.ends_with(".verified"))
+            .filter(|p| !p.ends_with(".verified") && !p.ends_with(".locks"))
             .collect(),
         Err(_) => Vec::new(),
     }
@@ -353,4 +353,66 @@ async fn resumes_a_part_left_by_an_earlier_run() {
         vec![format!("GET /test.iso 206 {}", data.len() - 1000)],
         "the download must resume from byte 1000 with a Range request"
     );
+}
+
+/// A server that sends `data` slowly (in 16 chunks, 50 ms apart) and counts the requests.
+async fn slow_counting_server(data: Arc<Vec<u8>>) -> (String, Arc<Mutex<usize>>) {
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = l.local_addr().unwrap();
+    let count = Arc::new(Mutex::new(0usize));
+    let count2 = count.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = l.accept().await else {
+                return;
+            };
+            *count2.lock().unwrap() += 1;
+            let data = data.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 4096];
+                let mut req = Vec::new();
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    let k = s.read(&mut buf).await.unwrap_or(0);
+                    if k == 0 {
+                        return;
+                    }
+                    req.extend_from_slice(&buf[..k]);
+                }
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    data.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                for chunk in data.chunks(data.len().div_ceil(16)) {
+                    let _ = s.write_all(chunk).await;
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    (format!("http://{addr}/shared.iso"), count)
+}
+
+/// Regression (issue 15): two builds wanting the same remote ISO at once downloaded it twice,
+/// into the same `.part`. Now the second waits for the first and verifies its file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_acquisitions_of_one_iso_download_it_once() {
+    let t = tempfile::tempdir().unwrap();
+    let data = Arc::new(payload());
+    let (url, count) = slow_counting_server(data.clone()).await;
+    let cache = t.path().join("cache");
+    let req = request(vec![url], &format!("sha256:{}", sha256(&data)), &cache);
+    let (a, b) = (req.clone(), req.clone());
+    let ta = tokio::spawn(async move { acquire(&a, &Meter::quiet()).await });
+    let tb = tokio::spawn(async move { acquire(&b, &Meter::quiet()).await });
+    let (ga, gb) = (ta.await.unwrap().unwrap(), tb.await.unwrap().unwrap());
+    assert_eq!(ga, gb);
+    assert_eq!(std::fs::read(&ga).unwrap(), *data);
+    assert_eq!(
+        *count.lock().unwrap(),
+        1,
+        "the ISO was downloaded more than once"
+    );
+    assert_eq!(cache_files(&cache), vec![ga]);
 }

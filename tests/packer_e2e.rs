@@ -5,14 +5,18 @@
 //! engine adapts to the Packer it finds (src/engine/packer/quirks.rs), whether it runs as root
 //! (as CI does) or not. The playbook's marker is read back over SSH from the exported image, then
 //! `osimager retrofit --engine packer` (Packer's null builder) writes a new one into the running
-//! machine. Slow (an OS install): runs only with OSIMAGER_E2E=1 and the media built
+//! machine. The guest's password is a secret canary (tests/support/canary): the argv and
+//! environment of every process of the build (Packer, QEMU, ansible-playbook …) are sampled
+//! from /proc while it runs, and afterwards the event stream, the output, the temp and per-user
+//! dirs are searched for it: no hit. Slow (an OS install): runs only with OSIMAGER_E2E=1 and the media built
 //! (`tests/testos/build-media.sh`, cache in OSIMAGER_TESTOS_CACHE, default ~/.cache/osimager-testos);
 //! otherwise skipped visibly (and a failure in CI).
 
 mod support;
 
 mod packer_support;
-use packer_support::build_with_config;
+use packer_support::{build_with_config, build_with_sink};
+use support::canary::{Canary, Sampler, Scan};
 
 use osimager::config::{Config, ConfigOptions, ResolveRequest};
 use osimager::engine::BuildOptions;
@@ -29,6 +33,9 @@ fn testos_builds_through_packer() {
         .tempdir()
         .unwrap();
     let s = scratch.path();
+    // The guest's password (answer file, SSH): set in-process, never on an argv.
+    let canary = Canary::new();
+    let password = format!("testos_password={}", canary.tagged("packer"));
     // One test in this binary: process-wide environment is fine.
     std::env::set_var("OSIMAGER_TESTOS_CACHE", &cache);
     std::env::set_var("XDG_CONFIG_HOME", repo.join("tests/testos/config"));
@@ -52,6 +59,7 @@ fn testos_builds_through_packer() {
             defines: vec![
                 format!("vms_path={}", s.join("vms").display()),
                 "ansible_extra_vars=osimager_marker=pk-built".into(),
+                password.clone(),
             ],
             temp_dir: temp.clone(),
             ..Default::default()
@@ -73,7 +81,9 @@ fn testos_builds_through_packer() {
         temp_dir: None,
         ..Default::default()
     };
-    let report = build_with_config(&config, &plan, &opts, false)
+    let sampler = Sampler::start(&canary, std::process::id(), false);
+    let events = std::sync::Arc::new(osimager_events::MemorySink::default());
+    let report = build_with_sink(&config, &plan, &opts, false, Some(events.clone()))
         .unwrap_or_else(|e| panic!("packer build of testos failed: {e}"));
     assert!(!report.dry_run);
     // The hermetic location puts builds in $OSIMAGER_TESTOS_CACHE/vms/<name>.
@@ -118,6 +128,7 @@ fn testos_builds_through_packer() {
             defines: vec![
                 format!("ssh_port={port}"),
                 "ansible_extra_vars=osimager_marker=pk-retrofitted".into(),
+                password.clone(),
             ],
             temp_dir: s.join("tmp-retro"),
             ..Default::default()
@@ -132,7 +143,25 @@ fn testos_builds_through_packer() {
     let retrofitted = read_marker();
     let _ = qemu.kill();
     let _ = qemu.wait();
+    // The canary: processes sampled during the build and the retrofit, the build's events,
+    // the output (the disk image is the guest's own data), the temp and per-user dirs.
+    let samples = sampler.finish();
+    assert!(
+        samples.cmdlines.iter().any(|(_, c)| c.contains("packer")),
+        "the sampler never saw Packer: {:?}",
+        samples.cmdlines
+    );
+    let mut scan = Scan::new(&canary);
+    scan.samples(&samples);
+    scan.text(
+        "event stream",
+        "build events",
+        serde_json::to_string(&events.records()).unwrap(),
+    );
+    scan.tree_with(&out, &|p: &std::path::Path| p == disk.as_path());
+    scan.tree(s);
     let _ = std::fs::remove_dir_all(&out);
+    scan.assert_clean("secret-canary-packer.txt");
     assert_eq!(
         built.expect("SSH to the exported image"),
         "pk-built",

@@ -2,7 +2,8 @@
 //! unknown names with the closest ones, a dry-run build through the queue and its stream,
 //! the location editor on real files (atomic, user layer only), tokens made by the CLI, and a
 //! secret canary (a password read from the secrets file) that never appears in any answer,
-//! event or log.
+//! event, log, file of the server's state dir, or argv/environment of the server or its
+//! children (tests/support/canary).
 
 mod serve_support;
 mod support;
@@ -16,6 +17,9 @@ use std::time::Duration;
 async fn catalog_dry_run_and_the_secret_canary() {
     let dir = tempfile::tempdir().unwrap();
     let s = Serve::start(dir.path(), 0, &[]);
+    // The server and everything under it, sampled from /proc (tests/support/canary).
+    let canary = support::canary::Canary::with_value(CANARY);
+    let sampler = support::canary::Sampler::start(&canary, s.child.id(), true);
     let c = http();
     let b = &s.base;
     let mut seen: Vec<String> = Vec::new();
@@ -142,33 +146,15 @@ async fn catalog_dry_run_and_the_secret_canary() {
     assert_eq!(r.status().as_u16(), 404);
     keep(r.text().await.unwrap());
 
-    for t in &seen {
-        assert!(!t.contains(CANARY), "the secret leaked: {t}");
+    // Every answer and stream message, the processes, and the build's own files (the build
+    // log, the store): no canary.
+    let mut scan = support::canary::Scan::new(&canary);
+    for (i, t) in seen.iter().enumerate() {
+        scan.text("server response", &format!("response {i}: {t}"), t);
     }
-    // And not in the build's own files either (the build log, the store).
-    for f in walk(&s.state) {
-        let bytes = std::fs::read(&f).unwrap_or_default();
-        assert!(
-            !String::from_utf8_lossy(&bytes).contains(CANARY),
-            "the secret is in {}",
-            f.display()
-        );
-    }
-}
-
-fn walk(d: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    if let Ok(rd) = std::fs::read_dir(d) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                out.extend(walk(&p));
-            } else {
-                out.push(p);
-            }
-        }
-    }
-    out
+    scan.samples(&sampler.finish());
+    scan.tree(&s.state);
+    scan.assert_clean("secret-canary-serve-api.txt");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

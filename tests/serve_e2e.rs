@@ -5,7 +5,10 @@
 //! * From the web UI (chromium): start a native build, see steps and log lines appear and a
 //!   console screenshot while it runs, download the image and check it against the SHA-256 the
 //!   page lists; start a second build and cancel it from the UI: it shows cancelled and no QEMU
-//!   is left. The guest's password is the secret canary: it never shows anywhere.
+//!   is left. The guest's password is the secret canary (tests/support/canary): the argv and
+//!   environment of the server and every process under it are sampled from /proc while the
+//!   builds run; afterwards every response the test read, the page, the server's state dir
+//!   (job store, logs, work dirs, artifacts other than the guest's image) are searched: no hit.
 //! * `kill -9` the server during a build: after a restart the history is intact, the build is
 //!   `interrupted`, and no QEMU or work dir of it is left.
 
@@ -17,6 +20,7 @@ use osimager_server::testing::{wanted, Browser};
 use serve_support::*;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
+use support::canary::{Canary, Sampler, Scan};
 
 const BUILD: Duration = Duration::from_secs(900);
 const T: Duration = Duration::from_secs(60);
@@ -28,6 +32,9 @@ async fn from_the_web_ui_a_real_build_is_followed_downloaded_and_a_second_cancel
     }
     let dir = tempfile::tempdir().unwrap();
     let mut s = Serve::start(dir.path(), 0, &["--jobs", "1"]);
+    let canary = Canary::with_value(CANARY);
+    let sampler = Sampler::start(&canary, s.child.id(), true);
+    let mut scan = Scan::new(&canary);
     let c = http();
     let name = format!("srvui{}", std::process::id());
     let b = Browser::start("real").await;
@@ -153,15 +160,30 @@ async fn from_the_web_ui_a_real_build_is_followed_downloaded_and_a_second_cancel
     .await;
     assert!(!s.work_dir(id2).exists());
 
-    // The canary never showed: every record of both builds, and every file the server keeps.
+    // The canary never showed: every record of both builds, the server's answers, the page,
+    // the processes, and every file the server keeps.
     for i in [id, id2] {
-        let (_, ev) = get(&c, format!("{}/builds/{i}/events?limit=10000", s.base)).await;
-        assert!(!ev.contains(CANARY), "the secret is in build {i}'s events");
+        for q in ["/events?limit=10000", "", "/checksums"] {
+            let (_, body) = get(&c, format!("{}/builds/{i}{q}", s.base)).await;
+            scan.text("server response", &format!("build {i}{q}"), body);
+        }
+    }
+    for q in ["builds", &format!("targets/{TARGET}?name={name}")] {
+        let (_, body) = get(&c, format!("{}/{q}", s.base)).await;
+        scan.text("server response", q, body);
     }
     let html = b.client.source().await.unwrap();
-    assert!(!html.contains(CANARY));
+    scan.text("page", "the build page", html);
     b.close().await;
     s.stop();
+    scan.samples(&sampler.finish());
+    // The exported image is the guest's own data (its answer file carried the password).
+    scan.tree_with(&s.state, &|p: &std::path::Path| {
+        p.file_name().is_some_and(|n| n == name.as_str())
+    });
+    scan.tree(&dir.path().join("data"));
+    scan.tree(&dir.path().join("cache"));
+    scan.assert_clean("secret-canary-serve.txt");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

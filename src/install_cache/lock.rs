@@ -59,6 +59,14 @@ pub fn lock(path: &Path, mode: Mode) -> std::io::Result<Locked> {
     Ok(Locked { _file: f })
 }
 
+/// Lock the directory `dir` exclusively, waiting for other holders: for updates of a file in
+/// it that must not interleave, without leaving a lock file next to it.
+pub fn lock_dir(dir: &Path) -> std::io::Result<Locked> {
+    let f = File::open(dir)?;
+    flock(&f, Mode::Exclusive, true)?;
+    Ok(Locked { _file: f })
+}
+
 /// Lock `path` if nobody holds it in a conflicting mode now; `None` otherwise.
 pub fn try_lock(path: &Path, mode: Mode) -> std::io::Result<Option<Locked>> {
     let f = open(path)?;

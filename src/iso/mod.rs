@@ -9,6 +9,9 @@
 //!   checksum mismatch (hashicorp/packer#6203).
 //! * Cache hits are verified cheaply: a sidecar `<file>.osimager-verified` records size, mtime
 //!   and digest; the file is re-hashed only when size or mtime changed.
+//! * Builds that want the same remote ISO at once (separate processes too) download it once:
+//!   `.locks/<file>.lock` (flock) is held from the cache check to the rename, so the second build
+//!   waits, then verifies the first one's file like any cache hit.
 //!
 //! Cache location: `iso_target_path` if given (a directory, or the exact file), else
 //! `<packer_cache_dir>/iso` (default `~/.cache/osimager/iso`), file name
@@ -301,6 +304,13 @@ async fn acquire_one(
         return Err(IsoError::Scheme { url: url.into() });
     }
     let target = req.target_file();
+    if let Some(dir) = target.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| IsoError::io(dir, e))?;
+    }
+    // One download per cache file: a build that wants an ISO another build (another process)
+    // is downloading waits for it, then verifies that build's file (issue 15: two builds used
+    // to download it twice into the same `.part`).
+    let _held = lock_target(&target).await?;
     if target.is_file() {
         match &expected {
             None => return Ok(target),
@@ -318,14 +328,36 @@ async fn acquire_one(
             },
         }
     }
-    if let Some(dir) = target.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| IsoError::io(dir, e))?;
-    }
     download::download(url, &target, expected.as_ref(), meter).await?;
     if let Some(d) = &expected {
         cache::remember(&req.cache_dir, &target, d);
     }
     Ok(target)
+}
+
+/// Hold `<dir>/.locks/<file>.lock` exclusively (flock; released when dropped or when the process dies),
+/// polling so that a cancelled build stops waiting at once.
+async fn lock_target(target: &Path) -> Result<crate::install_cache::lock::Locked, IsoError> {
+    use crate::install_cache::lock::{try_lock, Mode};
+    let dir = target.parent().unwrap_or(Path::new(".")).join(".locks");
+    std::fs::create_dir_all(&dir).map_err(|e| IsoError::io(&dir, e))?;
+    let mut name = target.file_name().unwrap_or_default().to_owned();
+    name.push(".lock");
+    let path = dir.join(name);
+    let mut said = false;
+    loop {
+        if let Some(l) = try_lock(&path, Mode::Exclusive).map_err(|e| IsoError::io(&path, e))? {
+            return Ok(l);
+        }
+        if !said {
+            tracing::info!(
+                "another build is downloading {}: waiting for it",
+                target.display()
+            );
+            said = true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }
 
 #[cfg(test)]

@@ -209,6 +209,18 @@ pub fn build_with_config(
     opts: &osimager::engine::BuildOptions,
     retrofit_only: bool,
 ) -> Result<osimager::engine::packer::PackerReport, osimager::engine::packer::PackerError> {
+    build_with_sink(config, plan, opts, retrofit_only, None)
+}
+
+/// [`build_with_config`], the event stream also delivered to `sink` (e.g. a `MemorySink` the
+/// test searches afterwards).
+pub fn build_with_sink(
+    config: &osimager::config::Config,
+    plan: &BuildPlan,
+    opts: &osimager::engine::BuildOptions,
+    retrofit_only: bool,
+    sink: Option<std::sync::Arc<osimager_events::MemorySink>>,
+) -> Result<osimager::engine::packer::PackerReport, osimager::engine::packer::PackerError> {
     let mut plan = plan.clone();
     config.prepare(&mut plan).expect("plan prepares");
     let context = osimager::engine::BuildContext::from_process();
@@ -220,6 +232,9 @@ pub fn build_with_config(
         std::sync::Arc::new(osimager::cli::sinks::Terminal::new(false, false, false)),
         false,
     );
+    if let Some(sink) = sink {
+        events.attach(sink, false);
+    }
     let job = osimager::engine::packer::PackerJob::standalone(ctx, plan, opts.clone(), events);
     let job = if retrofit_only {
         job.into_retrofit()?

@@ -10,10 +10,13 @@
 //!   their output read by a thread that is joined before the output is inspected, bounded
 //!   waits, leftover-process and temp-dir checks;
 //! * free loopback ports found at run time ([`ports`]) and a tiny HTTP stub ([`http_stub`]).
+//! * the secret canary ([`canary`]): a value to feed to a build, a /proc sampler of the argv and
+//!   environment of its processes, and a search of texts, files and trees for it.
 //!
 //! The drivers and http crates include `ports.rs` by path (it needs nothing but std + tokio).
 #![allow(dead_code)]
 
+pub mod canary;
 pub mod http_stub;
 pub mod installed;
 pub mod ports;

@@ -263,6 +263,11 @@ fn hostile_expressions_hit_limits() {
             "('x'*9000000)+('x'*9000000)".to_string(),
             "('a'*100000).replace('a','b'*100000)".to_string(),
             "('y'*100000).join(['a']*1000)".to_string(),
+            // Found by `scripts/fuzz.sh` (fuzz/regressions/expr/oom-7cb4…): nested
+            // repetition, each level cheap by its length, billions of items deep.
+            "((((1,2)*31,)*3331,2)*31,)*333".to_string(),
+            "[[[0]*4000]*4000]*4000".to_string(),
+            "[[0]*5000000]+[[0]*5000000]*3".to_string(),
         ];
         cases
             .iter()

@@ -75,8 +75,15 @@ pub struct ManifestEntry<'a> {
 }
 
 /// Append `entry` to the manifest at `path` (created if missing), setting `last_run_uuid`.
-/// Written atomically (temp file + rename).
+/// Written atomically (temp file + rename), under an exclusive `flock` on the manifest's
+/// directory: builds that share an output parent (separate processes, or one server) and
+/// finish together each add their entry; none is lost to another's read-modify-write.
 pub fn append_manifest(path: &Path, entry: &ManifestEntry<'_>) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let _held = crate::install_cache::lock::lock_dir(dir).map_err(io("cannot lock", dir))?;
     let mut doc: Value = match std::fs::read(path) {
         Ok(b) => serde_json::from_slice(&b).map_err(|e| NativeError::Manifest {
             path: path.to_path_buf(),
@@ -108,7 +115,11 @@ pub fn append_manifest(path: &Path, entry: &ManifestEntry<'_>) -> Result<()> {
         }
     }
     doc["last_run_uuid"] = Value::String(entry.run_uuid.to_string());
-    let tmp = path.with_extension(format!("json.tmp-{}", std::process::id()));
+    let tmp = path.with_extension(format!(
+        "json.tmp-{}-{}",
+        std::process::id(),
+        entry.run_uuid
+    ));
     let bytes = serde_json::to_vec_pretty(&doc).unwrap_or_default();
     std::fs::write(&tmp, bytes).map_err(io("cannot write", &tmp))?;
     std::fs::rename(&tmp, path).map_err(io("cannot write", path))?;
@@ -170,6 +181,9 @@ mod tests {
         }
         let doc: Value = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
         assert_eq!(doc["builds"].as_array().unwrap().len(), 2);
+        // Nothing but the manifest next to the outputs (the lock is on the directory).
+        let names: Vec<_> = std::fs::read_dir(t.path()).unwrap().flatten().collect();
+        assert_eq!(names.len(), 1, "{names:?}");
         assert_eq!(doc["last_run_uuid"], "u2");
         assert_eq!(doc["builds"][0]["files"][0]["size"], 5);
         let f = t.path().join("a.img");
@@ -182,5 +196,41 @@ mod tests {
         let u = uuid_v4();
         assert_eq!(u.len(), 36);
         assert_eq!(&u[14..15], "4");
+    }
+
+    /// Regression (issue 15): builds finishing together lost each other's manifest entries
+    /// (read-modify-write without a lock) and, in one process, shared the temp file name.
+    #[test]
+    fn concurrent_appends_keep_every_entry() {
+        let t = tempfile::tempdir().unwrap();
+        let m = t.path().join(MANIFEST_FILE);
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let m = m.clone();
+                std::thread::spawn(move || {
+                    for j in 0..10 {
+                        let uuid = format!("u{i}-{j}");
+                        append_manifest(
+                            &m,
+                            &ManifestEntry {
+                                name: "qemu",
+                                builder_type: "qemu",
+                                build_time: 1,
+                                files: vec![(format!("out{i}/disk"), j)],
+                                artifact_id: "VM",
+                                run_uuid: &uuid,
+                                custom_data: json!({}),
+                            },
+                        )
+                        .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for h in threads {
+            h.join().unwrap();
+        }
+        let doc: Value = serde_json::from_slice(&std::fs::read(&m).unwrap()).unwrap();
+        assert_eq!(doc["builds"].as_array().unwrap().len(), 80);
     }
 }

@@ -44,11 +44,37 @@ fn unsupported_operands(sym: &str, a: &PyVal, b: &PyVal) -> ExprError {
     ))
 }
 
+/// What building a copy of `v` costs against the budget: string bytes plus one per value,
+/// nested values included (a repeated or concatenated list clones its items deeply; Python
+/// shares them, here they are copied — `((1,)*9999,)*9999` must not be cheap).
+fn weight(v: &PyVal) -> usize {
+    match v {
+        PyVal::Str(s) => s.len().max(1),
+        PyVal::List(items) | PyVal::Tuple(items) => items
+            .iter()
+            .fold(1usize, |acc, x| acc.saturating_add(weight(x))),
+        PyVal::Dict(pairs) => pairs.iter().fold(1usize, |acc, (k, x)| {
+            acc.saturating_add(weight(k)).saturating_add(weight(x))
+        }),
+        _ => 1,
+    }
+}
+
+/// [`weight`] of a sequence's items (a string: its bytes).
+fn items_weight(a: &PyVal) -> usize {
+    match a {
+        PyVal::Str(s) => s.len(),
+        PyVal::List(v) | PyVal::Tuple(v) => v
+            .iter()
+            .fold(0usize, |acc, x| acc.saturating_add(weight(x))),
+        _ => 0,
+    }
+}
+
 fn seq_times(a: &PyVal, n: i64) -> Option<Result<PyVal, ExprError>> {
     let n = n.max(0) as usize;
     let len = match a {
-        PyVal::Str(s) => s.len(),
-        PyVal::List(v) | PyVal::Tuple(v) => v.len(),
+        PyVal::Str(_) | PyVal::List(_) | PyVal::Tuple(_) => items_weight(a),
         _ => return None,
     };
     if let Err(e) = charge(len.saturating_mul(n)) {
@@ -75,11 +101,11 @@ pub fn binary(op: BinOp, a: &PyVal, b: &PyVal) -> Result<PyVal, ExprError> {
                 Ok(PyVal::Str(format!("{x}{y}")))
             }
             (PyVal::List(x), PyVal::List(y), ..) => {
-                charge(x.len() + y.len())?;
+                charge(items_weight(a).saturating_add(items_weight(b)))?;
                 Ok(PyVal::List([x.clone(), y.clone()].concat()))
             }
             (PyVal::Tuple(x), PyVal::Tuple(y), ..) => {
-                charge(x.len() + y.len())?;
+                charge(items_weight(a).saturating_add(items_weight(b)))?;
                 Ok(PyVal::Tuple([x.clone(), y.clone()].concat()))
             }
             (PyVal::Str(_) | PyVal::List(_) | PyVal::Tuple(_), ..) => {
