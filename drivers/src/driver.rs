@@ -218,4 +218,11 @@ pub trait Driver: Send {
     fn footprint(&self) -> Footprint {
         Footprint::default()
     }
+    /// Why the VM is no longer running, if its process ended since `start` (killed, crashed,
+    /// or the guest powered off); `None` while it runs, before `start`, or when the driver
+    /// cannot tell. Polled while the engine waits for the guest, so that a dead VM fails the
+    /// build at once instead of at `ssh_timeout`.
+    fn exited(&mut self) -> Option<String> {
+        None
+    }
 }

@@ -262,6 +262,10 @@ impl Driver for FakeDriver {
             dirs: Vec::new(),
         }
     }
+    fn exited(&mut self) -> Option<String> {
+        let st = self.process.as_mut()?.try_wait().ok()??;
+        Some(format!("the fake VM process exited ({st})"))
+    }
     fn leave_running(&mut self) -> LeftRunning {
         if let Ok(mut c) = self.control.calls.lock() {
             c.push("leave_running".into());

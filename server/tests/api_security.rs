@@ -5,7 +5,7 @@
 mod common;
 
 use osimager_server::auth::{hash_token, new_token};
-use osimager_server::store::JobStore;
+use osimager_server::store::{JobStore, RecordStore};
 use serde_json::{json, Value};
 
 #[tokio::test]

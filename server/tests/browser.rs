@@ -276,7 +276,7 @@ async fn with_tokens_required_the_ui_asks_for_one() {
         return;
     }
     use osimager_server::auth::{hash_token, new_token};
-    use osimager_server::store::JobStore;
+    use osimager_server::store::RecordStore;
     let s = common::start(|c| c.require_auth = true).await;
     let token = new_token();
     s.store

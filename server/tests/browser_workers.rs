@@ -9,7 +9,7 @@ mod common;
 
 use osimager_server::auth::{hash_token, new_token};
 use osimager_server::fake::FakeBackend;
-use osimager_server::store::{Capabilities, JobStore, TokenRole};
+use osimager_server::store::{Capabilities, RecordStore, TokenRole};
 use osimager_server::testing::{wanted, Browser};
 use osimager_server::worker::{run, WorkerConfig};
 use serde_json::json;

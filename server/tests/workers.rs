@@ -8,7 +8,7 @@
 
 mod common;
 
-use osimager_server::store::{JobStore, SqliteStore, TokenRole};
+use osimager_server::store::{JobStore, RecordStore, SqliteStore, TokenRole, WorkerStore};
 use osimager_server::ServerConfig;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};

@@ -99,7 +99,18 @@ pub fn build(
     fe: &Frontends,
     retrofit: bool,
 ) -> Result<(), BuildError> {
-    let context = BuildContext::from_process();
+    build_in(BuildContext::from_process(), plan, opts, fe, retrofit)
+}
+
+/// [`build`] in a given context (e.g. a driver registry with a test driver): the CLI's own
+/// path otherwise — signals, terminal renderer, prompter.
+pub fn build_in(
+    context: BuildContext,
+    plan: BuildPlan,
+    opts: BuildOptions,
+    fe: &Frontends,
+    retrofit: bool,
+) -> Result<(), BuildError> {
     let events = Events::new(engine::new_build_id(), context.secrets.clone());
     attach_frontends(&events, fe)
         .map_err(|e| BuildError::Config(crate::config::ConfigError::Other(format!("{e:#}"))))?;

@@ -9,7 +9,8 @@
 //! with a key made for this run only, accepted for nothing else), and each channel it opens —
 //! `exec` (modules, piped), `subsystem sftp` (file transfers), `env`, `pty-req` — is opened
 //! on the engine's session as is, its data, EOF, exit status and close passed through both
-//! ways, one independent pump per direction.
+//! ways, one independent pump per direction. The guest's EOF reaches the client only with
+//! (after) the exit status, as from sshd itself: see [`relay_channel`].
 //!
 //! The relay listens only on the loopback interface and accepts only its own client key
 //! (written 0600 into the provisioning temp dir, removed when the relay stops); it lives only
@@ -334,6 +335,15 @@ async fn relay_channel(client: Channel<Msg>, guest: Channel<russh::client::Msg>)
     };
     let from_guest = async {
         let mut status = false;
+        // The guest's EOF waits for its exit status. An OpenSSH ControlMaster (Ansible's
+        // ControlPersist) closes a session channel as soon as EOF went both ways, without
+        // waiting for the exit status, which sshd sends once it has reaped the process: on a
+        // slow guest, well after the EOF. russh's server answers a client's close at once and
+        // forgets the channel, so an exit status relayed after that was dropped: ssh exited
+        // 255 and Ansible ran the module again (`copy`: "Source …/.source not found"; tests/
+        // ansible_relay.rs). sshd keeps its side open until the exit status is out; holding
+        // the EOF back until then gives the client the same order.
+        let mut held_eof = false;
         while let Some(msg) = g_read.wait().await {
             let r = match msg {
                 ChannelMsg::Data { data } => c_write.data_bytes(data).await,
@@ -342,11 +352,17 @@ async fn relay_channel(client: Channel<Msg>, guest: Channel<russh::client::Msg>)
                 }
                 ChannelMsg::ExitStatus { exit_status } => {
                     status = true;
-                    c_write.exit_status(exit_status).await
+                    then_eof(
+                        c_write.exit_status(exit_status).await,
+                        &mut held_eof,
+                        &c_write,
+                    )
+                    .await
                 }
                 ChannelMsg::ExitSignal { .. } => {
+                    // OpenSSH's client exits 255 on a signal too.
                     status = true;
-                    c_write.exit_status(255).await
+                    then_eof(c_write.exit_status(255).await, &mut held_eof, &c_write).await
                 }
                 ChannelMsg::Failure if !status => {
                     // The guest refused a request (exec, subsystem): say so as a shell would.
@@ -354,8 +370,13 @@ async fn relay_channel(client: Channel<Msg>, guest: Channel<russh::client::Msg>)
                         .extended_data_bytes(1, &b"the guest refused the request\n"[..])
                         .await;
                     let _ = c_write.exit_status(127).await;
+                    held_eof = false;
                     let _ = c_write.eof().await;
                     break;
+                }
+                ChannelMsg::Eof if !status => {
+                    held_eof = true;
+                    Ok(())
                 }
                 ChannelMsg::Eof => c_write.eof().await,
                 ChannelMsg::Close => break,
@@ -365,6 +386,9 @@ async fn relay_channel(client: Channel<Msg>, guest: Channel<russh::client::Msg>)
                 break;
             }
         }
+        if held_eof {
+            let _ = c_write.eof().await;
+        }
         if !status {
             // The client's ssh exits 255 without an exit status; Ansible retries on 255.
             tracing::debug!("Ansible relay: a guest channel ended without an exit status");
@@ -372,4 +396,17 @@ async fn relay_channel(client: Channel<Msg>, guest: Channel<russh::client::Msg>)
         let _ = c_write.close().await;
     };
     tokio::join!(to_guest, from_guest);
+}
+
+/// After the exit status went out, the EOF held back for it.
+async fn then_eof(
+    sent: Result<(), russh::Error>,
+    held_eof: &mut bool,
+    client: &russh::ChannelWriteHalf<Msg>,
+) -> Result<(), russh::Error> {
+    sent?;
+    if std::mem::take(held_eof) {
+        client.eof().await?;
+    }
+    Ok(())
 }

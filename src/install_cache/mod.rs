@@ -24,7 +24,7 @@ pub mod lock;
 pub mod store;
 
 pub use key::{Change, KeyInputs};
-pub use store::{Committed, EntryInfo, EntryMeta, Evicted, Lease, Store};
+pub use store::{Committed, EntryInfo, EntryMeta, Evicted, FileStamp, Lease, Store};
 
 use std::path::PathBuf;
 
@@ -66,6 +66,21 @@ pub enum CacheError {
     },
     #[error("install cache: {0}")]
     Msg(String),
+    /// An entry that must not be booted (see [`store::inspect`]).
+    #[error(
+        "install cache: the entry {} is damaged ({problem}); {}",
+        dir.display(),
+        if *removed {
+            "it was removed"
+        } else {
+            "it is in use by another build and was kept; remove it later with `osimager cache prune --all`"
+        }
+    )]
+    Damaged {
+        dir: PathBuf,
+        problem: String,
+        removed: bool,
+    },
 }
 
 /// `20G`, `512M`, `1.5T`, `1073741824` (bytes; K/M/G/T are powers of 1024).

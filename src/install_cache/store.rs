@@ -37,6 +37,33 @@ pub struct EntryMeta {
     /// Role (`disk0`, `efivars`, …) → file name in the entry.
     pub files: BTreeMap<String, String>,
     pub inputs: KeyInputs,
+    /// Role → size and modification time of the file when the entry was committed (set by
+    /// [`Store::commit`]); a file that no longer matches was truncated or changed since, and
+    /// the entry is never booted. Entries written before this was recorded have none.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub stamps: BTreeMap<String, FileStamp>,
+}
+
+/// A file's size and modification time, as recorded in `entry.json`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileStamp {
+    pub size: u64,
+    pub mtime_ns: u128,
+}
+
+impl FileStamp {
+    fn of(path: &Path) -> std::io::Result<FileStamp> {
+        let m = std::fs::metadata(path)?;
+        let mtime_ns = m
+            .modified()?
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        Ok(FileStamp {
+            size: m.len(),
+            mtime_ns,
+        })
+    }
 }
 
 /// An entry as `cache list` shows it.
@@ -159,7 +186,9 @@ impl Store {
         std::fs::read(&path).map_err(io(&path))
     }
 
-    /// Use the entry `key` if it exists: a shared hold on it, its last use updated.
+    /// Use the entry `key` if it exists: a shared hold on it, its last use updated. An entry
+    /// that is damaged (see [`inspect`]) is never handed out: it is removed unless another
+    /// build holds it, and [`CacheError::Damaged`] says what was wrong.
     pub fn lease(&self, key: &str) -> Result<Option<Lease>, CacheError> {
         if !valid_key(key) {
             return Ok(None);
@@ -167,18 +196,30 @@ impl Store {
         let lf = self.lock_file(key);
         let held = lock::lock(&lf, Mode::Shared).map_err(io(&lf))?;
         let dir = self.entry_dir(key);
-        let Some(meta) = read_meta(&dir) else {
-            return Ok(None);
-        };
-        if meta.key != key || meta.files.values().any(|f| !dir.join(f).is_file()) {
+        if !dir.exists() {
             return Ok(None);
         }
-        touch(&dir.join("used"));
-        Ok(Some(Lease {
-            meta,
+        let problem = match inspect(&dir, key) {
+            Ok(meta) => {
+                touch(&dir.join("used"));
+                return Ok(Some(Lease {
+                    meta,
+                    dir,
+                    _lock: held,
+                }));
+            }
+            Err(problem) => problem,
+        };
+        drop(held);
+        if !dir.exists() {
+            return Ok(None); // removed meanwhile (prune, refresh): not damage
+        }
+        let removed = self.remove(key)?;
+        Err(CacheError::Damaged {
             dir,
-            _lock: held,
-        }))
+            problem,
+            removed,
+        })
     }
 
     /// Every complete entry, most recently used first.
@@ -249,6 +290,13 @@ impl Store {
         meta: &EntryMeta,
         replace: bool,
     ) -> Result<Committed, CacheError> {
+        let mut meta = meta.clone();
+        for (role, f) in &meta.files {
+            let p = staging.join(f);
+            let st = FileStamp::of(&p).map_err(io(&p))?;
+            meta.stamps.insert(role.clone(), st);
+        }
+        let meta = &meta;
         let text = serde_json::to_string_pretty(meta)
             .map_err(|e| CacheError::Msg(format!("writing entry.json: {e}")))?;
         let mf = staging.join("entry.json");
@@ -311,6 +359,7 @@ impl Store {
         let gl = self.dir.join("lock");
         let _global = lock::lock(&gl, Mode::Exclusive).map_err(io(&gl))?;
         self.clear_stale_staging();
+        self.clear_unreadable();
         let entries = self.entries();
         let mut total: u64 = entries.iter().map(|e| e.size).sum();
         let mut out = Vec::new();
@@ -333,6 +382,20 @@ impl Store {
         Ok(out)
     }
 
+    /// Entries whose `entry.json` cannot be read (never listed, never used, never evicted
+    /// otherwise), unless a build holds them. The caller holds the global lock.
+    fn clear_unreadable(&self) {
+        let Ok(rd) = std::fs::read_dir(self.dir.join("entries")) else {
+            return;
+        };
+        for e in rd.flatten() {
+            let key = e.file_name().to_string_lossy().into_owned();
+            if valid_key(&key) && read_meta(&e.path()).is_none() {
+                let _ = self.take_out(&key);
+            }
+        }
+    }
+
     /// Staging directories of processes that no longer exist.
     fn clear_stale_staging(&self) {
         let Ok(rd) = std::fs::read_dir(self.dir.join("staging")) else {
@@ -348,6 +411,43 @@ impl Store {
             }
         }
     }
+}
+
+/// The entry in `dir`, if it is whole: `entry.json` readable, of this format and naming
+/// `key`, and every file it lists present with the size and modification time recorded when
+/// it was stored. Otherwise what is wrong, for the user.
+pub fn inspect(dir: &Path, key: &str) -> Result<EntryMeta, String> {
+    let mf = dir.join("entry.json");
+    let text = std::fs::read_to_string(&mf).map_err(|e| format!("entry.json: {e}"))?;
+    let m: EntryMeta =
+        serde_json::from_str(&text).map_err(|e| format!("entry.json is not valid: {e}"))?;
+    if m.format != super::key::FORMAT {
+        return Err(format!(
+            "entry.json has format {} (this osimager writes {})",
+            m.format,
+            super::key::FORMAT
+        ));
+    }
+    if m.key != key {
+        return Err(format!("entry.json names another key ({})", m.key));
+    }
+    for (role, f) in &m.files {
+        let p = dir.join(f);
+        let now = FileStamp::of(&p).map_err(|e| format!("{f} ({role}): {e}"))?;
+        match m.stamps.get(role) {
+            Some(was) if was.size != now.size => {
+                return Err(format!(
+                    "{f} is {} bytes but was {} when stored (truncated or overwritten)",
+                    now.size, was.size
+                ))
+            }
+            Some(was) if was.mtime_ns != now.mtime_ns => {
+                return Err(format!("{f} was modified after it was stored"))
+            }
+            _ => {}
+        }
+    }
+    Ok(m)
 }
 
 fn read_meta(dir: &Path) -> Option<EntryMeta> {

@@ -40,7 +40,7 @@ pub(crate) const KEYS: &[&str] = &[
     "keep_inventory_file",
     "ansible_ssh_extra_args",
     "skip_version_check",
-    // Packer's local SSH proxy: `use_proxy` chooses the relay (default) or a direct
+    // Packer's local SSH proxy: `use_proxy` chooses the relay or a direct (the default)
     // connection; the other keys configure Packer's own proxy and are accepted.
     "use_proxy",
     "local_port",
@@ -89,9 +89,7 @@ pub(crate) fn check(e: &Entry) -> Result<(), ProvisionError> {
 }
 
 /// `use_proxy: true`: Ansible through the relay over the engine's session. Unset means a
-/// direct connection for now (Packer's default is the proxy): a full test-OS build through the
-/// relay failed intermittently in the playbook's `copy` task (docs/BENCHMARKS.md), cause not
-/// yet found, so the relay is opt-in until it is.
+/// direct connection (Packer's default is the proxy; docs/COMPAT.md says why ours is not).
 fn use_relay(e: &Entry) -> Result<bool, ProvisionError> {
     Ok(e.has("use_proxy") && e.bool("use_proxy")?)
 }
@@ -283,7 +281,8 @@ pub(crate) async fn run(e: &Entry, ctx: &ProvisionContext) -> Result<(), Provisi
     .map_err(|err| e.failed(format!("cannot run {shown}: {err}")))?;
     if !status.success() {
         return Err(e.failed(format!(
-            "ansible-playbook ended with {status}; command: {shown}"
+            "ansible-playbook ended with {status}: what failed is in its output (the \
+             provisioner lines before this one); command: {shown}"
         )));
     }
     Ok(())

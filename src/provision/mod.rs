@@ -341,7 +341,8 @@ async fn run_one(e: &Entry, ctx: &ProvisionContext) -> Result<(), ProvisionError
         let r = match timeout {
             Some(t) => tokio::time::timeout(t, fut).await.unwrap_or_else(|_| {
                 Err(e.failed(format!(
-                    "did not finish within timeout {}",
+                    "did not finish within timeout {} and was stopped: raise the provisioner's \
+                     `timeout`, or find what it waits for in its output",
                     crate::comm::fmt_duration(t)
                 )))
             }),

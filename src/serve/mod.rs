@@ -18,7 +18,7 @@ pub mod worker;
 pub use backend::OsimagerBackend;
 
 use clap::{Args, Subcommand};
-use osimager_server::store::{JobStore, SqliteStore};
+use osimager_server::store::{RecordStore, SqliteStore};
 use osimager_server::ServerConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -342,6 +342,20 @@ impl Driver for QemuDriver {
         }
     }
 
+    fn exited(&mut self) -> Option<String> {
+        if self.child.is_none() || !self.is_stopped() {
+            return None;
+        }
+        let status = self
+            .exit_status
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "unknown status".into());
+        Some(format!(
+            "QEMU exited ({status}); its log: {}",
+            self.qemu_log().display()
+        ))
+    }
+
     fn footprint(&self) -> crate::Footprint {
         crate::Footprint {
             processes: self

@@ -268,59 +268,10 @@ pub enum StoreError {
 /// A result of a store.
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// The queue and history of builds. Every method is atomic.
+/// What a build leaves behind besides its state — its event records, artifacts and
+/// screenshots — and the API tokens. Part of every [`JobStore`].
 #[async_trait]
-pub trait JobStore: Send + Sync + 'static {
-    /// Queue a job.
-    async fn create(&self, new: NewJob) -> StoreResult<Job>;
-    /// One job.
-    async fn get(&self, id: JobId) -> StoreResult<Option<Job>>;
-    /// Jobs matching `filter`, newest first.
-    async fn list(&self, filter: &JobFilter) -> StoreResult<JobPage>;
-    /// How many jobs are in each state.
-    async fn counts(&self) -> StoreResult<Vec<(JobState, u64)>>;
-    /// Take the next queued job without labels (highest priority, then oldest) and mark it
-    /// running for `worker`. Two callers never get the same job.
-    async fn claim(&self, worker: &str) -> StoreResult<Option<Job>> {
-        self.claim_for(&ClaimSpec::any(worker)).await
-    }
-    /// Take the next queued job this worker can run ([`ClaimSpec::can_run`]): the lease
-    /// goes up by one, the heartbeat starts now, the claim is added to the job's history.
-    async fn claim_for(&self, spec: &ClaimSpec) -> StoreResult<Option<Job>>;
-    /// Changes whenever a job is queued or requeued (in any server sharing the store):
-    /// a waiting claimer marks it seen, tries to claim, and waits for the next change.
-    fn queue_changes(&self) -> tokio::sync::watch::Receiver<u64>;
-    /// A sign of life of the run holding `lease`. `Conflict` (fenced) when the job is no
-    /// longer running under that lease.
-    async fn heartbeat(&self, id: JobId, lease: u64) -> StoreResult<Job>;
-    /// [`JobStore::finish`] for the run holding `lease` only. `Conflict` (fenced) otherwise.
-    async fn finish_leased(&self, id: JobId, lease: u64, end: JobEnd) -> StoreResult<Job>;
-    /// Running jobs of remote workers (not `local`) whose heartbeat is older than `cutoff`
-    /// (RFC 3339): requeued when claimed fewer than `max_claims` times, else failed with
-    /// the reason. Returns them as they are now.
-    async fn requeue_silent(&self, cutoff: &str, max_claims: u64) -> StoreResult<Vec<Job>>;
-    /// Every claim of a job, oldest first.
-    async fn claims(&self, id: JobId) -> StoreResult<Vec<ClaimRecord>>;
-    /// Remember the step a running job is in.
-    async fn set_step(&self, id: JobId, step: &str) -> StoreResult<()>;
-    /// End a queued or running job. `None` when it had already ended (the end is not changed).
-    async fn finish(&self, id: JobId, end: JobEnd) -> StoreResult<Option<Job>>;
-    /// Cancel: a queued job becomes `cancelled` at once; a running one is flagged
-    /// `cancel_requested` (its runner stops it and finishes it). `NotFound` when unknown.
-    async fn cancel(&self, id: JobId) -> StoreResult<Job>;
-    /// After a restart: every `running` job of `worker` becomes `interrupted`. Returns them.
-    async fn interrupt_running_of(&self, worker: &str) -> StoreResult<Vec<Job>>;
-    /// After a restart: every `running` job claimed under the name all servers' own runners
-    /// had before each got its own ([`crate::store::LOCAL_WORKER`]) becomes
-    /// `interrupted` (remote workers' jobs go on; the silence check requeues them if they
-    /// are gone). A server's runner now interrupts its own with [`JobStore::interrupt_running_of`].
-    async fn interrupt_running(&self) -> StoreResult<Vec<Job>> {
-        self.interrupt_running_of(crate::store::LOCAL_WORKER).await
-    }
-    /// Forget an ended job with its events, artifacts and screenshots. `Conflict` while it
-    /// is queued or running, `NotFound` when unknown.
-    async fn delete(&self, id: JobId) -> StoreResult<()>;
-
+pub trait RecordStore: Send + Sync {
     /// Append event records (sequence numbers increase; a repeated one is ignored).
     async fn append_events(&self, id: JobId, events: &[StoredEvent]) -> StoreResult<()>;
     /// Records with `seq >= from`, at most `limit`, in order. `kinds` non-empty: only those.
@@ -358,7 +309,26 @@ pub trait JobStore: Send + Sync + 'static {
     async fn revoke_token(&self, name_or_id: &str) -> StoreResult<()>;
     /// The token with this hash, noting that it was used now.
     async fn check_token(&self, hash: &str) -> StoreResult<Option<TokenInfo>>;
+}
 
+/// Remote workers: leased claims, heartbeats, the silence check, and the workers' register.
+/// Part of every [`JobStore`].
+#[async_trait]
+pub trait WorkerStore: Send + Sync {
+    /// Take the next queued job this worker can run ([`ClaimSpec::can_run`]): the lease
+    /// goes up by one, the heartbeat starts now, the claim is added to the job's history.
+    async fn claim_for(&self, spec: &ClaimSpec) -> StoreResult<Option<Job>>;
+    /// A sign of life of the run holding `lease`. `Conflict` (fenced) when the job is no
+    /// longer running under that lease.
+    async fn heartbeat(&self, id: JobId, lease: u64) -> StoreResult<Job>;
+    /// [`JobStore::finish`] for the run holding `lease` only. `Conflict` (fenced) otherwise.
+    async fn finish_leased(&self, id: JobId, lease: u64, end: JobEnd) -> StoreResult<Job>;
+    /// Running jobs of remote workers (not `local`) whose heartbeat is older than `cutoff`
+    /// (RFC 3339): requeued when claimed fewer than `max_claims` times, else failed with
+    /// the reason. Returns them as they are now.
+    async fn requeue_silent(&self, cutoff: &str, max_claims: u64) -> StoreResult<Vec<Job>>;
+    /// Every claim of a job, oldest first.
+    async fn claims(&self, id: JobId) -> StoreResult<Vec<ClaimRecord>>;
     /// Register (or re-register) a worker; it is seen now.
     async fn put_worker(&self, w: &WorkerInfo) -> StoreResult<WorkerInfo>;
     /// A worker was heard from now.
@@ -367,4 +337,44 @@ pub trait JobStore: Send + Sync + 'static {
     async fn workers(&self) -> StoreResult<Vec<WorkerInfo>>;
     /// Forget workers not heard from since `cutoff` (RFC 3339). Returns their names.
     async fn drop_silent_workers(&self, cutoff: &str) -> StoreResult<Vec<String>>;
+}
+
+/// The queue and history of builds. Every method is atomic.
+#[async_trait]
+pub trait JobStore: RecordStore + WorkerStore + Send + Sync + 'static {
+    /// Queue a job.
+    async fn create(&self, new: NewJob) -> StoreResult<Job>;
+    /// One job.
+    async fn get(&self, id: JobId) -> StoreResult<Option<Job>>;
+    /// Jobs matching `filter`, newest first.
+    async fn list(&self, filter: &JobFilter) -> StoreResult<JobPage>;
+    /// How many jobs are in each state.
+    async fn counts(&self) -> StoreResult<Vec<(JobState, u64)>>;
+    /// Take the next queued job without labels (highest priority, then oldest) and mark it
+    /// running for `worker`. Two callers never get the same job.
+    async fn claim(&self, worker: &str) -> StoreResult<Option<Job>> {
+        self.claim_for(&ClaimSpec::any(worker)).await
+    }
+    /// Changes whenever a job is queued or requeued (in any server sharing the store):
+    /// a waiting claimer marks it seen, tries to claim, and waits for the next change.
+    fn queue_changes(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// Remember the step a running job is in.
+    async fn set_step(&self, id: JobId, step: &str) -> StoreResult<()>;
+    /// End a queued or running job. `None` when it had already ended (the end is not changed).
+    async fn finish(&self, id: JobId, end: JobEnd) -> StoreResult<Option<Job>>;
+    /// Cancel: a queued job becomes `cancelled` at once; a running one is flagged
+    /// `cancel_requested` (its runner stops it and finishes it). `NotFound` when unknown.
+    async fn cancel(&self, id: JobId) -> StoreResult<Job>;
+    /// After a restart: every `running` job of `worker` becomes `interrupted`. Returns them.
+    async fn interrupt_running_of(&self, worker: &str) -> StoreResult<Vec<Job>>;
+    /// After a restart: every `running` job claimed under the name all servers' own runners
+    /// had before each got its own ([`crate::store::LOCAL_WORKER`]) becomes
+    /// `interrupted` (remote workers' jobs go on; the silence check requeues them if they
+    /// are gone). A server's runner now interrupts its own with [`JobStore::interrupt_running_of`].
+    async fn interrupt_running(&self) -> StoreResult<Vec<Job>> {
+        self.interrupt_running_of(crate::store::LOCAL_WORKER).await
+    }
+    /// Forget an ended job with its events, artifacts and screenshots. `Conflict` while it
+    /// is queued or running, `NotFound` when unknown.
+    async fn delete(&self, id: JobId) -> StoreResult<()>;
 }

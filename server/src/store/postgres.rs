@@ -358,10 +358,6 @@ impl JobStore for PgStore {
             .collect())
     }
 
-    async fn claim_for(&self, spec: &ClaimSpec) -> StoreResult<Option<Job>> {
-        self.claim_for_db(spec).await
-    }
-
     fn queue_changes(&self) -> tokio::sync::watch::Receiver<u64> {
         self.queue.subscribe()
     }
@@ -380,28 +376,6 @@ impl JobStore for PgStore {
 
     async fn finish(&self, id: JobId, end: JobEnd) -> StoreResult<Option<Job>> {
         self.finish_db(id, None, end).await
-    }
-
-    async fn heartbeat(&self, id: JobId, lease: u64) -> StoreResult<Job> {
-        self.heartbeat_db(id, lease).await
-    }
-
-    async fn finish_leased(&self, id: JobId, lease: u64, end: JobEnd) -> StoreResult<Job> {
-        match self.finish_db(id, Some(lease), end).await? {
-            Some(j) => Ok(j),
-            None => {
-                let j = self.get(id).await?;
-                Err(super::sqlite_workers::fenced(id, lease, j.as_ref()))
-            }
-        }
-    }
-
-    async fn requeue_silent(&self, cutoff: &str, max_claims: u64) -> StoreResult<Vec<Job>> {
-        self.requeue_silent_db(cutoff, max_claims).await
-    }
-
-    async fn claims(&self, id: JobId) -> StoreResult<Vec<ClaimRecord>> {
-        self.claims_db(id).await
     }
 
     async fn cancel(&self, id: JobId) -> StoreResult<Job> {
@@ -473,72 +447,5 @@ impl JobStore for PgStore {
                 j.state.as_str()
             ))),
         }
-    }
-
-    async fn append_events(&self, id: JobId, events: &[StoredEvent]) -> StoreResult<()> {
-        self.append_events_db(id, events).await
-    }
-
-    async fn events(
-        &self,
-        id: JobId,
-        from: u64,
-        limit: u32,
-        kinds: &[&str],
-    ) -> StoreResult<Vec<StoredEvent>> {
-        self.events_db(id, from, limit, kinds).await
-    }
-
-    async fn put_artifact(&self, id: JobId, a: &Artifact) -> StoreResult<()> {
-        self.put_artifact_db(id, a).await
-    }
-
-    async fn artifacts(&self, id: JobId) -> StoreResult<Vec<Artifact>> {
-        self.artifacts_db(id).await
-    }
-
-    async fn put_screenshot(&self, id: JobId, s: &Screenshot) -> StoreResult<()> {
-        self.put_screenshot_db(id, s).await
-    }
-
-    async fn screenshots(&self, id: JobId) -> StoreResult<Vec<Screenshot>> {
-        self.screenshots_db(id).await
-    }
-
-    async fn create_token_as(
-        &self,
-        name: &str,
-        hash: &str,
-        role: TokenRole,
-    ) -> StoreResult<TokenInfo> {
-        self.create_token_db(name, hash, role).await
-    }
-
-    async fn tokens(&self) -> StoreResult<Vec<TokenInfo>> {
-        self.tokens_db().await
-    }
-
-    async fn revoke_token(&self, name_or_id: &str) -> StoreResult<()> {
-        self.revoke_token_db(name_or_id).await
-    }
-
-    async fn check_token(&self, hash: &str) -> StoreResult<Option<TokenInfo>> {
-        self.check_token_db(hash).await
-    }
-
-    async fn put_worker(&self, w: &WorkerInfo) -> StoreResult<WorkerInfo> {
-        self.put_worker_db(w).await
-    }
-
-    async fn touch_worker(&self, name: &str) -> StoreResult<()> {
-        self.touch_worker_db(name).await
-    }
-
-    async fn workers(&self) -> StoreResult<Vec<WorkerInfo>> {
-        self.workers_db().await
-    }
-
-    async fn drop_silent_workers(&self, cutoff: &str) -> StoreResult<Vec<String>> {
-        self.drop_silent_workers_db(cutoff).await
     }
 }

@@ -2,8 +2,10 @@
 //! (with or without a lease), heartbeats, requeues of silent workers' jobs and claim history.
 
 use super::postgres::{get_job, job_row, jobs, pg, PgStore, JOB_COLS};
+use super::postgres_records::{worker_row, WORKER_COLS};
 use super::sqlite_workers::{cancelled_silent, fenced, silent_error};
 use super::*;
+use async_trait::async_trait;
 use osimager_events::now_rfc3339;
 use tokio_postgres::types::ToSql;
 
@@ -66,45 +68,6 @@ impl PgStore {
         })
     }
 
-    pub(super) async fn claim_for_db(&self, spec: &ClaimSpec) -> StoreResult<Option<Job>> {
-        let any = spec.can.is_none();
-        let can = spec.can.clone().unwrap_or_default();
-        let labels = serde_json::to_value(&can.labels)
-            .map_err(|e| StoreError::Db(format!("encoding labels: {e}")))?;
-        let now = now_rfc3339();
-        let mut c = self.client().await?;
-        let tx = c.transaction().await.map_err(pg("claiming a job"))?;
-        let row = tx
-            .query_opt(
-                &format!(
-                    "WITH next AS ( \
-                       SELECT id AS next_id FROM jobs WHERE state = 'queued' AND (($1 AND labels = '{{}}') OR ( \
-                         ((engine IN ('native', 'auto') AND platform = ANY($2)) \
-                          OR (engine IN ('packer', 'auto') AND platform = ANY($3))) \
-                         AND labels <@ $4)) \
-                       ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
-                     UPDATE jobs SET state = 'running', started_at = $5, worker = $6, \
-                       lease = lease + 1, heartbeat_at = $5, step = NULL \
-                     FROM next WHERE id = next.next_id RETURNING {JOB_COLS}"
-                ),
-                &[&any, &can.native, &can.packer, &labels, &now, &spec.worker],
-            )
-            .await
-            .map_err(pg("claiming a job"))?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let job = job_row(&row)?;
-        tx.execute(
-            "INSERT INTO claims (job, lease, worker, claimed_at) VALUES ($1, $2, $3, $4)",
-            &[&job.id, &(job.lease as i64), &spec.worker, &now],
-        )
-        .await
-        .map_err(pg("claiming a job"))?;
-        tx.commit().await.map_err(pg("claiming a job"))?;
-        Ok(Some(job))
-    }
-
     pub(super) async fn finish_db(
         &self,
         id: JobId,
@@ -148,8 +111,49 @@ impl PgStore {
             .map_err(pg("finishing a job"))?;
         row.as_ref().map(job_row).transpose()
     }
+}
 
-    pub(super) async fn heartbeat_db(&self, id: JobId, lease: u64) -> StoreResult<Job> {
+#[async_trait]
+impl WorkerStore for PgStore {
+    async fn claim_for(&self, spec: &ClaimSpec) -> StoreResult<Option<Job>> {
+        let any = spec.can.is_none();
+        let can = spec.can.clone().unwrap_or_default();
+        let labels = serde_json::to_value(&can.labels)
+            .map_err(|e| StoreError::Db(format!("encoding labels: {e}")))?;
+        let now = now_rfc3339();
+        let mut c = self.client().await?;
+        let tx = c.transaction().await.map_err(pg("claiming a job"))?;
+        let row = tx
+            .query_opt(
+                &format!(
+                    "WITH next AS ( \
+                       SELECT id AS next_id FROM jobs WHERE state = 'queued' AND (($1 AND labels = '{{}}') OR ( \
+                         ((engine IN ('native', 'auto') AND platform = ANY($2)) \
+                          OR (engine IN ('packer', 'auto') AND platform = ANY($3))) \
+                         AND labels <@ $4)) \
+                       ORDER BY priority DESC, id LIMIT 1 FOR UPDATE SKIP LOCKED) \
+                     UPDATE jobs SET state = 'running', started_at = $5, worker = $6, \
+                       lease = lease + 1, heartbeat_at = $5, step = NULL \
+                     FROM next WHERE id = next.next_id RETURNING {JOB_COLS}"
+                ),
+                &[&any, &can.native, &can.packer, &labels, &now, &spec.worker],
+            )
+            .await
+            .map_err(pg("claiming a job"))?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let job = job_row(&row)?;
+        tx.execute(
+            "INSERT INTO claims (job, lease, worker, claimed_at) VALUES ($1, $2, $3, $4)",
+            &[&job.id, &(job.lease as i64), &spec.worker, &now],
+        )
+        .await
+        .map_err(pg("claiming a job"))?;
+        tx.commit().await.map_err(pg("claiming a job"))?;
+        Ok(Some(job))
+    }
+    async fn heartbeat(&self, id: JobId, lease: u64) -> StoreResult<Job> {
         let c = self.client().await?;
         let row = c
             .query_opt(
@@ -166,12 +170,7 @@ impl PgStore {
             None => Err(fenced(id, lease, get_job(&**c, id).await?.as_ref())),
         }
     }
-
-    pub(super) async fn requeue_silent_db(
-        &self,
-        cutoff: &str,
-        max_claims: u64,
-    ) -> StoreResult<Vec<Job>> {
+    async fn requeue_silent(&self, cutoff: &str, max_claims: u64) -> StoreResult<Vec<Job>> {
         let mut c = self.client().await?;
         let tx = c
             .transaction()
@@ -236,8 +235,7 @@ impl PgStore {
         }
         Ok(out)
     }
-
-    pub(super) async fn claims_db(&self, id: JobId) -> StoreResult<Vec<ClaimRecord>> {
+    async fn claims(&self, id: JobId) -> StoreResult<Vec<ClaimRecord>> {
         let rows = self
             .client()
             .await?
@@ -256,5 +254,70 @@ impl PgStore {
                 claimed_at: r.get(2),
             })
             .collect())
+    }
+    async fn finish_leased(&self, id: JobId, lease: u64, end: JobEnd) -> StoreResult<Job> {
+        match self.finish_db(id, Some(lease), end).await? {
+            Some(j) => Ok(j),
+            None => {
+                let j = self.get(id).await?;
+                Err(super::sqlite_workers::fenced(id, lease, j.as_ref()))
+            }
+        }
+    }
+    async fn put_worker(&self, w: &WorkerInfo) -> StoreResult<WorkerInfo> {
+        let caps = serde_json::to_string(&w.capabilities)
+            .map_err(|e| StoreError::Db(format!("encoding capabilities: {e}")))?;
+        let row = self
+            .client()
+            .await?
+            .query_one(
+                &format!(
+                    "INSERT INTO workers (name, capabilities, registered_at, last_seen) \
+                     VALUES ($1, $2, $3, $3) ON CONFLICT (name) DO UPDATE SET \
+                     capabilities = excluded.capabilities, last_seen = excluded.last_seen \
+                     RETURNING {WORKER_COLS}"
+                ),
+                &[&w.name, &caps, &now_rfc3339()],
+            )
+            .await
+            .map_err(pg("registering a worker"))?;
+        worker_row(&row)
+    }
+    async fn touch_worker(&self, name: &str) -> StoreResult<()> {
+        self.client()
+            .await?
+            .execute(
+                "UPDATE workers SET last_seen = $2 WHERE name = $1",
+                &[&name, &now_rfc3339()],
+            )
+            .await
+            .map_err(pg("recording a worker's heartbeat"))?;
+        Ok(())
+    }
+    async fn workers(&self) -> StoreResult<Vec<WorkerInfo>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                &format!("SELECT {WORKER_COLS} FROM workers ORDER BY name COLLATE \"C\""),
+                &[],
+            )
+            .await
+            .map_err(pg("listing workers"))?;
+        rows.iter().map(worker_row).collect()
+    }
+    async fn drop_silent_workers(&self, cutoff: &str) -> StoreResult<Vec<String>> {
+        let rows = self
+            .client()
+            .await?
+            .query(
+                "DELETE FROM workers WHERE last_seen < $1 RETURNING name",
+                &[&cutoff],
+            )
+            .await
+            .map_err(pg("dropping silent workers"))?;
+        let mut names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
+        names.sort();
+        Ok(names)
     }
 }

@@ -3,6 +3,7 @@
 
 use super::postgres::{pg, PgStore};
 use super::*;
+use async_trait::async_trait;
 use osimager_events::now_rfc3339;
 use tokio_postgres::Row;
 
@@ -16,7 +17,7 @@ fn token_row(r: &Row) -> TokenInfo {
     }
 }
 
-fn worker_row(r: &Row) -> StoreResult<WorkerInfo> {
+pub(super) fn worker_row(r: &Row) -> StoreResult<WorkerInfo> {
     let caps: String = r.get(1);
     Ok(WorkerInfo {
         name: r.get(0),
@@ -28,14 +29,11 @@ fn worker_row(r: &Row) -> StoreResult<WorkerInfo> {
 }
 
 const TOKEN_COLS: &str = "id, name, created_at, last_used, role";
-const WORKER_COLS: &str = "name, capabilities, registered_at, last_seen";
+pub(super) const WORKER_COLS: &str = "name, capabilities, registered_at, last_seen";
 
-impl PgStore {
-    pub(super) async fn append_events_db(
-        &self,
-        id: JobId,
-        events: &[StoredEvent],
-    ) -> StoreResult<()> {
+#[async_trait]
+impl RecordStore for PgStore {
+    async fn append_events(&self, id: JobId, events: &[StoredEvent]) -> StoreResult<()> {
         if events.is_empty() {
             return Ok(());
         }
@@ -55,7 +53,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn events_db(
+    async fn events(
         &self,
         id: JobId,
         from: u64,
@@ -82,7 +80,7 @@ impl PgStore {
             .collect())
     }
 
-    pub(super) async fn put_artifact_db(&self, id: JobId, a: &Artifact) -> StoreResult<()> {
+    async fn put_artifact(&self, id: JobId, a: &Artifact) -> StoreResult<()> {
         self.client()
             .await?
             .execute(
@@ -96,7 +94,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn artifacts_db(&self, id: JobId) -> StoreResult<Vec<Artifact>> {
+    async fn artifacts(&self, id: JobId) -> StoreResult<Vec<Artifact>> {
         let rows = self
             .client()
             .await?
@@ -118,7 +116,7 @@ impl PgStore {
             .collect())
     }
 
-    pub(super) async fn put_screenshot_db(&self, id: JobId, s: &Screenshot) -> StoreResult<()> {
+    async fn put_screenshot(&self, id: JobId, s: &Screenshot) -> StoreResult<()> {
         self.client()
             .await?
             .execute(
@@ -140,7 +138,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn screenshots_db(&self, id: JobId) -> StoreResult<Vec<Screenshot>> {
+    async fn screenshots(&self, id: JobId) -> StoreResult<Vec<Screenshot>> {
         let rows = self
             .client()
             .await?
@@ -162,7 +160,7 @@ impl PgStore {
             .collect())
     }
 
-    pub(super) async fn create_token_db(
+    async fn create_token_as(
         &self,
         name: &str,
         hash: &str,
@@ -190,7 +188,7 @@ impl PgStore {
         }
     }
 
-    pub(super) async fn tokens_db(&self) -> StoreResult<Vec<TokenInfo>> {
+    async fn tokens(&self) -> StoreResult<Vec<TokenInfo>> {
         let rows = self
             .client()
             .await?
@@ -203,7 +201,7 @@ impl PgStore {
         Ok(rows.iter().map(token_row).collect())
     }
 
-    pub(super) async fn revoke_token_db(&self, name_or_id: &str) -> StoreResult<()> {
+    async fn revoke_token(&self, name_or_id: &str) -> StoreResult<()> {
         let n = self
             .client()
             .await?
@@ -221,7 +219,7 @@ impl PgStore {
         Ok(())
     }
 
-    pub(super) async fn check_token_db(&self, hash: &str) -> StoreResult<Option<TokenInfo>> {
+    async fn check_token(&self, hash: &str) -> StoreResult<Option<TokenInfo>> {
         let c = self.client().await?;
         let found = c
             .query_opt(
@@ -246,65 +244,5 @@ impl PgStore {
             .map_err(pg("checking a token"))?;
         }
         Ok(found)
-    }
-
-    pub(super) async fn put_worker_db(&self, w: &WorkerInfo) -> StoreResult<WorkerInfo> {
-        let caps = serde_json::to_string(&w.capabilities)
-            .map_err(|e| StoreError::Db(format!("encoding capabilities: {e}")))?;
-        let row = self
-            .client()
-            .await?
-            .query_one(
-                &format!(
-                    "INSERT INTO workers (name, capabilities, registered_at, last_seen) \
-                     VALUES ($1, $2, $3, $3) ON CONFLICT (name) DO UPDATE SET \
-                     capabilities = excluded.capabilities, last_seen = excluded.last_seen \
-                     RETURNING {WORKER_COLS}"
-                ),
-                &[&w.name, &caps, &now_rfc3339()],
-            )
-            .await
-            .map_err(pg("registering a worker"))?;
-        worker_row(&row)
-    }
-
-    pub(super) async fn touch_worker_db(&self, name: &str) -> StoreResult<()> {
-        self.client()
-            .await?
-            .execute(
-                "UPDATE workers SET last_seen = $2 WHERE name = $1",
-                &[&name, &now_rfc3339()],
-            )
-            .await
-            .map_err(pg("recording a worker's heartbeat"))?;
-        Ok(())
-    }
-
-    pub(super) async fn workers_db(&self) -> StoreResult<Vec<WorkerInfo>> {
-        let rows = self
-            .client()
-            .await?
-            .query(
-                &format!("SELECT {WORKER_COLS} FROM workers ORDER BY name COLLATE \"C\""),
-                &[],
-            )
-            .await
-            .map_err(pg("listing workers"))?;
-        rows.iter().map(worker_row).collect()
-    }
-
-    pub(super) async fn drop_silent_workers_db(&self, cutoff: &str) -> StoreResult<Vec<String>> {
-        let rows = self
-            .client()
-            .await?
-            .query(
-                "DELETE FROM workers WHERE last_seen < $1 RETURNING name",
-                &[&cutoff],
-            )
-            .await
-            .map_err(pg("dropping silent workers"))?;
-        let mut names: Vec<String> = rows.iter().map(|r| r.get(0)).collect();
-        names.sort();
-        Ok(names)
     }
 }

@@ -3,15 +3,13 @@
 
 use super::sqlite::{db, token_row, SqliteStore};
 use super::*;
+use async_trait::async_trait;
 use osimager_events::now_rfc3339;
 use rusqlite::{params, params_from_iter, OptionalExtension};
 
-impl SqliteStore {
-    pub(super) async fn append_events_db(
-        &self,
-        id: JobId,
-        events: &[StoredEvent],
-    ) -> StoreResult<()> {
+#[async_trait]
+impl RecordStore for SqliteStore {
+    async fn append_events(&self, id: JobId, events: &[StoredEvent]) -> StoreResult<()> {
         if events.is_empty() {
             return Ok(());
         }
@@ -34,7 +32,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn events_db(
+    async fn events(
         &self,
         id: JobId,
         from: u64,
@@ -73,7 +71,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn put_artifact_db(&self, id: JobId, a: &Artifact) -> StoreResult<()> {
+    async fn put_artifact(&self, id: JobId, a: &Artifact) -> StoreResult<()> {
         let a = a.clone();
         self.with("recording an artifact", move |c| {
             c.execute(
@@ -86,7 +84,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn artifacts_db(&self, id: JobId) -> StoreResult<Vec<Artifact>> {
+    async fn artifacts(&self, id: JobId) -> StoreResult<Vec<Artifact>> {
         self.with("reading artifacts", move |c| {
             let mut st = c
                 .prepare_cached(
@@ -109,7 +107,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn put_screenshot_db(&self, id: JobId, s: &Screenshot) -> StoreResult<()> {
+    async fn put_screenshot(&self, id: JobId, s: &Screenshot) -> StoreResult<()> {
         let s = s.clone();
         self.with("recording a screenshot", move |c| {
             c.execute(
@@ -122,7 +120,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn screenshots_db(&self, id: JobId) -> StoreResult<Vec<Screenshot>> {
+    async fn screenshots(&self, id: JobId) -> StoreResult<Vec<Screenshot>> {
         self.with("reading screenshots", move |c| {
             let mut st = c
                 .prepare_cached(
@@ -146,7 +144,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn create_token_db(
+    async fn create_token_as(
         &self,
         name: &str,
         hash: &str,
@@ -181,7 +179,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn tokens_db(&self) -> StoreResult<Vec<TokenInfo>> {
+    async fn tokens(&self) -> StoreResult<Vec<TokenInfo>> {
         self.with("listing tokens", |c| {
             let mut st = c
                 .prepare("SELECT id, name, created_at, last_used, role FROM tokens ORDER BY name")
@@ -195,7 +193,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn revoke_token_db(&self, name_or_id: &str) -> StoreResult<()> {
+    async fn revoke_token(&self, name_or_id: &str) -> StoreResult<()> {
         let key = name_or_id.to_string();
         self.with("revoking a token", move |c| {
             let n = c
@@ -211,7 +209,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn check_token_db(&self, hash: &str) -> StoreResult<Option<TokenInfo>> {
+    async fn check_token(&self, hash: &str) -> StoreResult<Option<TokenInfo>> {
         let hash = hash.to_string();
         self.with("checking a token", move |c| {
             let found = c

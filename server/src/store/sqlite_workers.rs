@@ -3,6 +3,7 @@
 
 use super::sqlite::{db, get_job, SqliteStore};
 use super::*;
+use async_trait::async_trait;
 use osimager_events::now_rfc3339;
 use rusqlite::params;
 
@@ -58,8 +59,9 @@ fn worker_row(r: &rusqlite::Row) -> rusqlite::Result<WorkerInfo> {
     })
 }
 
-impl SqliteStore {
-    pub(super) async fn claim_for_db(&self, spec: &ClaimSpec) -> StoreResult<Option<Job>> {
+#[async_trait]
+impl WorkerStore for SqliteStore {
+    async fn claim_for(&self, spec: &ClaimSpec) -> StoreResult<Option<Job>> {
         let spec = spec.clone();
         self.with("claiming a job", move |c| {
             let tx = c.transaction().map_err(db("claiming a job"))?;
@@ -102,7 +104,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn heartbeat_db(&self, id: JobId, lease: u64) -> StoreResult<Job> {
+    async fn heartbeat(&self, id: JobId, lease: u64) -> StoreResult<Job> {
         self.with("recording a heartbeat", move |c| {
             let n = c
                 .execute(
@@ -120,12 +122,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn finish_leased_db(
-        &self,
-        id: JobId,
-        lease: u64,
-        end: JobEnd,
-    ) -> StoreResult<Job> {
+    async fn finish_leased(&self, id: JobId, lease: u64, end: JobEnd) -> StoreResult<Job> {
         if !end.state.is_final() {
             return Err(StoreError::Conflict(format!(
                 "finish job {id}: {} is not a final state",
@@ -162,11 +159,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn requeue_silent_db(
-        &self,
-        cutoff: &str,
-        max_claims: u64,
-    ) -> StoreResult<Vec<Job>> {
+    async fn requeue_silent(&self, cutoff: &str, max_claims: u64) -> StoreResult<Vec<Job>> {
         let cutoff = cutoff.to_string();
         let out = self
             .with("requeueing jobs of silent workers", move |c| {
@@ -225,7 +218,7 @@ impl SqliteStore {
         Ok(out)
     }
 
-    pub(super) async fn claims_db(&self, id: JobId) -> StoreResult<Vec<ClaimRecord>> {
+    async fn claims(&self, id: JobId) -> StoreResult<Vec<ClaimRecord>> {
         self.with("reading claims", move |c| {
             let mut st = c
                 .prepare_cached(
@@ -248,7 +241,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn put_worker_db(&self, w: &WorkerInfo) -> StoreResult<WorkerInfo> {
+    async fn put_worker(&self, w: &WorkerInfo) -> StoreResult<WorkerInfo> {
         let w = w.clone();
         let caps = serde_json::to_string(&w.capabilities)
             .map_err(|e| StoreError::Db(format!("encoding capabilities: {e}")))?;
@@ -271,7 +264,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn touch_worker_db(&self, name: &str) -> StoreResult<()> {
+    async fn touch_worker(&self, name: &str) -> StoreResult<()> {
         let name = name.to_string();
         self.with("recording a worker's heartbeat", move |c| {
             c.execute(
@@ -284,7 +277,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn workers_db(&self) -> StoreResult<Vec<WorkerInfo>> {
+    async fn workers(&self) -> StoreResult<Vec<WorkerInfo>> {
         self.with("listing workers", |c| {
             let mut st = c
                 .prepare(
@@ -300,7 +293,7 @@ impl SqliteStore {
         .await
     }
 
-    pub(super) async fn drop_silent_workers_db(&self, cutoff: &str) -> StoreResult<Vec<String>> {
+    async fn drop_silent_workers(&self, cutoff: &str) -> StoreResult<Vec<String>> {
         let cutoff = cutoff.to_string();
         self.with("dropping silent workers", move |c| {
             let names: Vec<String> = {

@@ -90,6 +90,12 @@ pub enum NativeError {
         crate::comm::fmt_duration(*timeout)
     )]
     ShutdownTimeout { timeout: Duration },
+    #[error(
+        "the VM stopped while {during}: {why}. Was it killed, did it crash, or did the guest \
+         power off? The log of the hypervisor and the serial console are in the diagnostics \
+         directory"
+    )]
+    VmExited { during: &'static str, why: String },
     #[error("exporting the disk image")]
     Export(#[source] DriverError),
     #[error("{what} {}", path.display())]
@@ -125,8 +131,14 @@ impl NativeError {
             }
             HttpServer(HttpError::Directory { .. }) => ErrorKind::BadInput,
             Iso(_) | Manifest { .. } | OutputAppeared { .. } => ErrorKind::BadInput,
-            HostAddress(_) | CreateVm(_) | StartVm(_) | TypeKeys(_) | RequestShutdown(_)
-            | WaitStopped(_) | Export(_) => ErrorKind::Hypervisor,
+            HostAddress(_)
+            | CreateVm(_)
+            | StartVm(_)
+            | TypeKeys(_)
+            | RequestShutdown(_)
+            | WaitStopped(_)
+            | Export(_)
+            | VmExited { .. } => ErrorKind::Hypervisor,
             WaitForSsh(CommError::AuthRejected { .. } | CommError::Config { .. })
             | WaitForSsh(CommError::Key { .. }) => ErrorKind::Configuration,
             SshAddress(_) | WaitForSsh(_) | ShutdownCommand(_) | ShutdownTimeout { .. } => {

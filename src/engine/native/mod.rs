@@ -149,7 +149,18 @@ async fn steps(
             }
             r.step(
                 "provision",
-                provision::run(r, b, &s, &temp, &http, &session, addr),
+                provision::run(
+                    r,
+                    b,
+                    &s,
+                    &temp,
+                    &http,
+                    provision::Guest {
+                        vm: &vm,
+                        session: &session,
+                        addr,
+                    },
+                ),
             )
             .await?;
             Some(session)

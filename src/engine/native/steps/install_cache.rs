@@ -10,7 +10,7 @@ use crate::engine::native::runner::Runner;
 use crate::engine::native::{NativeError, Settings};
 use crate::engine::Build;
 use crate::install_cache::key::{self, KeyContext};
-use crate::install_cache::{CacheMode, KeyInputs, Lease, Store, DEFAULT_MAX_SIZE};
+use crate::install_cache::{CacheError, CacheMode, KeyInputs, Lease, Store, DEFAULT_MAX_SIZE};
 use async_trait::async_trait;
 use osimager_drivers::bootcmd::{render, Fields};
 use osimager_drivers::DiskState;
@@ -208,6 +208,9 @@ pub(crate) async fn run(
                 }
             }
             Ok(None) => {}
+            Err(e @ CacheError::Damaged { .. }) => {
+                r.events.warn(format!("{e}: installing from the media"));
+            }
             Err(e) => {
                 r.events.warn(format!("install cache not used: {e}"));
                 return Ok(Cache::Off);

@@ -2,6 +2,7 @@
 //! engine's SSH session; their output goes to the event stream line by line.
 
 use super::wait_for_ssh::SharedSession;
+use crate::engine::native::resources::Vm;
 use crate::engine::native::runner::Runner;
 use crate::engine::native::{NativeError, Settings};
 use crate::engine::Build;
@@ -11,15 +12,27 @@ use osimager_events::LogSource;
 use std::path::Path;
 use std::sync::Arc;
 
+/// The running guest the provisioners work on: the VM (watched: a VM that dies stops the
+/// step), the engine's SSH session and the address it reached.
+pub(crate) struct Guest<'a> {
+    pub vm: &'a Vm,
+    pub session: &'a SharedSession,
+    pub addr: (String, u16),
+}
+
 pub(crate) async fn run(
     r: &Runner,
     b: &Build,
     s: &Settings,
     temp: &Path,
     http: &Option<HttpEndpoint>,
-    session: &SharedSession,
-    (host, port): (String, u16),
+    guest: Guest<'_>,
 ) -> Result<(), NativeError> {
+    let Guest {
+        vm,
+        session,
+        addr: (host, port),
+    } = guest;
     if b.plan.provisioners.is_empty() || b.options.skip {
         r.skip("no provisioners");
         return Ok(());
@@ -47,7 +60,17 @@ pub(crate) async fn run(
     ctx.on_output = Some(Arc::new(move |line: &str| {
         events.log_from(LogSource::Provisioner, line)
     }));
-    let result = crate::provision::run_all(&b.plan.provisioners, &ctx).await;
+    // A VM that is gone fails the step at once (its provisioner is stopped), whatever the
+    // provisioner was doing.
+    let result = tokio::select! {
+        res = crate::provision::run_all(&b.plan.provisioners, &ctx) => {
+            res.map_err(NativeError::Provision)
+        }
+        why = super::wait_for_ssh::vm_gone(vm) => Err(NativeError::VmExited {
+            during: "provisioning",
+            why,
+        }),
+    };
     *session.lock().await = ctx.into_session();
-    result.map_err(NativeError::Provision)
+    result
 }

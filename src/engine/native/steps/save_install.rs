@@ -105,6 +105,7 @@ pub(crate) async fn run(
             .map(|(role, p)| (role.clone(), file_name(role, p)))
             .collect(),
         inputs: miss.inputs.clone(),
+        stamps: Default::default(),
     };
     let store = miss.store.clone();
     let replace = miss.replace;

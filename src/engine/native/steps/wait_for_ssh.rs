@@ -38,14 +38,22 @@ pub(crate) async fn run(
     ));
     let events = r.events.clone();
     let note = move |m: &str| events.log(m);
-    let session = super::waiting(
+    let label = format!("waiting for SSH on {host}:{port}");
+    let ready = super::waiting(
         r,
-        &format!("waiting for SSH on {host}:{port}"),
+        &label,
         Some(cfg.timeout),
         crate::comm::wait_ready_observed(&host, port, cfg, &note),
-    )
-    .await
-    .map_err(NativeError::WaitForSsh)?;
+    );
+    // A VM that is gone (killed, crashed, powered off) will never answer: fail now, not at
+    // ssh_timeout.
+    let session = tokio::select! {
+        s = ready => s.map_err(NativeError::WaitForSsh)?,
+        why = vm_gone(vm) => return Err(NativeError::VmExited {
+            during: "waiting for SSH",
+            why,
+        }),
+    };
     let shared: SharedSession = Arc::new(tokio::sync::Mutex::new(Some(session)));
     r.register(Arc::new(Ssh {
         session: shared.clone(),
@@ -53,4 +61,18 @@ pub(crate) async fn run(
     }));
     r.events.log(format!("connected to {host}:{port}"));
     Ok((shared, (host, port)))
+}
+
+/// Resolves when the driver reports that the VM's process ended (polled once a second, without
+/// waiting for the VM lock another step may hold).
+pub(crate) async fn vm_gone(vm: &Vm) -> String {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Ok(mut d) = vm.try_lock() {
+            if let Some(why) = d.exited() {
+                return why;
+            }
+        }
+    }
 }
