@@ -9,6 +9,8 @@
 #                              processes (tests/parallel_builds.rs; docs/RELIABILITY.md section 2)
 #   OSIMAGER_E2E_CANARY=1 scripts/test.sh   also the secret canary's real native build
 #                              (tests/secret_canary.rs; docs/RELIABILITY.md section 5)
+#   OSIMAGER_E2E_FAULTS=1 scripts/test.sh   also the fault matrix's real-QEMU cells (~4 min;
+#                              tests/fault_matrix/guest_cells.rs; docs/RELIABILITY.md section 1)
 # After the run it prints the differential and validator summaries and how many tests passed,
 # failed, were skipped (and why) or are not run by design (scripts/test-summary.sh). In CI
 # (CI=true, or OSIMAGER_E2E=1, the default here) a skipped test fails the run.
@@ -60,7 +62,8 @@ if [ "${OSIMAGER_E2E_DEBIAN:-0}" != "0" ] && [ "$cargo_status" -eq 0 ]; then
 fi
 # the other opt-in (#[ignore]d) guest suites of issue 15, each under the machine's guest lock
 for opt in "PARALLEL parallel_builds builds_from_separate_processes_share_nothing_but_the_caches" \
-  "CANARY secret_canary native_build_with_the_canary"; do
+  "CANARY secret_canary native_build_with_the_canary" \
+  "FAULTS fault_matrix guest_cells::guest_fault_cells"; do
   set -- $opt
   flag="OSIMAGER_E2E_$1"
   if [ "${!flag:-0}" != "0" ] && [ "$cargo_status" -eq 0 ]; then
