@@ -3,7 +3,7 @@
 
 use super::common;
 use osimager_server::auth::{hash_token, new_token};
-use osimager_server::store::{JobStore, RecordStore};
+use osimager_server::store::RecordStore;
 use serde_json::{json, Value};
 
 /// A worker token opens only the worker routes, and only for that worker's own jobs under
