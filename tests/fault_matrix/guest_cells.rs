@@ -13,34 +13,14 @@
 //! install. The cells run in order; each is reported (survived or not, with its time) in
 //! `<reports>/fault-matrix-guest.txt` and a failing cell fails the test after the others ran.
 
-use crate::harness::{assert_clean, assert_complete, qemu_builder, Ended, Scratch, Spec, OURS};
-use crate::support::process::{eventually, processes_mentioning};
+use crate::harness::{
+    assert_clean, assert_complete, kill_vm_process, qemu_builder, Ended, Scratch, Spec,
+};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(1200);
-
-/// SIGKILL the QEMU of the build in `s`.
-fn kill_qemu(s: &Scratch) {
-    let dir = s.path().display().to_string();
-    let mut found = Vec::new();
-    assert!(
-        eventually(Duration::from_secs(30), || {
-            found = processes_mentioning(&dir, OURS)
-                .into_iter()
-                .filter(|p| p.contains("qemu-system"))
-                .collect();
-            !found.is_empty()
-        }),
-        "QEMU should be running"
-    );
-    for p in &found {
-        let pid: i32 = p.split(':').next().unwrap().parse().unwrap();
-        // SAFETY: kill(2) on the QEMU of this test's own build.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
-}
 
 struct Suite {
     s: Scratch,
@@ -215,7 +195,7 @@ fn qemu_killed_provisioning(x: &Suite) {
     let mut child = x.s.spawn(&spec);
     child.wait_line("==> provision", LIMIT);
     std::thread::sleep(Duration::from_secs(10));
-    kill_qemu(&x.s);
+    kill_vm_process(&x.s, "qemu-system");
     let t = Instant::now();
     let (code, _) = child.exit_and_output(Duration::from_secs(120));
     eprintln!("exited {:.1}s after the kill", t.elapsed().as_secs_f64());
@@ -289,7 +269,7 @@ fn qemu_killed_waiting_for_ssh(x: &Suite) {
     let mut child = s.spawn(&spec);
     child.wait_line("==> wait for ssh", Duration::from_secs(120));
     std::thread::sleep(Duration::from_secs(3));
-    kill_qemu(s);
+    kill_vm_process(s, "qemu-system");
     let t = Instant::now();
     let (code, _) = child.exit_and_output(Duration::from_secs(120));
     eprintln!("exited {:.1}s after the kill", t.elapsed().as_secs_f64());

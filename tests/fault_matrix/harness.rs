@@ -300,6 +300,28 @@ impl Ended {
 
 /// Nothing left after a failed build: no temp dir, no process naming the scratch dir, no
 /// build state file, the output directory absent and no staging directory beside it.
+/// SIGKILL the VM process of the build in `s`: the process of this build whose command line
+/// contains `marker` (`qemu-system` for real QEMU, `fake-vm` for the FAKE driver's stand-in).
+pub fn kill_vm_process(s: &Scratch, marker: &str) {
+    let dir = s.path().display().to_string();
+    let mut found = Vec::new();
+    assert!(
+        support::process::eventually(Duration::from_secs(30), || {
+            found = support::process::processes_mentioning(&dir, OURS)
+                .into_iter()
+                .filter(|p| p.contains(marker))
+                .collect();
+            !found.is_empty()
+        }),
+        "the VM process ({marker}) should be running"
+    );
+    for p in &found {
+        let pid: i32 = p.split(':').next().unwrap().parse().unwrap();
+        // SAFETY: kill(2) on a process of this test's own build.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+    }
+}
+
 pub fn assert_clean(s: &Scratch, out: &Path, what: &str) {
     assert_nothing_left(s.path(), &[out], OURS, what);
     let state = entries(&s.path().join("state/osimager/builds"));

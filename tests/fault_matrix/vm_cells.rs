@@ -4,32 +4,11 @@
 //! stopped, stop the provisioner (with its children) and clean up. The same cells with real
 //! QEMU are in guest_cells.rs.
 
-use crate::harness::{assert_clean, fake_builder, FakeKnobs, Scratch, Spec, OURS};
+use crate::harness::{assert_clean, fake_builder, kill_vm_process, FakeKnobs, Scratch, Spec, OURS};
 use crate::ssh_common::{prepare, Sshd};
 use crate::support::process::{eventually, processes_mentioning};
 use serde_json::json;
 use std::time::{Duration, Instant};
-
-/// SIGKILL the FAKE VM process of the build in `s` (its command line names `fake-vm`).
-fn kill_the_vm(s: &Scratch) {
-    let dir = s.path().display().to_string();
-    let mut vm = Vec::new();
-    assert!(
-        eventually(Duration::from_secs(30), || {
-            vm = processes_mentioning(&dir, OURS)
-                .into_iter()
-                .filter(|p| p.contains("fake-vm"))
-                .collect();
-            !vm.is_empty()
-        }),
-        "the fake VM process should run"
-    );
-    for p in &vm {
-        let pid: i32 = p.split(':').next().unwrap().parse().unwrap();
-        // SAFETY: kill(2) on a process of this test's own build.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-    }
-}
 
 #[test]
 fn vm_killed_while_waiting_for_ssh_fails_at_once() {
@@ -53,7 +32,7 @@ fn vm_killed_while_waiting_for_ssh_fails_at_once() {
     let mut child = s.spawn(&spec);
     child.wait_line("==> wait for ssh", Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(1));
-    kill_the_vm(&s);
+    kill_vm_process(&s, "fake-vm");
     let t = Instant::now();
     let (code, _) = child.exit_and_output(Duration::from_secs(60));
     eprintln!("exited {:.1}s after the kill", t.elapsed().as_secs_f64());
@@ -113,7 +92,7 @@ fn vm_killed_while_provisioning_stops_the_provisioner() {
         }),
         "the provisioner's command runs"
     );
-    kill_the_vm(&s);
+    kill_vm_process(&s, "fake-vm");
     let (code, _) = child.exit_and_output(Duration::from_secs(60));
     let text = child.seen.join("\n");
     assert_eq!(code, 1, "{text}");
