@@ -12,7 +12,7 @@
 //! Only random values are normalised (build ids, crypt salts, generated MACs); both tools get
 //! the same temp directory, so temp paths compare literally. Refusals on both sides compare by
 //! what was refused. Every other difference must be one of the deviations listed in
-//! `oracle_common::compare::DEVIATIONS` (docs/COMPAT.md), asserted exactly as documented there.
+//! `oracle_common::deviations::DEVIATIONS` (docs/COMPAT.md), asserted exactly as documented there.
 //! The per-platform summary goes to `<target>/test-reports/oracle-diff.txt`, which
 //! scripts/test.sh prints.
 
@@ -20,7 +20,8 @@ mod oracle_common;
 mod support;
 
 use oracle_common::cli::{compare_cli, oracle_cli, our_cli, CliCase};
-use oracle_common::compare::{compare_library, Outcome, Summary, DEVIATIONS};
+use oracle_common::compare::{compare_library, Outcome, Summary};
+use oracle_common::deviations::DEVIATIONS;
 use oracle_common::*;
 use std::collections::BTreeSet;
 use std::time::Instant;

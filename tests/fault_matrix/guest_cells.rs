@@ -196,18 +196,12 @@ fn qemu_killed_provisioning(x: &Suite) {
     child.wait_line("==> provision", LIMIT);
     std::thread::sleep(Duration::from_secs(10));
     kill_vm_process(&x.s, "qemu-system");
-    let t = Instant::now();
-    let (code, _) = child.exit_and_output(Duration::from_secs(120));
-    eprintln!("exited {:.1}s after the kill", t.elapsed().as_secs_f64());
-    let text = child.seen.join("\n");
-    assert_eq!(code, 1, "{text}");
-    let err = text.lines().find(|l| l.starts_with("BUILD-ERROR")).unwrap();
-    assert!(err.contains("build failed in step \"provision\""), "{err}");
-    assert!(
-        err.contains("the VM stopped while provisioning: QEMU exited"),
-        "{err}"
+    let ended = Ended::wait(child, Duration::from_secs(120));
+    eprintln!("exited {:.1}s after the kill", ended.secs);
+    ended.assert_failed(
+        "provision",
+        &["the VM stopped while provisioning: QEMU exited", "SIGKILL"],
     );
-    assert!(err.contains("SIGKILL"), "{err}");
     assert_clean(&x.s, &out, "QEMU killed while provisioning");
 }
 
@@ -270,19 +264,11 @@ fn qemu_killed_waiting_for_ssh(x: &Suite) {
     child.wait_line("==> wait for ssh", Duration::from_secs(120));
     std::thread::sleep(Duration::from_secs(3));
     kill_vm_process(s, "qemu-system");
-    let t = Instant::now();
-    let (code, _) = child.exit_and_output(Duration::from_secs(120));
-    eprintln!("exited {:.1}s after the kill", t.elapsed().as_secs_f64());
-    let text = child.seen.join("\n");
-    assert_eq!(code, 1, "{text}");
-    let err = text.lines().find(|l| l.starts_with("BUILD-ERROR")).unwrap();
-    assert!(
-        err.contains("build failed in step \"wait for ssh\""),
-        "{err}"
-    );
-    assert!(
-        err.contains("the VM stopped while waiting for SSH: QEMU exited"),
-        "{err}"
+    let ended = Ended::wait(child, Duration::from_secs(120));
+    eprintln!("exited {:.1}s after the kill", ended.secs);
+    ended.assert_failed(
+        "wait for ssh",
+        &["the VM stopped while waiting for SSH: QEMU exited"],
     );
     assert_clean(s, &out, "QEMU killed while waiting for SSH");
 }

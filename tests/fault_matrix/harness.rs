@@ -263,8 +263,14 @@ impl Scratch {
 
     /// Build `spec` in a child and wait (at most `limit`) for it to exit.
     pub fn run(&self, spec: &Spec, limit: Duration) -> Ended {
+        Ended::wait(self.spawn(spec), limit)
+    }
+}
+
+impl Ended {
+    /// Wait (at most `limit`) for `child` to exit; `secs` counts from now.
+    pub fn wait(mut child: Spawned, limit: Duration) -> Ended {
         let t = Instant::now();
-        let mut child = self.spawn(spec);
         let (code, _) = child.exit_and_output(limit);
         Ended {
             code,
@@ -272,9 +278,7 @@ impl Scratch {
             secs: t.elapsed().as_secs_f64(),
         }
     }
-}
 
-impl Ended {
     /// The build failed in `step` with exit status 1, saying each of `needles`.
     pub fn assert_failed(&self, step: &str, needles: &[&str]) {
         assert_eq!(self.code, 1, "exit status\n{}", self.text);

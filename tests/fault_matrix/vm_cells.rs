@@ -4,11 +4,13 @@
 //! stopped, stop the provisioner (with its children) and clean up. The same cells with real
 //! QEMU are in guest_cells.rs.
 
-use crate::harness::{assert_clean, fake_builder, kill_vm_process, FakeKnobs, Scratch, Spec, OURS};
+use crate::harness::{
+    assert_clean, fake_builder, kill_vm_process, Ended, FakeKnobs, Scratch, Spec, OURS,
+};
 use crate::ssh_common::{prepare, Sshd};
 use crate::support::process::{eventually, processes_mentioning};
 use serde_json::json;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 #[test]
 fn vm_killed_while_waiting_for_ssh_fails_at_once() {
@@ -33,22 +35,16 @@ fn vm_killed_while_waiting_for_ssh_fails_at_once() {
     child.wait_line("==> wait for ssh", Duration::from_secs(60));
     std::thread::sleep(Duration::from_secs(1));
     kill_vm_process(&s, "fake-vm");
-    let t = Instant::now();
-    let (code, _) = child.exit_and_output(Duration::from_secs(60));
-    eprintln!("exited {:.1}s after the kill", t.elapsed().as_secs_f64());
-    let text = child.seen.join("\n");
-    assert_eq!(code, 1, "{text}");
-    let err = text.lines().find(|l| l.starts_with("BUILD-ERROR")).unwrap();
-    assert!(
-        err.contains("build failed in step \"wait for ssh\""),
-        "{err}"
+    let ended = Ended::wait(child, Duration::from_secs(60));
+    eprintln!("exited {:.1}s after the kill", ended.secs);
+    ended.assert_failed(
+        "wait for ssh",
+        &[
+            "the VM stopped while waiting for SSH: the fake VM process exited",
+            "SIGKILL",
+        ],
     );
-    assert!(
-        err.contains("the VM stopped while waiting for SSH: the fake VM process exited"),
-        "{err}"
-    );
-    assert!(err.contains("SIGKILL"), "{err}");
-    assert!(!text.contains("fault-secret-pw"), "secret leaked");
+    assert!(!ended.text.contains("fault-secret-pw"), "secret leaked");
     assert_clean(&s, &s.out(), "VM killed while waiting for SSH");
 }
 
@@ -93,11 +89,7 @@ fn vm_killed_while_provisioning_stops_the_provisioner() {
         "the provisioner's command runs"
     );
     kill_vm_process(&s, "fake-vm");
-    let (code, _) = child.exit_and_output(Duration::from_secs(60));
-    let text = child.seen.join("\n");
-    assert_eq!(code, 1, "{text}");
-    let err = text.lines().find(|l| l.starts_with("BUILD-ERROR")).unwrap();
-    assert!(err.contains("build failed in step \"provision\""), "{err}");
-    assert!(err.contains("the VM stopped while provisioning"), "{err}");
+    let ended = Ended::wait(child, Duration::from_secs(60));
+    ended.assert_failed("provision", &["the VM stopped while provisioning"]);
     assert_clean(&s, &s.out(), "VM killed while provisioning");
 }

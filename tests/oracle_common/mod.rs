@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod compare;
+pub mod deviations;
 
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
