@@ -124,6 +124,7 @@ pub fn prepare_with_config(
                 defines: req.defines.clone(),
                 fqdn: req.fqdn.clone(),
                 temp_dir: temp.clone(),
+                temp_dir_named_only: false,
                 skip: req.options.skip,
                 build_id: None,
                 // A build does not go on with "" for a secret that does not exist.

@@ -158,3 +158,61 @@ fn osimager_commands_and_errors() {
     let (out, _) = run(&["list", "--latest", "rhel"]);
     assert!(out.starts_with("Latest specs:\n  rhel-latest-"), "{out}");
 }
+
+/// `dump`/`defs` write nothing to the build's temp dir: without `-m` they name a fresh one
+/// (`$TMPDIR/tmpXXXXXX`, as a build would get) and create nothing; with `-m DIR` the dir is
+/// created and named, as before.
+#[test]
+fn dump_names_a_temp_dir_without_creating_it() {
+    let (sc, data) = setup("cli-dump-tmp");
+    let bin = env!("CARGO_BIN_EXE_osimager");
+    let tmpdir = sc.root.join("tmpdir");
+    std::fs::create_dir_all(&tmpdir).unwrap();
+    let run = |args: &[&str]| {
+        let mut cmd = sc.command(std::path::Path::new(bin));
+        cmd.env("TMPDIR", &tmpdir)
+            .args(["--data-dir", data.as_str()])
+            .args(["config", "set", "credential_source=config"]);
+        assert!(cmd.output().unwrap().status.success());
+        let mut cmd = sc.command(std::path::Path::new(bin));
+        let o = cmd
+            .env("TMPDIR", &tmpdir)
+            .args(["--data-dir", data.as_str()])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{:?}", text(&o));
+        text(&o).0
+    };
+    let target = ["qemu/lab/rhel-9.4-x86_64", "h", "10.1.0.5"];
+    let out = run(&[&["dump"][..], &target[..]].concat());
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let cd = v["builders"][0]["cd_files"].as_str().unwrap().to_string();
+    let named = std::path::Path::new(&cd).parent().unwrap();
+    let leaf = named.file_name().unwrap().to_string_lossy().into_owned();
+    assert_eq!(named.parent().unwrap(), tmpdir, "{cd}");
+    assert!(
+        leaf.len() == 9
+            && leaf.starts_with("tmp")
+            && leaf[3..].chars().all(|c| c.is_ascii_alphanumeric()),
+        "{cd}"
+    );
+    assert!(!named.exists(), "{cd}");
+    assert_eq!(std::fs::read_dir(&tmpdir).unwrap().count(), 0);
+    // Two runs name two dirs.
+    let again = run(&[&["dump"][..], &target[..]].concat());
+    assert_ne!(out, again);
+    // defs as well.
+    let defs = run(&[&["defs"][..], &target[..]].concat());
+    assert!(
+        defs.contains(&tmpdir.to_string_lossy().into_owned()),
+        "{defs}"
+    );
+    assert_eq!(std::fs::read_dir(&tmpdir).unwrap().count(), 0);
+    // -m DIR: created and named.
+    let m = sc.root.join("m/build");
+    let m_str = m.to_string_lossy().into_owned();
+    let out = run(&[&["dump", "-m", m_str.as_str()][..], &target[..]].concat());
+    assert!(m.is_dir());
+    assert!(out.contains(&format!("{m_str}/ks.cfg")), "{out}");
+}

@@ -147,16 +147,22 @@ pub(crate) fn request(t: &TargetArgs, temp: PathBuf) -> ResolveRequest {
         defines: t.defines.clone(),
         fqdn: t.fqdn.clone(),
         temp_dir: temp,
+        temp_dir_named_only: false,
         skip: t.skip,
         build_id: None,
         require_secrets: false,
     }
 }
 
+/// `defs`/`dump`: resolve only; the temp dir is named, not created (unless `-m DIR`).
 fn resolve_target(dd: &Option<PathBuf>, t: &TargetArgs) -> Result<(Resolved, TempDir)> {
     let cfg = load(dd, Vec::new(), t.local)?;
-    let tmp = TempDir::new(t.temp_dir.clone())?;
-    let r = resolve::resolve(&cfg, &request(t, tmp.path()))?;
+    let tmp = TempDir::named(t.temp_dir.clone());
+    let req = ResolveRequest {
+        temp_dir_named_only: tmp.named_only(),
+        ..request(t, tmp.path())
+    };
+    let r = resolve::resolve(&cfg, &req)?;
     Ok((r, tmp))
 }
 

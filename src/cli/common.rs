@@ -48,10 +48,13 @@ pub(crate) fn report(e: &anyhow::Error) {
     eprintln!("{}", crate::secret::redact(&msg));
 }
 
-/// A temp dir for one resolution: the user's (kept) or a fresh one (removed on drop).
+/// A temp dir for one resolution: the user's (kept), a fresh one (removed on drop), or only a
+/// fresh name (`dump`/`defs` write nothing there; creating and removing a directory would be a
+/// sizeable part of their time).
 pub(crate) enum TempDir {
     User(PathBuf),
     Fresh(tempfile::TempDir),
+    Named(PathBuf),
 }
 
 impl TempDir {
@@ -66,16 +69,32 @@ impl TempDir {
             ),
         })
     }
+    /// The user's dir, else a name shaped like a fresh one's (`$TMPDIR/tmpXXXXXX`) that is not
+    /// created.
+    pub(crate) fn named(user: Option<PathBuf>) -> TempDir {
+        use rand::distributions::{Alphanumeric, DistString};
+        match user {
+            Some(p) => TempDir::User(p),
+            None => TempDir::Named(std::env::temp_dir().join(format!(
+                "tmp{}",
+                Alphanumeric.sample_string(&mut rand::thread_rng(), 6)
+            ))),
+        }
+    }
     pub(crate) fn path(&self) -> PathBuf {
         match self {
-            TempDir::User(p) => p.clone(),
+            TempDir::User(p) | TempDir::Named(p) => p.clone(),
             TempDir::Fresh(t) => t.path().to_path_buf(),
         }
+    }
+    /// Whether the dir is only named (resolve must not create it).
+    pub(crate) fn named_only(&self) -> bool {
+        matches!(self, TempDir::Named(_))
     }
     /// Keep a fresh dir on disk (returns its path).
     pub(crate) fn keep(self) -> PathBuf {
         match self {
-            TempDir::User(p) => p,
+            TempDir::User(p) | TempDir::Named(p) => p,
             TempDir::Fresh(t) => t.keep(),
         }
     }

@@ -110,7 +110,8 @@ pub fn read_text(path: &Path) -> Result<String, ConfigError> {
         ));
     }
     let file = std::fs::File::open(path).map_err(|e| ConfigError::io(path, e))?;
-    let mut bytes = Vec::new();
+    // Sized from the metadata: one read instead of a dozen growing ones.
+    let mut bytes = Vec::with_capacity(meta.len().min(MAX_DATA_FILE) as usize + 1);
     file.take(MAX_DATA_FILE + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| ConfigError::io(path, e))?;

@@ -228,6 +228,7 @@ pub fn resolve(cfg: &Config, t: &TargetRef) -> Result<ResolvedTarget, BackendErr
                     defines: t.defines.clone(),
                     fqdn: None,
                     temp_dir: tmp.path().to_path_buf(),
+                    temp_dir_named_only: false,
                     skip: false,
                     build_id: None,
                     // As `osimager defs`: a missing secret is a warning here, an error in a build.

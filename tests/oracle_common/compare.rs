@@ -220,6 +220,7 @@ fn ours(cfg: &osimager::config::Config, case: &Case, files_dir: &Path) -> Result
         defines: case.defines.clone().into_iter().collect(),
         fqdn: None,
         temp_dir: PathBuf::from(&case.temp),
+        temp_dir_named_only: false,
         skip: false,
         build_id: None,
         require_secrets: false,

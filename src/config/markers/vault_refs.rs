@@ -11,11 +11,16 @@ pub fn resolve_packer_vault_refs(value: &Value, env: &dyn MarkerEnv) -> Result<V
     vault_refs_at(value, env, "")
 }
 
-fn vault_refs_at(value: &Value, env: &dyn MarkerEnv, path: &str) -> Result<Value, MarkerError> {
+/// The reference pattern, compiled on first use: most builds have no reference, and compiling
+/// it (Unicode classes) costs a fair share of a `dump`.
+fn vault_ref_re() -> &'static regex::Regex {
     static RE: std::sync::OnceLock<regex::Regex> = std::sync::OnceLock::new();
-    let re = RE.get_or_init(|| {
+    RE.get_or_init(|| {
         regex::Regex::new(r"\{\{vault\s+`([^`]+)`\s+`([^`]+)`\}\}").expect("valid regex")
-    });
+    })
+}
+
+fn vault_refs_at(value: &Value, env: &dyn MarkerEnv, path: &str) -> Result<Value, MarkerError> {
     match value {
         Value::Object(map) => {
             let mut out = Map::new();
@@ -30,7 +35,9 @@ fn vault_refs_at(value: &Value, env: &dyn MarkerEnv, path: &str) -> Result<Value
             .map(|(i, v)| vault_refs_at(v, env, &format!("{path}[{i}]")))
             .collect::<Result<Vec<_>, _>>()
             .map(Value::Array),
-        Value::String(s) if re.is_match(s) => {
+        // Every match contains `{{vault`: a string without it needs no regex.
+        Value::String(s) if s.contains("{{vault") && vault_ref_re().is_match(s) => {
+            let re = vault_ref_re();
             let mut out = String::new();
             let mut last = 0;
             for caps in re.captures_iter(s) {

@@ -10,7 +10,8 @@ use crate::config::pyjson::truthy;
 use crate::config::{settings, Config, ConfigError};
 use serde_json::{Map, Value};
 
-/// Fill the computed defs and variables; creates the request's temp directory.
+/// Fill the computed defs and variables; creates the request's temp directory (unless it is
+/// only named).
 pub(super) fn computed(
     cfg: &Config,
     req: &ResolveRequest,
@@ -29,7 +30,9 @@ pub(super) fn computed(
     if !st.defs.get("shutcmd").map(truthy).unwrap_or(true) {
         st.config.shift_remove("shutdown_command");
     }
-    std::fs::create_dir_all(&req.temp_dir).map_err(|e| ConfigError::io(&req.temp_dir, e))?;
+    if !req.temp_dir_named_only {
+        std::fs::create_dir_all(&req.temp_dir).map_err(|e| ConfigError::io(&req.temp_dir, e))?;
+    }
     let temp = path_str(&req.temp_dir);
     let spec_dir = t.entry.path.parent().map(path_str).unwrap_or_default();
     let build_id = req.build_id.clone().unwrap_or_else(random_build_id);

@@ -19,8 +19,11 @@ pub struct ResolveRequest {
     /// `-F FQDN`.
     pub fqdn: Option<String>,
     /// The build's temp directory (`temp_dir`/`tmpdir` defs; generated files go there). It is
-    /// created if missing.
+    /// created if missing, unless `temp_dir_named_only`.
     pub temp_dir: PathBuf,
+    /// Only name `temp_dir`, do not create it: for `dump`/`defs`, which write nothing there
+    /// (the path still appears in their output, as it would in a build's).
+    pub temp_dir_named_only: bool,
     /// `--skip`: no provisioners.
     pub skip: bool,
     /// `build_id` override (default: `packer-` + 12 random hex digits).
