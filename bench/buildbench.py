@@ -187,16 +187,19 @@ def _maybe(log, pattern):
 
 def native_phases(log, t0, t1):
     """Phases of a native build (full or cached rebuild). `to SSH` = installing and rebooting
-    (full) or booting the cached install (rebuild); `cache save` = the `save install` step
-    (sync in the guest, disk frozen; 0 without the install cache)."""
+    (full) or booting the cached install (rebuild); `guest sync` = the guest flushing its
+    caches for the install cache (`sync` over SSH), `cache save` = the rest of the `save install`
+    step (pausing, freezing the disks, writing the memory); both 0 without the install cache."""
     m = lambda p: _first(log, p)
     save = _maybe(log, r"^==> save install")
+    synced = _maybe(log, r"^install cache: the guest flushed its caches")
     prov = m(r"^==> provision")
     marks = [
         ("prepare", t0),
         ("boot+typing", m(r"^==> launch")),
         ("to SSH", m(r"^==> wait for ssh")),
-        ("cache save", save if save else prov),
+        ("guest sync", save if save else prov),
+        ("cache save", synced if synced else save if save else prov),
         ("provision", prov),
         ("shutdown", m(r"^==> shutdown")),
         ("export", m(r"^==> export")),

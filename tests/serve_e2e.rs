@@ -37,6 +37,7 @@ async fn from_the_web_ui_a_real_build_is_followed_downloaded_and_a_second_cancel
     let mut scan = Scan::new(&canary);
     let c = http();
     let name = format!("srvui{}", std::process::id());
+    let _outputs = support::VmOutputs(vec![name.clone(), format!("{name}c")]);
     let b = Browser::start("real").await;
     b.goto(&format!("{}/builds/new?target={TARGET}", s.root))
         .await;
@@ -195,6 +196,7 @@ async fn kill_9_during_a_real_build_then_restart() {
     let mut s = Serve::start(dir.path(), 0, &["--jobs", "1"]);
     let c = http();
     let name = format!("srvkill{}", std::process::id());
+    let _outputs = support::VmOutputs(vec![name.clone()]);
     let r = c
         .post(format!("{}/builds", s.base))
         .json(&serde_json::json!({"target": TARGET, "name": name, "force": true}))

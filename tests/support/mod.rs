@@ -155,6 +155,21 @@ pub fn media_cache() -> PathBuf {
         })
 }
 
+/// The output directories of test-OS builds named here (`vms/NAME` under [`media_cache`],
+/// where the hermetic location puts them, and `vms/NAME.build`, the build log a failed or
+/// interrupted build keeps), removed when this is dropped, however the test ends.
+pub struct VmOutputs(pub Vec<String>);
+
+impl Drop for VmOutputs {
+    fn drop(&mut self) {
+        let vms = media_cache().join("vms");
+        for n in &self.0 {
+            let _ = std::fs::remove_dir_all(vms.join(n));
+            let _ = std::fs::remove_dir_all(vms.join(format!("{n}.build")));
+        }
+    }
+}
+
 /// Guest builds of the test OS run with `OSIMAGER_E2E=1` (and need the media); otherwise the
 /// test is skipped through [`skip`]. Returns whether to run.
 pub fn e2e_enabled() -> bool {

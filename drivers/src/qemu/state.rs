@@ -86,6 +86,9 @@ async fn qemu_version(qmp: &crate::qmp::Qmp) -> Option<String> {
     ))
 }
 
+/// `max-bandwidth` (bytes/s) for writing the memory file: 64 GiB/s, i.e. no throttling.
+const UNTHROTTLED: u64 = 64 << 30;
+
 /// How long writing the memory file may take.
 const MIGRATE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
 
@@ -224,6 +227,16 @@ impl QemuDriver {
         self.work_files.push(stream.clone());
         self.work_files.push(meta.clone());
         let uri = format!("exec:cat > {}", super::args::sh_quote(&stream));
+        // QEMU throttles an outgoing migration to 128 MiB/s unless told otherwise (meant for
+        // a live migration sharing a network): a few hundred MiB of a just-installed guest's
+        // memory then take seconds while the VM is paused. The file takes what the host can
+        // write. A QEMU that refuses the parameter still saves, at its default rate.
+        let _ = qmp
+            .execute(
+                "migrate-set-parameters",
+                Some(json!({ "max-bandwidth": UNTHROTTLED })),
+            )
+            .await;
         let written = match qmp.execute("migrate", Some(json!({ "uri": uri }))).await {
             Ok(_) => migration_done(qmp).await,
             Err(e) => Err(e.to_string()),

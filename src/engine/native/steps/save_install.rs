@@ -56,8 +56,12 @@ pub(crate) async fn run(
             r.skip("install cache: no SSH session to flush the guest's caches; not cached");
             return Ok(());
         };
+        let started = std::time::Instant::now();
         match sess.exec_capture("sync").await {
-            Ok((st, _, _)) if st.success() => {}
+            Ok((st, _, _)) if st.success() => r.events.log(format!(
+                "install cache: the guest flushed its caches (`sync`, {:.2} s)",
+                started.elapsed().as_secs_f64()
+            )),
             Ok((st, _, err)) => {
                 r.events.warn(format!(
                     "install cache: `sync` in the guest failed ({}: {}); not cached",
