@@ -52,11 +52,14 @@ echo "target: $TARGET"
 "$BIN" --data-dir "$ORACLE_DATA" list > "$S/ours.list"
 "$VENV/bin/mkosimage" --list > "$S/theirs.list" 2>/dev/null || true
 cmp -s "$S/ours.list" "$S/theirs.list" && echo "list output identical" || echo "NOTE: list output differs (see tests/oracle_diff.rs)"
-# Both tools read the TOML location as they read the JSON one (same temp dir: same output).
+# Both tools read the TOML location as they read the JSON one (same temp dir: same output, but
+# for the config dir in install_dir). OSImager prints its warnings on stdout, osimager on stderr.
+mkdir -p "$S/m"
 for fmt in json toml; do
-  mkdir -p "$S/m"
-  XDG_CONFIG_HOME=$S/xdg-$fmt "$BIN" --data-dir "$ORACLE_DATA" dump -m "$S/m" "$TARGET" $NAME $IP > "$S/ours.$fmt" 2>/dev/null
-  XDG_CONFIG_HOME=$S/xdg-$fmt "$VENV/bin/mkosimage" -m "$S/m" -u "$TARGET" $NAME $IP > "$S/theirs.$fmt" 2>/dev/null || true
+  XDG_CONFIG_HOME=$S/xdg-$fmt "$BIN" --data-dir "$ORACLE_DATA" dump -m "$S/m" "$TARGET" $NAME $IP 2>/dev/null \
+    | sed "s#$S/xdg-$fmt/#$S/xdg/#" > "$S/ours.$fmt"
+  XDG_CONFIG_HOME=$S/xdg-$fmt "$VENV/bin/mkosimage" -m "$S/m" -u "$TARGET" $NAME $IP 2>/dev/null \
+    | grep -v '^warning: ' | sed "s#$S/xdg-$fmt/#$S/xdg/#" > "$S/theirs.$fmt" || true
 done
 cmp -s "$S/ours.json" "$S/ours.toml" && cmp -s "$S/theirs.json" "$S/theirs.toml" \
   && echo "dump output: the TOML location gives the JSON one's (both tools)" \
