@@ -129,11 +129,13 @@ sec=(f"## Configuration\n\nCommand: `bench/config.sh` (release build, `hyperfine
      "(exec, page faults, the dynamic loader relocating the position-independent binary: "
      "`osimager --version` alone took ~3 ms), a sixth checking the cached index (a `stat` per "
      "data file) and reading it, the rest resolving the one target (four data files parsed, "
-     "markers, secrets). Since the first figures: the binary is linked with packed relative "
-     "relocations (`build.rs`: `-z pack-relative-relocs`, the 1 MiB relocation table becomes 12 "
-     "KiB), `dump`/`defs` name their temp dir without creating and removing it (nothing is "
+     "markers, secrets). Since the first figures: `dump`/`defs` name their temp dir without "
+     "creating and removing it (nothing is "
      "written there; creating and removing a directory cost ~0.5 ms on this disk), and the "
-     "Packer `{{vault}}` pattern is compiled only when a value contains `{{vault`.\n\n")
+     "Packer `{{vault}}` pattern is compiled only when a value contains `{{vault`. The binary is "
+     "not linked with packed relative relocations (`-z pack-relative-relocs`, tried): it saved ~15 "
+     "of ~390 start-up page faults, and such a binary needs glibc 2.36 (`GLIBC_ABI_DT_RELR`) to "
+     "start, where it ran on 2.34 before.\n\n")
 if "## Configuration" in text:
     text=re.sub(r"## Configuration\n.*?(?=\n## |\Z)",sec.rstrip()+"\n",text,flags=re.S)
 else:
