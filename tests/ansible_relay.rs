@@ -120,24 +120,8 @@ async fn transfers(pipelining: bool, rounds: usize) {
         "ANSIBLE_PIPELINING".into(),
         if pipelining { "True" } else { "False" }.into(),
     );
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let l = lines.clone();
-    ctx.on_output = Some(Arc::new(move |s: &str| {
-        l.lock().unwrap().push(s.to_string())
-    }));
-    let provisioners = [json!({
-        "type": "ansible",
-        "playbook_file": "stress.yml",
-        "use_proxy": true,
-        "extra_arguments": ["-e", "ansible_python_interpreter=/usr/bin/python3"],
-    })];
-    run_all(&provisioners, &ctx).await.unwrap_or_else(|e| {
-        panic!(
-            "{e}\n{}\nsshd:\n{}",
-            lines.lock().unwrap().join("\n"),
-            sshd.log.lock().unwrap().join("\n")
-        )
-    });
+    let (result, out) = run_through_relay(&mut ctx, "stress.yml").await;
+    result.unwrap_or_else(|e| panic!("{e}\n{out}\nsshd:\n{}", sshd.log.lock().unwrap().join("\n")));
     for (path, want) in &expected {
         let got = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert!(
@@ -149,6 +133,28 @@ async fn transfers(pipelining: bool, rounds: usize) {
         );
     }
     check_dir_is_clean(g, expected.len());
+}
+
+/// Run `playbook` (in the context's work dir) through the relay; its result and the lines
+/// the run printed.
+async fn run_through_relay(
+    ctx: &mut ProvisionContext,
+    playbook: &str,
+) -> (Result<(), osimager::provision::ProvisionError>, String) {
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let l = lines.clone();
+    ctx.on_output = Some(Arc::new(move |s: &str| {
+        l.lock().unwrap().push(s.to_string())
+    }));
+    let provisioners = [json!({
+        "type": "ansible",
+        "playbook_file": playbook,
+        "use_proxy": true,
+        "extra_arguments": ["-e", "ansible_python_interpreter=/usr/bin/python3"],
+    })];
+    let result = run_all(&provisioners, ctx).await;
+    let out = lines.lock().unwrap().join("\n");
+    (result, out)
 }
 
 fn check_dir_is_clean(g: &Path, n: usize) {
@@ -331,19 +337,7 @@ exit $rc
     ] {
         ctx.env.insert(k.into(), v);
     }
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let l = lines.clone();
-    ctx.on_output = Some(Arc::new(move |s: &str| {
-        l.lock().unwrap().push(s.to_string())
-    }));
-    let provisioners = [json!({
-        "type": "ansible",
-        "playbook_file": "copy.yml",
-        "use_proxy": true,
-        "extra_arguments": ["-e", "ansible_python_interpreter=/usr/bin/python3"],
-    })];
-    let result = run_all(&provisioners, &ctx).await;
-    let out = lines.lock().unwrap().join("\n");
+    let (result, out) = run_through_relay(&mut ctx, "copy.yml").await;
     result.unwrap_or_else(|e| panic!("{e}\n{out}"));
     assert!(
         !out.contains("ssh_retry"),

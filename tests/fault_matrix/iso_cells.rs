@@ -142,6 +142,18 @@ fn checksum_mismatch_of_a_local_iso_keeps_the_users_file() {
     assert_clean(&s, &s.out(), "local ISO mismatch");
 }
 
+/// A fake-driver build of the ISO `srv` serves, with its right checksum.
+fn served_iso_spec(s: &Scratch, srv: &IsoServer, data: &[u8]) -> Spec {
+    Spec {
+        driver: "fake".into(),
+        builder: fake_builder(
+            &s.out(),
+            json!({"iso_url": srv.url, "iso_checksum": format!("sha256:{}", sha256_hex(data))}),
+        ),
+        ..Spec::default()
+    }
+}
+
 /// The server closes every connection after 64 KiB: the build retries (resuming) and then
 /// fails, keeping the partial download; the next build resumes it from where it stopped
 /// (a `Range` request) and completes.
@@ -151,14 +163,7 @@ fn a_download_cut_off_fails_the_build_and_the_next_build_resumes_it() {
     let data = payload(1 << 20);
     let srv = IsoServer::start(data.clone());
     srv.cut.store(64 << 10, Ordering::SeqCst);
-    let spec = Spec {
-        driver: "fake".into(),
-        builder: fake_builder(
-            &s.out(),
-            json!({"iso_url": srv.url, "iso_checksum": format!("sha256:{}", sha256_hex(&data))}),
-        ),
-        ..Spec::default()
-    };
+    let spec = served_iso_spec(&s, &srv, &data);
     let r = s.run(&spec, Duration::from_secs(120));
     r.assert_failed("iso", &[&srv.url, "check the address and network"]);
     assert_clean(&s, &s.out(), "download cut off");
@@ -207,14 +212,7 @@ fn a_corrupted_iso_in_the_cache_is_downloaded_again() {
     let s = Scratch::new("iso-corrupt");
     let data = payload(200_000);
     let srv = IsoServer::start(data.clone());
-    let spec = Spec {
-        driver: "fake".into(),
-        builder: fake_builder(
-            &s.out(),
-            json!({"iso_url": srv.url, "iso_checksum": format!("sha256:{}", sha256_hex(&data))}),
-        ),
-        ..Spec::default()
-    };
+    let spec = served_iso_spec(&s, &srv, &data);
     s.run(&spec, Duration::from_secs(120)).assert_ok();
     let iso = s.path().join("iso").join(
         iso_files(&s)
